@@ -1,0 +1,241 @@
+"""The `Augmenter` interface and the `Compose` chain.
+
+Augmenters transform a `~astro_cl.data.batch.TensorBatch` (data, mask,
+uncertainty carried together) on whatever device the batch lives on, drawing
+every random number from an explicit `torch.Generator`: the same seed gives the
+same views.
+"""
+
+from typing import ClassVar
+
+import numpy as np
+
+from astro_cl.base import Component
+from astro_cl.exceptions import ValidationError
+
+__all__ = ["Augmenter", "Compose", "make_generator"]
+
+
+def make_generator(seed=None, device="cpu"):
+    """Return a `torch.Generator` seeded from ``seed``.
+
+    Parameters
+    ----------
+    seed : int, `torch.Generator` or None
+        A generator is returned as is; None draws a fresh seed from the OS
+        (not reproducible: pass an int for reproducible views).
+    device : str or `torch.device`, optional
+        Device of a new generator.
+
+    Returns
+    -------
+    generator : `torch.Generator`
+    """
+    import torch
+
+    if isinstance(seed, torch.Generator):
+        return seed
+    gen = torch.Generator(device=device)
+    if seed is None:
+        seed = int(np.random.SeedSequence().generate_state(1, dtype=np.uint64)[0] >> 1)
+    gen.manual_seed(int(seed))
+    return gen
+
+
+class Augmenter(Component):
+    """Base class of batched, seeded data augmentations.
+
+    Subclasses implement `transform`; `__call__` validates the input and
+    output. Augmenters are stateless unless they override `fit`.
+    """
+
+    #: Whether the transform conserves the total flux of each channel.
+    conserves_flux: ClassVar[bool] = False
+
+    def fit(self, batch=None):
+        """Learn nothing (most augmenters are stateless) and return ``self``.
+
+        Parameters
+        ----------
+        batch : `~astro_cl.data.batch.TensorBatch`, optional
+            Example data.
+
+        Returns
+        -------
+        self : `Augmenter`
+        """
+        return self
+
+    def transform(self, batch, generator):
+        """Return the augmented batch.
+
+        Parameters
+        ----------
+        batch : `~astro_cl.data.batch.TensorBatch`
+            Input batch; not modified in place.
+        generator : `torch.Generator`
+            Source of every random number.
+
+        Returns
+        -------
+        batch : `~astro_cl.data.batch.TensorBatch`
+        """
+        raise NotImplementedError
+
+    def __call__(self, batch, *, generator=None, seed=None):
+        """Augment a batch.
+
+        Parameters
+        ----------
+        batch : `~astro_cl.data.batch.TensorBatch`
+        generator : `torch.Generator`, optional
+            Source of random numbers (takes precedence over ``seed``).
+        seed : int, optional
+            Seed for a new generator.
+
+        Returns
+        -------
+        batch : `~astro_cl.data.batch.TensorBatch`
+        """
+        from astro_cl.data.batch import TensorBatch
+
+        if not isinstance(batch, TensorBatch):
+            msg = f"{type(self).__name__}: expected a TensorBatch, got {type(batch).__name__}"
+            raise ValidationError(msg)
+        gen = generator if generator is not None else make_generator(seed, batch.device)
+        out = self.transform(batch, gen)
+        if not isinstance(out, TensorBatch):
+            msg = f"{type(self).__name__}.transform must return a TensorBatch"
+            raise ValidationError(msg)
+        return out
+
+    def apply(self, image, *, seed=None):
+        """Augment one `~astropy.nddata.NDData` image, for inspection and plots.
+
+        Parameters
+        ----------
+        image : `~astropy.nddata.NDData`
+            2-D ``(H, W)`` or 3-D ``(C, H, W)`` data.
+        seed : int, optional
+            Random seed.
+
+        Returns
+        -------
+        augmented : `~astropy.nddata.NDData`
+            Same unit, WCS (of the input grid) and meta; mask and uncertainty
+            carried through.
+        """
+        from astropy.nddata import NDData, StdDevUncertainty
+
+        from astro_cl.data.batch import TensorBatch
+        from astro_cl.data.record import uncertainty_as_std
+
+        data = np.asarray(image.data, dtype=np.float32)
+        squeeze = data.ndim == 2
+        data = data[None] if squeeze else data
+        mask = (np.zeros(data.shape, bool) if image.mask is None
+                else np.broadcast_to(np.asarray(image.mask, bool), data.shape))
+        std = uncertainty_as_std(image.uncertainty)
+        batch = TensorBatch.from_arrays(
+            np.where(mask, 0, data)[None], mask[None], ids=["0"],
+            uncertainty=None if std is None else np.reshape(std, data.shape)[None])
+        out = self(batch, seed=seed)
+        pick = (lambda t: t[0, 0]) if squeeze else (lambda t: t[0])
+        unc = None if out.uncertainty is None else StdDevUncertainty(pick(out.uncertainty).numpy())
+        return NDData(pick(out.data).numpy(), unit=image.unit,
+                      mask=pick(out.mask.expand_as(out.data)).numpy(),
+                      uncertainty=unc, wcs=image.wcs, meta=dict(image.meta))
+
+
+class Compose(Augmenter):
+    """Apply augmenters in order, each with its own probability.
+
+    Parameters
+    ----------
+    steps : sequence of `Augmenter` or (`Augmenter`, float)
+        The chain; a bare augmenter has probability 1. A step with
+        probability ``p`` is applied to each batch element independently with
+        probability ``p``.
+    """
+
+    name = "compose"
+    description = "Apply a chain of augmenters, each with a per-galaxy probability."
+
+    def __init__(self, *, steps=()):
+        self.steps = steps
+
+    def _normalised_steps(self):
+        out = []
+        for step in self.steps:
+            aug, p = (step if isinstance(step, tuple) else (step, 1.0))
+            if not isinstance(aug, Augmenter):
+                msg = f"Compose.steps: expected Augmenter instances, got {type(aug).__name__}"
+                raise ValidationError(msg)
+            if not 0.0 <= float(p) <= 1.0:
+                msg = (f"Compose.steps: probability of {type(aug).__name__} must be in [0, 1], "
+                       f"got {p}")
+                raise ValidationError(msg)
+            out.append((aug, float(p)))
+        return out
+
+    def transform(self, batch, generator):
+        """Apply each step in turn; see `Augmenter.transform`.
+
+        Parameters
+        ----------
+        batch : `~astro_cl.data.batch.TensorBatch`
+        generator : `torch.Generator`
+
+        Returns
+        -------
+        batch : `~astro_cl.data.batch.TensorBatch`
+        """
+        import torch
+
+        for aug, p in self._normalised_steps():
+            if p >= 1.0:
+                batch = aug(batch, generator=generator)
+                continue
+            chosen = torch.rand(len(batch), generator=generator,
+                                device=generator.device) < p
+            chosen = chosen.to(batch.device)
+            if not bool(chosen.any()):
+                continue
+            idx = torch.nonzero(chosen).flatten()
+            changed = aug(batch.index(idx.cpu()), generator=generator)
+            batch = _scatter(batch, changed, idx)
+        return batch
+
+    def two_views(self, batch, *, generator=None, seed=None):
+        """Return two independently augmented views of a batch.
+
+        Parameters
+        ----------
+        batch : `~astro_cl.data.batch.TensorBatch`
+        generator : `torch.Generator`, optional
+        seed : int, optional
+
+        Returns
+        -------
+        view1, view2 : `~astro_cl.data.batch.TensorBatch`
+        """
+        gen = generator if generator is not None else make_generator(seed, batch.device)
+        return self(batch, generator=gen), self(batch, generator=gen)
+
+
+def _scatter(batch, changed, idx):
+    """Put the rows of ``changed`` back into ``batch`` at ``idx`` (shapes must agree)."""
+    fields = {}
+    for name in ("data", "mask", "uncertainty", "targets", "target_mask", "star_mask"):
+        full, part = getattr(batch, name), getattr(changed, name)
+        if full is None or part is None:
+            continue
+        if full.shape[1:] != part.shape[1:]:
+            msg = (f"Compose: a step with probability < 1 changed the shape of {name} "
+                   f"from {tuple(full.shape[1:])} to {tuple(part.shape[1:])}; "
+                   "give shape-changing steps probability 1")
+            raise ValidationError(msg)
+        new = full.clone()
+        new[idx] = part.to(new.dtype)
+        fields[name] = new
+    return batch.replace(**fields)

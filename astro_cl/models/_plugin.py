@@ -1,0 +1,8 @@
+"""Built-in encoders, registered through the same hook as third-party ones."""
+
+from astro_cl.plugins.hookspecs import hookimpl
+
+
+@hookimpl
+def astro_cl_register_encoders(register):
+    """Register astro_cl's own encoders."""

@@ -1,0 +1,306 @@
+"""Convolutional backbones with masked global pooling (torch networks).
+
+`ConvBackbone` is the eCALIFA study's encoder: four blocks
+``Conv(k) -> ReLU -> MaxPool(2) -> BatchNorm`` with 64/128/256/512 channels and
+kernels 5/3/3/3, a global pooling and a dense head 512 -> 128 -> 64 with batch
+norm and dropout. `ResNetBackbone` swaps the four blocks for residual stages.
+
+Masked pixels (astropy convention: True = bad) carry no signal: they are set
+to zero at the input, the validity mask is max-pooled alongside the features
+(a cell is valid when any pixel under it is), features of invalid cells are
+zeroed after every block, and the global pooling only looks at valid cells.
+"""
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+__all__ = ["ConvBackbone", "DenseHead", "MaskedGlobalPool", "ResNetBackbone", "build_backbone",
+           "scale_width"]
+
+
+def scale_width(channels, width):
+    """Return ``channels`` scaled by a width multiplier (at least 1).
+
+    Parameters
+    ----------
+    channels : int
+    width : float
+
+    Returns
+    -------
+    scaled : int
+    """
+    return max(1, round(int(channels) * float(width)))
+
+
+def _prepare(x, mask):
+    """Zero masked inputs and return ``(x, valid)`` with ``valid`` of shape (B, 1, H, W)."""
+    if mask is None:
+        return x, torch.ones_like(x[:, :1])
+    mask = mask.to(torch.bool)
+    x = x.masked_fill(mask.expand_as(x), 0.0)
+    valid = (~mask.all(dim=1, keepdim=True)).to(x.dtype)
+    return x, valid
+
+
+class MaskedGlobalPool(nn.Module):
+    """Global max or mean pooling over valid cells only.
+
+    Parameters
+    ----------
+    mode : {"max", "mean"}
+        ``"max"`` as the eCALIFA study.
+    """
+
+    def __init__(self, mode="max"):
+        super().__init__()
+        if mode not in ("max", "mean"):
+            msg = f"pooling: expected 'max' or 'mean', got {mode!r}"
+            raise ValueError(msg)
+        self.mode = mode
+
+    def forward(self, feat, valid):
+        """Pool ``(B, C, h, w)`` features where ``valid`` ``(B, 1, h, w)`` is non-zero.
+
+        Parameters
+        ----------
+        feat : `torch.Tensor`
+        valid : `torch.Tensor`
+
+        Returns
+        -------
+        pooled : `torch.Tensor`
+            ``(B, C)``; zeros for a galaxy without any valid cell.
+        """
+        good = valid > 0
+        any_good = good.flatten(1).any(dim=1, keepdim=True)
+        if self.mode == "max":
+            low = torch.finfo(feat.dtype).min
+            pooled = feat.masked_fill(~good, low).amax(dim=(2, 3))
+        else:
+            w = good.to(feat.dtype)
+            pooled = (feat * w).sum(dim=(2, 3)) / w.sum(dim=(2, 3)).clamp_min(1.0)
+        return torch.where(any_good, pooled, torch.zeros_like(pooled))
+
+
+class DenseHead(nn.Module):
+    """Dense layers ``Linear -> BN -> ReLU -> Dropout`` ending in ``Linear -> BN``.
+
+    Parameters
+    ----------
+    in_features : int
+    hidden : sequence of int
+        Hidden widths (the study: 512, 128).
+    out_features : int
+        Output (embedding) size (the study: 64).
+    dropout : float
+        Dropout probability after each hidden layer.
+    """
+
+    def __init__(self, in_features, hidden=(512, 128), out_features=64, dropout=0.1):
+        super().__init__()
+        layers = []
+        width = in_features
+        for h in hidden:
+            layers += [nn.Linear(width, h), nn.BatchNorm1d(h), nn.ReLU(inplace=True),
+                       nn.Dropout(dropout)]
+            width = h
+        layers += [nn.Linear(width, out_features), nn.BatchNorm1d(out_features)]
+        self.layers = nn.Sequential(*layers)
+
+    def forward(self, x):
+        """Apply the head to ``(B, in_features)``.
+
+        Parameters
+        ----------
+        x : `torch.Tensor`
+
+        Returns
+        -------
+        y : `torch.Tensor`
+        """
+        return self.layers(x)
+
+
+class _ConvBlock(nn.Module):
+    def __init__(self, cin, cout, kernel):
+        super().__init__()
+        self.conv = nn.Conv2d(cin, cout, kernel, padding=kernel // 2)
+        self.bn = nn.BatchNorm2d(cout)
+
+    def forward(self, x, valid):
+        x = F.max_pool2d(F.relu(self.conv(x)), 2)
+        valid = F.max_pool2d(valid, 2)
+        return self.bn(x) * valid, valid
+
+
+class _BackboneBase(nn.Module):
+    def _head_forward(self, feat, valid):
+        return self.head(self.pool(feat, valid))
+
+    def features(self, x, mask=None):
+        """Return the pooled features ``(B, C_last)`` before the dense head.
+
+        Parameters
+        ----------
+        x : `torch.Tensor`
+            ``(B, C, H, W)``.
+        mask : `torch.Tensor` of bool, optional
+            True where bad, broadcastable to ``x`` along channels.
+
+        Returns
+        -------
+        features : `torch.Tensor`
+        """
+        feat, valid = self._trunk(*_prepare(x, mask))
+        return self.pool(feat, valid)
+
+    def forward(self, x, mask=None):
+        """Return the ``(B, out_features)`` output of the backbone.
+
+        Parameters
+        ----------
+        x : `torch.Tensor`
+            ``(B, C, H, W)`` input.
+        mask : `torch.Tensor` of bool, optional
+            True where bad.
+
+        Returns
+        -------
+        out : `torch.Tensor`
+        """
+        return self.head(self.features(x, mask))
+
+
+class ConvBackbone(_BackboneBase):
+    """The eCALIFA study's convolutional encoder with masked global pooling.
+
+    Parameters
+    ----------
+    in_channels : int
+        Input channels (30 PCA channels, 5 ugriz bands, ...).
+    channels : sequence of int, optional
+        Channels of the conv blocks (before the width multiplier).
+    kernels : sequence of int, optional
+        Kernel sizes of the conv blocks.
+    hidden : sequence of int, optional
+        Hidden widths of the dense head (before the width multiplier).
+    out_features : int, optional
+        Output size (64 in the study; not scaled).
+    dropout : float, optional
+        Dropout of the dense head.
+    pooling : {"max", "mean"}, optional
+        Global pooling (the study: max).
+    width : float, optional
+        Width multiplier of every hidden layer.
+    """
+
+    def __init__(self, in_channels, *, channels=(64, 128, 256, 512), kernels=(5, 3, 3, 3),
+                 hidden=(512, 128), out_features=64, dropout=0.1, pooling="max", width=1.0):
+        super().__init__()
+        if len(channels) != len(kernels):
+            msg = f"channels {channels} and kernels {kernels} differ in length"
+            raise ValueError(msg)
+        chans = [scale_width(c, width) for c in channels]
+        cin = int(in_channels)
+        blocks = []
+        for c, k in zip(chans, kernels, strict=True):
+            blocks.append(_ConvBlock(cin, c, int(k)))
+            cin = c
+        self.blocks = nn.ModuleList(blocks)
+        self.pool = MaskedGlobalPool(pooling)
+        self.head = DenseHead(cin, [scale_width(h, width) for h in hidden], out_features,
+                              dropout)
+        self.out_features = int(out_features)
+
+    def _trunk(self, x, valid):
+        for block in self.blocks:
+            x, valid = block(x, valid)
+        return x, valid
+
+
+class _BasicBlock(nn.Module):
+    def __init__(self, cin, cout, stride):
+        super().__init__()
+        self.conv1 = nn.Conv2d(cin, cout, 3, stride=stride, padding=1, bias=False)
+        self.bn1 = nn.BatchNorm2d(cout)
+        self.conv2 = nn.Conv2d(cout, cout, 3, padding=1, bias=False)
+        self.bn2 = nn.BatchNorm2d(cout)
+        self.short = None
+        if stride != 1 or cin != cout:
+            self.short = nn.Sequential(nn.Conv2d(cin, cout, 1, stride=stride, bias=False),
+                                       nn.BatchNorm2d(cout))
+        self.stride = stride
+
+    def forward(self, x, valid):
+        if self.stride != 1:
+            valid = F.max_pool2d(valid, self.stride, ceil_mode=True)
+        y = F.relu(self.bn1(self.conv1(x))) * valid
+        y = self.bn2(self.conv2(y))
+        s = x if self.short is None else self.short(x)
+        return F.relu(y + s) * valid, valid
+
+
+class ResNetBackbone(_BackboneBase):
+    """A residual backbone (basic blocks) with the same masked pooling and dense head.
+
+    Parameters
+    ----------
+    in_channels : int
+        Input channels.
+    channels : sequence of int, optional
+        Channels of the stages (before the width multiplier); each stage
+        halves the resolution.
+    blocks : int or sequence of int, optional
+        Basic blocks per stage.
+    hidden, out_features, dropout, pooling, width
+        As for `ConvBackbone`.
+    """
+
+    def __init__(self, in_channels, *, channels=(64, 128, 256, 512), blocks=2,
+                 hidden=(512, 128), out_features=64, dropout=0.1, pooling="max", width=1.0):
+        super().__init__()
+        chans = [scale_width(c, width) for c in channels]
+        nblocks = [int(blocks)] * len(chans) if isinstance(blocks, int) else list(blocks)
+        self.stem = nn.Sequential(nn.Conv2d(int(in_channels), chans[0], 3, padding=1, bias=False),
+                                  nn.BatchNorm2d(chans[0]), nn.ReLU(inplace=True))
+        layers, cin = [], chans[0]
+        for c, n in zip(chans, nblocks, strict=True):
+            for i in range(n):
+                layers.append(_BasicBlock(cin, c, 2 if i == 0 else 1))
+                cin = c
+        self.layers = nn.ModuleList(layers)
+        self.pool = MaskedGlobalPool(pooling)
+        self.head = DenseHead(cin, [scale_width(h, width) for h in hidden], out_features,
+                              dropout)
+        self.out_features = int(out_features)
+
+    def _trunk(self, x, valid):
+        x = self.stem(x) * valid
+        for layer in self.layers:
+            x, valid = layer(x, valid)
+        return x, valid
+
+
+def build_backbone(name, in_channels, **kwargs):
+    """Build a backbone by name.
+
+    Parameters
+    ----------
+    name : {"conv", "resnet"}
+        ``"conv"`` is the eCALIFA study's network.
+    in_channels : int
+        Input channels.
+    **kwargs
+        Passed to `ConvBackbone` or `ResNetBackbone`.
+
+    Returns
+    -------
+    backbone : `torch.nn.Module`
+    """
+    classes = {"conv": ConvBackbone, "resnet": ResNetBackbone}
+    if name not in classes:
+        msg = f"backbone: expected one of {sorted(classes)}, got {name!r}"
+        raise ValueError(msg)
+    return classes[name](in_channels, **kwargs)

@@ -1,0 +1,1 @@
+"""Preprocessing: fitted transformations from raw survey data to model inputs, and the cache."""

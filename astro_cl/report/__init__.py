@@ -1,0 +1,1 @@
+"""Reports: functions returning matplotlib figures, and the HTML report."""

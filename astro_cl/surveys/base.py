@@ -1,0 +1,288 @@
+"""The `Survey` interface: a catalogue plus lazily read galaxy records."""
+
+import reprlib
+from typing import ClassVar
+
+import numpy as np
+from astropy.table import QTable
+
+from astro_cl.base import Component
+from astro_cl.data.record import GalaxyRecord
+from astro_cl.exceptions import CatalogueError, SurveyError
+
+__all__ = ["Survey"]
+
+
+class Survey(Component):
+    """A collection of galaxies: a `~astropy.table.QTable` catalogue and one record per row.
+
+    Subclasses implement `_open` (read headers and the catalogue, not the
+    data) and `_read_record` (read one galaxy). Opening is lazy and cached: the
+    first access to `catalogue` calls `_open`; `open` forces it, which
+    `astro_cl.get_survey` does so that bad paths fail at once.
+
+    The catalogue's first column is ``id`` (str), unique per galaxy.
+    """
+
+    #: Field of `GalaxyRecord` that `to_tensors` stacks by default.
+    default_kind: ClassVar[str] = "images"
+
+    # -- to implement ----------------------------------------------------
+    def _open(self):
+        """Read headers and the catalogue.
+
+        Returns
+        -------
+        catalogue : `~astropy.table.QTable`
+            One row per galaxy, with an ``id`` column.
+        """
+        raise NotImplementedError
+
+    def _read_record(self, index):
+        """Read the galaxy at catalogue row ``index``.
+
+        Parameters
+        ----------
+        index : int
+            Row number in `catalogue`.
+
+        Returns
+        -------
+        record : `~astro_cl.data.GalaxyRecord`
+        """
+        raise NotImplementedError
+
+    # -- provided --------------------------------------------------------
+    def open(self):
+        """Open the survey now (read its catalogue) and return it.
+
+        Returns
+        -------
+        self : `Survey`
+        """
+        _ = self.catalogue
+        return self
+
+    @property
+    def catalogue(self):
+        """`~astropy.table.QTable`: one row per galaxy, ``id`` first."""
+        cat = self.__dict__.get("_catalogue_cache")
+        if cat is None:
+            cat = self._open()
+            if not isinstance(cat, QTable):
+                msg = (f"survey {self.name!r}: _open() must return a QTable, "
+                       f"got {type(cat).__name__}")
+                raise SurveyError(msg)
+            if "id" not in cat.colnames:
+                msg = f"survey {self.name!r}: catalogue has no 'id' column; columns: {cat.colnames}"
+                raise CatalogueError(msg)
+            cat["id"] = np.asarray(cat["id"]).astype(str)
+            ids = np.asarray(cat["id"])
+            uniq, counts = np.unique(ids, return_counts=True)
+            if np.any(counts > 1):
+                dup = uniq[counts > 1][:10].tolist()
+                msg = f"survey {self.name!r}: catalogue ids are not unique, e.g. {dup}"
+                raise CatalogueError(msg)
+            self.__dict__["_catalogue_cache"] = cat
+            self.__dict__["_index"] = {k: i for i, k in enumerate(ids.tolist())}
+        return cat
+
+    @property
+    def ids(self):
+        """List of str: galaxy ids in catalogue order."""
+        return list(np.asarray(self.catalogue["id"]).tolist())
+
+    @property
+    def meta(self):
+        """dict: survey-level metadata (pixel scale, bands, provenance)."""
+        return dict(self.catalogue.meta)
+
+    def __len__(self):
+        return len(self.catalogue)
+
+    def __iter__(self):
+        for i in range(len(self)):
+            yield self[i]
+
+    def __contains__(self, galaxy_id):
+        _ = self.catalogue
+        return str(galaxy_id) in self.__dict__["_index"]
+
+    def index_of(self, galaxy_id):
+        """Return the catalogue row of a galaxy id.
+
+        Parameters
+        ----------
+        galaxy_id : str
+
+        Returns
+        -------
+        index : int
+
+        Raises
+        ------
+        KeyError
+            If the id is not in the survey.
+        """
+        _ = self.catalogue
+        try:
+            return self.__dict__["_index"][str(galaxy_id)]
+        except KeyError:
+            msg = f"survey {self.name!r} has no galaxy with id {galaxy_id!r} ({len(self)} galaxies)"
+            raise KeyError(msg) from None
+
+    def __getitem__(self, key):
+        if isinstance(key, (int, np.integer)):
+            n = len(self)
+            if not -n <= key < n:
+                msg = f"survey {self.name!r}: index {key} out of range for {n} galaxies"
+                raise IndexError(msg)
+            index = int(key) % n
+        else:
+            index = self.index_of(key)
+        record = self._read_record(index)
+        if not isinstance(record, GalaxyRecord):
+            msg = f"survey {self.name!r}: _read_record must return a GalaxyRecord"
+            raise SurveyError(msg)
+        return record
+
+    def record(self, galaxy_id):
+        """Return the record of one galaxy, by id or row number.
+
+        Parameters
+        ----------
+        galaxy_id : str or int
+
+        Returns
+        -------
+        record : `~astro_cl.data.GalaxyRecord`
+        """
+        return self[galaxy_id]
+
+    def to_tensors(self, ids=None, *, kind=None, map_names=None, targets=None,
+                   target_names=None):
+        """Read records and stack them into a `~astro_cl.data.batch.TensorBatch`.
+
+        Parameters
+        ----------
+        ids : sequence of str, optional
+            Which galaxies (default: all).
+        kind : {"images", "cube", "maps"}, optional
+            Field to use as input channels (default: `default_kind`).
+        map_names : sequence of str, optional
+            Maps to stack when ``kind="maps"``.
+        targets : {"maps"}, optional
+            Also stack property maps as regression targets.
+        target_names : sequence of str, optional
+            Which maps are targets (default: all).
+
+        Returns
+        -------
+        batch : `~astro_cl.data.batch.TensorBatch`
+            Data, mask (True = bad), uncertainty where every record has one,
+            ids, and targets if asked for.
+        """
+        import torch
+
+        from astro_cl.data.batch import TensorBatch
+
+        kind = kind or self.default_kind
+        ids = self.ids if ids is None else [str(i) for i in ids]
+        datas, masks, stds, tgts, tmasks, stars = [], [], [], [], [], []
+        for gid in ids:
+            rec = self[gid]
+            d, m, s = rec.as_arrays(kind, map_names=map_names)
+            datas.append(d)
+            masks.append(m)
+            stds.append(s)
+            if rec.star_mask is not None:
+                stars.append(rec.star_mask[None])
+            if targets is not None:
+                t, tm, _ = rec.as_arrays(targets, map_names=target_names)
+                tgts.append(t)
+                tmasks.append(tm)
+        shapes = {d.shape for d in datas}
+        if len(shapes) > 1:
+            msg = (f"survey {self.name!r}: records have different shapes {sorted(shapes)}; "
+                   "resample them to a common grid first")
+            raise SurveyError(msg)
+        data = np.stack(datas)
+        good = ~np.stack(masks)
+        data = np.where(good, data, 0.0).astype(np.float32)
+        std = None if any(s is None for s in stds) else np.stack(stds)
+        extra = {}
+        if targets is not None:
+            extra["targets"] = torch.from_numpy(np.stack(tgts))
+            extra["target_mask"] = torch.from_numpy(np.stack(tmasks))
+        if len(stars) == len(ids) and ids:
+            extra["star_mask"] = torch.from_numpy(np.stack(stars))
+        return TensorBatch(
+            data=torch.from_numpy(data), mask=torch.from_numpy(~good), ids=ids,
+            uncertainty=None if std is None else torch.from_numpy(std),
+            meta={"survey": self.name, "kind": kind}, **extra,
+        )
+
+    def batches(self, batch_size, *, ids=None, shuffle=False, seed=None, drop_last=False,
+                **kwargs):
+        """Iterate over the survey in batches of tensors.
+
+        Parameters
+        ----------
+        batch_size : int
+            Galaxies per batch.
+        ids : sequence of str, optional
+            Which galaxies (default: all).
+        shuffle : bool, optional
+            Shuffle the order (needs ``seed`` for a reproducible order).
+        seed : int or `numpy.random.Generator`, optional
+            Seed of the shuffle.
+        drop_last : bool, optional
+            Drop a last, smaller batch.
+        **kwargs
+            Passed to `to_tensors`.
+
+        Yields
+        ------
+        batch : `~astro_cl.data.batch.TensorBatch`
+        """
+        if int(batch_size) < 1:
+            msg = f"batch_size: expected a positive integer, got {batch_size!r}"
+            raise ValueError(msg)
+        ids = np.asarray(self.ids if ids is None else [str(i) for i in ids])
+        if shuffle:
+            ids = np.random.default_rng(seed).permutation(ids)
+        stop = len(ids) - (len(ids) % batch_size if drop_last else 0)
+        for start in range(0, stop, batch_size):
+            yield self.to_tensors(ids[start:start + batch_size].tolist(), **kwargs)
+
+    def train_test_split(self, test_size=0.2, *, seed=None, stratify=None):
+        """Split the galaxy ids into train and test lists.
+
+        Parameters
+        ----------
+        test_size : float or int, optional
+            Fraction (0-1) or number of test galaxies.
+        seed : int, optional
+            Random seed.
+        stratify : str, optional
+            Catalogue column to stratify on.
+
+        Returns
+        -------
+        train_ids, test_ids : list of str
+        """
+        from sklearn.model_selection import train_test_split
+
+        strat = None if stratify is None else np.asarray(self.catalogue[stratify])
+        train, test = train_test_split(self.ids, test_size=test_size, random_state=seed,
+                                       stratify=strat)
+        return list(train), list(test)
+
+    def __repr__(self):
+        try:
+            n = len(self)
+        except Exception:
+            n = "?"
+        short = reprlib.Repr(maxstring=60, maxother=60, maxlist=3)
+        params = ", ".join(f"{k}={short.repr(v)}" for k, v in self.get_params(deep=False).items())
+        return f"<{type(self).__name__} {self.name!r}: {n} galaxies ({params})>"

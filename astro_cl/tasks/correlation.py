@@ -1,0 +1,450 @@
+"""Which catalogue properties does an embedding encode, and how strongly?
+
+`PropertyCorrelation` ranks every catalogue property by how well the embedding
+predicts it: the cross-validated R^2 of a k-nearest-neighbour regression for
+numeric properties, and the chance-corrected balanced accuracy of a
+k-nearest-neighbour classifier for categorical ones (morphological type). Both
+scores are 0 at chance level and 1 for a perfect prediction, so they rank on a
+common scale. Alongside, the Spearman rank correlation of each property with the
+two axes of a UMAP projection describes the structure one sees by eye.
+
+`compare_with_study` puts a measured ranking beside the order found for eCALIFA
+by Martinez-Solaeche et al. (2024, A&A 688, A160) with Kendall's tau, and
+`compare_rankings` compares two measured rankings (e.g. with and without the
+luminosity channel).
+"""
+
+import warnings
+
+import numpy as np
+from astropy.table import QTable
+
+from astro_cl.exceptions import AstroCLWarning, CatalogueError
+from astro_cl.tasks._common import (
+    _align,
+    _bootstrap_score,
+    _check_fitted,
+    _float_column,
+    _hubble_t_type,
+    _is_categorical,
+    _label_column,
+    _property_columns,
+)
+from astro_cl.tasks.base import DownstreamTask
+
+__all__ = ["STUDY_ORDER", "PropertyCorrelation", "compare_rankings", "compare_with_study",
+           "project_2d"]
+
+#: The eCALIFA study's ranking (strongest first) and the catalogue columns that
+#: measure each property, in order of preference (eCALIFA pyPipe3D catalogue
+#: names, the paper's label-table names, and the mock catalogue names).
+STUDY_ORDER = (
+    ("EW(Halpha)", ("EW_Ha_cen", "EW_Ha_Re", "WHa_int", "EW_Ha_ALL")),
+    ("morphology", ("type", "morphology", "T_type")),
+    ("stellar metallicity", ("ZH_LW_Re_fit", "met_LW_int", "ZH_MW_Re_fit", "met_MW_int")),
+    ("stellar age", ("Age_LW_Re_fit", "Age_LW_int", "Age_MW_Re_fit", "Age_MW_int")),
+    ("stellar mass surface density", ("Sigma_Mass_cen", "Sigma_Mass_Re", "Sigma_Mass_ALL")),
+    ("[NII]/Halpha", ("log_NII_Ha_cen", "log_NII_Ha_Re", "log_NII_Ha_ALL")),
+    ("stellar mass", ("log_Mass", "lMass_int")),
+)
+
+
+def project_2d(X, *, method="umap", seed=0, umap_params=None):
+    """Project embeddings to two dimensions.
+
+    Parameters
+    ----------
+    X : `numpy.ndarray`
+        ``(n_galaxies, n_features)`` embeddings.
+    method : {"umap", "pca"}, optional
+        UMAP (umap-learn, cosine metric by default) or principal components.
+    seed : int, optional
+        Random state of UMAP (which makes it deterministic and single-threaded).
+    umap_params : dict, optional
+        Extra arguments of `umap.UMAP` (e.g. ``n_neighbors``, ``min_dist``).
+
+    Returns
+    -------
+    projection : `numpy.ndarray`
+        ``(n_galaxies, 2)``.
+    """
+    X = np.asarray(X, dtype=np.float64)
+    if method == "pca":
+        from sklearn.decomposition import PCA
+
+        n_comp = min(2, X.shape[1])
+        out = PCA(n_components=n_comp, random_state=seed).fit_transform(X)
+        return np.column_stack([out, np.zeros((len(X), 2 - n_comp))]) if n_comp < 2 else out
+    if method != "umap":
+        msg = f"projection method must be 'umap' or 'pca', got {method!r}"
+        raise ValueError(msg)
+    with warnings.catch_warnings():
+        # umap-learn warns at import when TensorFlow (ParametricUMAP) is absent.
+        warnings.simplefilter("ignore", ImportWarning)
+        import umap
+
+    params = {"n_neighbors": min(15, len(X) - 1), "min_dist": 0.1, "metric": "cosine"}
+    params.update(umap_params or {})
+    with warnings.catch_warnings():
+        # umap-learn warns that random_state forces n_jobs=1 (wanted: reproducible).
+        warnings.filterwarnings("ignore", message=".*n_jobs.*", category=UserWarning)
+        warnings.filterwarnings("ignore", category=FutureWarning)
+        reducer = umap.UMAP(n_components=2, random_state=seed, **params)
+        return np.asarray(reducer.fit_transform(X), dtype=np.float64)
+
+
+class PropertyCorrelation(DownstreamTask):
+    """Rank catalogue properties by how well the embedding encodes them.
+
+    For each property, galaxies with a valid value are split into ``cv``
+    shuffled folds (stratified for categories); a k-nearest-neighbour model
+    trained on the other folds predicts each galaxy. The score is the R^2 of
+    these out-of-fold predictions (numeric properties) or their balanced
+    accuracy adjusted for chance, ``(BA - 1/K) / (1 - 1/K)`` for K classes
+    (categorical properties). Uncertainties are the bootstrap standard
+    deviation of the score over galaxies. The Spearman rank correlation of the
+    property with each axis of a 2-D projection (UMAP by default) is reported
+    too; Hubble types are converted to the numeric T-type for it.
+
+    Parameters
+    ----------
+    properties : list of str, optional
+        Catalogue columns to rank (default: every numeric column, and every
+        categorical column with 2-30 classes, except ids and ``e_*`` errors).
+    n_neighbors : int, optional
+        Neighbours of the kNN models.
+    metric : str, optional
+        Distance of the kNN models. On L2-normalised embeddings (SimCLR)
+        Euclidean and cosine distances order neighbours identically.
+    cv : int, optional
+        Number of cross-validation folds.
+    n_bootstrap : int, optional
+        Bootstrap resamples for the score uncertainty (0 to skip).
+    projection : {"umap", "pca"} or None, optional
+        2-D projection for the rank correlations (None: skip them, unless a
+        projection is passed to `fit`).
+    umap_params : dict, optional
+        Extra arguments of `umap.UMAP`.
+    min_samples : int, optional
+        Properties with fewer valid galaxies are skipped.
+    seed : int, optional
+        Seed of the folds, the bootstrap and the projection.
+
+    Attributes
+    ----------
+    results_ : `~astropy.table.QTable`
+        The ranking (see `evaluate`).
+    projection_ : `numpy.ndarray` or None
+        ``(n_galaxies, 2)`` projection used for the rank correlations.
+    ids_ : `numpy.ndarray` or None
+        Galaxy ids in the order of `projection_`.
+    predictions_ : dict of str to `numpy.ndarray`
+        Out-of-fold predictions per property (NaN/None where not predicted).
+    """
+
+    name = "property-correlation"
+    description = "Rank catalogue properties by kNN R^2 / balanced accuracy and UMAP correlation."
+
+    def __init__(self, *, properties=None, n_neighbors=10, metric="euclidean", cv=5,
+                 n_bootstrap=200, projection="umap", umap_params=None, min_samples=20, seed=0):
+        self.properties = properties
+        self.n_neighbors = n_neighbors
+        self.metric = metric
+        self.cv = cv
+        self.n_bootstrap = n_bootstrap
+        self.projection = projection
+        self.umap_params = umap_params
+        self.min_samples = min_samples
+        self.seed = seed
+
+    def fit(self, embeddings, catalogue=None, *, projection=None):
+        """Measure every property's score and rank correlations.
+
+        Parameters
+        ----------
+        embeddings : `numpy.ndarray` or `~astropy.table.QTable`
+            ``(N, D)`` array or table with ``id`` and ``embedding`` columns.
+        catalogue : `~astropy.table.QTable`
+            Properties, joined on ``id`` (or ``Name``/``ID``) or matched by row.
+        projection : array-like, optional
+            A precomputed ``(N, 2)`` projection (e.g. the UMAP of a figure);
+            replaces the one the ``projection`` parameter would compute.
+
+        Returns
+        -------
+        self : `PropertyCorrelation`
+        """
+        X, cat, ids = _align(embeddings, catalogue)
+        if cat is None:
+            msg = "property-correlation needs a catalogue of properties"
+            raise CatalogueError(msg)
+        names = list(self.properties) if self.properties is not None else _property_columns(cat)
+        if projection is not None:
+            proj = np.asarray(projection, dtype=np.float64)
+            if proj.shape != (len(X), 2):
+                msg = f"projection: expected shape ({len(X)}, 2), got {proj.shape}"
+                raise ValueError(msg)
+        elif self.projection is not None:
+            proj = project_2d(X, method=self.projection, seed=self.seed,
+                              umap_params=self.umap_params)
+        else:
+            proj = None
+        rng = np.random.default_rng(self.seed)
+        rows, predictions = [], {}
+        for name in names:
+            row, pred = self._score_property(X, cat, name, proj, rng)
+            if row is not None:
+                rows.append(row)
+                predictions[name] = pred
+        self.projection_ = proj
+        self.ids_ = ids
+        self.predictions_ = predictions
+        self.results_ = self._table(rows, len(X))
+        self._fitted_on = (embeddings, catalogue)
+        return self
+
+    def _score_property(self, X, cat, name, proj, rng):
+        from scipy.stats import spearmanr
+        from sklearn.metrics import balanced_accuracy_score, r2_score
+        from sklearn.model_selection import KFold, StratifiedKFold, cross_val_predict
+        from sklearn.neighbors import KNeighborsClassifier, KNeighborsRegressor
+
+        categorical = _is_categorical(cat[name])
+        if categorical:
+            labels = _label_column(cat, name)
+            valid = np.array([v is not None for v in labels])
+            classes, counts = np.unique(labels[valid].astype(str), return_counts=True)
+            keep = set(classes[counts >= self.cv])
+            valid &= np.array([v in keep for v in labels])
+            y = labels[valid].astype(str)
+            rank_values = _hubble_t_type(labels)
+        else:
+            values = _float_column(cat, name)
+            valid = np.isfinite(values)
+            y = values[valid]
+            rank_values = values
+        n = int(valid.sum())
+        if n < max(self.min_samples, 2 * self.cv) or len(np.unique(y)) < 2:
+            warnings.warn(f"property-correlation: {name!r} skipped ({n} usable galaxies, "
+                          f"{len(np.unique(y)) if n else 0} distinct values)", AstroCLWarning)
+            return None, None
+        k = min(self.n_neighbors, int(n * (self.cv - 1) / self.cv) - 1)
+        Xv = X[valid]
+        if categorical:
+            folds = StratifiedKFold(self.cv, shuffle=True, random_state=self.seed)
+            model = KNeighborsClassifier(n_neighbors=k, metric=self.metric, algorithm="brute")
+            pred = cross_val_predict(model, Xv, y, cv=folds)
+
+            def score_fn(t, p):
+                return balanced_accuracy_score(t, p, adjusted=True)
+
+            raw = balanced_accuracy_score(y, pred)
+        else:
+            folds = KFold(self.cv, shuffle=True, random_state=self.seed)
+            model = KNeighborsRegressor(n_neighbors=k, metric=self.metric, algorithm="brute",
+                                        weights="distance")
+            pred = cross_val_predict(model, Xv, y, cv=folds)
+            score_fn = r2_score
+            raw = r2_score(y, pred)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            score = float(score_fn(y, pred))
+        err = _bootstrap_score(score_fn, y, pred, n_bootstrap=self.n_bootstrap, rng=rng)
+        rho = [np.nan, np.nan]
+        if proj is not None and rank_values is not None:
+            ok = np.isfinite(rank_values)
+            if ok.sum() >= 3 and np.ptp(rank_values[ok]) > 0:
+                rho = [float(spearmanr(proj[ok, j], rank_values[ok]).statistic) for j in (0, 1)]
+        full = np.full(len(X), None if categorical else np.nan, dtype=object if categorical
+                       else np.float64)
+        full[valid] = pred
+        row = {
+            "property": name,
+            "kind": "categorical" if categorical else "numeric",
+            "metric": "balanced_accuracy_adjusted" if categorical else "r2",
+            "score": score,
+            "score_err": err,
+            "r2": np.nan if categorical else float(raw),
+            "balanced_accuracy": float(raw) if categorical else np.nan,
+            "spearman_umap1": rho[0],
+            "spearman_umap2": rho[1],
+            "n_galaxies": n,
+        }
+        return row, full
+
+    def _table(self, rows, n_total):
+        cols = ["rank", "property", "kind", "metric", "score", "score_err", "r2",
+                "balanced_accuracy", "spearman_umap1", "spearman_umap2", "spearman_max",
+                "n_galaxies"]
+        rows = sorted(rows, key=lambda r: -r["score"] if np.isfinite(r["score"]) else np.inf)
+        table = QTable()
+        table["rank"] = np.arange(1, len(rows) + 1, dtype=np.int64)
+        for key in cols[1:]:
+            if key == "spearman_max":
+                r1 = np.array([r["spearman_umap1"] for r in rows], dtype=float)
+                r2 = np.array([r["spearman_umap2"] for r in rows], dtype=float)
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", RuntimeWarning)
+                    table[key] = np.fmax(np.abs(r1), np.abs(r2)) if rows else np.zeros(0)
+            elif key in ("property", "kind", "metric"):
+                table[key] = np.array([r[key] for r in rows], dtype=str) if rows else \
+                    np.zeros(0, dtype="U1")
+            elif key == "n_galaxies":
+                table[key] = np.array([r[key] for r in rows], dtype=np.int64)
+            else:
+                table[key] = np.array([r[key] for r in rows], dtype=np.float64)
+        table.meta["task"] = self.name
+        table.meta["params"] = {k: v for k, v in self.get_params(deep=False).items()
+                                if isinstance(v, (int, float, str, type(None), list, tuple))}
+        table.meta["n_galaxies"] = int(n_total)
+        table.meta["description"] = (
+            "score = cross-validated kNN R^2 (numeric) or chance-adjusted balanced accuracy "
+            "(categorical); score_err = bootstrap std over galaxies; spearman_umap* = rank "
+            "correlation with the projection axes")
+        return table
+
+    def evaluate(self, embeddings=None, catalogue=None):
+        """Return the ranking.
+
+        Parameters
+        ----------
+        embeddings : `numpy.ndarray` or `~astropy.table.QTable`, optional
+            Other data to rank on (default: what `fit` saw).
+        catalogue : `~astropy.table.QTable`, optional
+
+        Returns
+        -------
+        table : `~astropy.table.QTable`
+            One row per property, best first: ``rank``, ``property``, ``kind``
+            (numeric/categorical), ``metric``, ``score``, ``score_err``, ``r2``,
+            ``balanced_accuracy``, ``spearman_umap1``, ``spearman_umap2``,
+            ``spearman_max`` (largest absolute correlation), ``n_galaxies``.
+        """
+        _check_fitted(self, "results_")
+        if embeddings is None or (embeddings is self._fitted_on[0]
+                                  and catalogue is self._fitted_on[1]):
+            return self.results_.copy()
+        clone = type(self)(**self.get_params(deep=False))
+        return clone.fit(embeddings, catalogue).results_
+
+
+def _ranking_column(table):
+    if "property" not in table.colnames or "score" not in table.colnames:
+        msg = f"ranking table: expected 'property' and 'score' columns, got {table.colnames}"
+        raise CatalogueError(msg)
+    return [str(p) for p in table["property"]], np.asarray(table["score"], dtype=float)
+
+
+def compare_with_study(table, *, study_order=STUDY_ORDER):
+    """Put a measured ranking beside the eCALIFA study's order.
+
+    Each study property is matched to the first of its candidate columns that
+    the measured table contains; the matched properties are re-ranked among
+    themselves by their measured score and compared with the study's order by
+    Kendall's tau.
+
+    Parameters
+    ----------
+    table : `~astropy.table.Table`
+        Output of `PropertyCorrelation.evaluate`.
+    study_order : sequence of (str, sequence of str), optional
+        The reference order and candidate columns (default `STUDY_ORDER`).
+
+    Returns
+    -------
+    comparison : `~astropy.table.QTable`
+        Columns ``study_rank``, ``property``, ``column`` (empty when not
+        measured), ``measured_rank`` (-1 when not measured), ``score``,
+        ``score_err``. ``meta["kendall_tau"]`` and ``meta["kendall_pvalue"]``
+        compare the two orders over the matched properties (NaN with fewer
+        than 2); ``meta["n_matched"]`` counts them.
+    """
+    from scipy.stats import kendalltau
+
+    props, scores = _ranking_column(table)
+    errs = (np.asarray(table["score_err"], dtype=float) if "score_err" in table.colnames
+            else np.full(len(props), np.nan))
+    index = {p: i for i, p in enumerate(props)}
+    matched = []
+    for label, candidates in study_order:
+        column = next((c for c in candidates if c in index), "")
+        matched.append((label, column))
+    measured_scores = np.array([scores[index[c]] if c else np.nan for _, c in matched])
+    have = np.isfinite(measured_scores)
+    order = np.argsort(-np.where(have, measured_scores, -np.inf), kind="stable")
+    measured_rank = np.full(len(matched), -1, dtype=np.int64)
+    measured_rank[order[: have.sum()]] = np.arange(1, have.sum() + 1)
+    out = QTable()
+    out["study_rank"] = np.arange(1, len(matched) + 1, dtype=np.int64)
+    out["property"] = np.array([m[0] for m in matched], dtype=str)
+    out["column"] = np.array([m[1] for m in matched], dtype=str)
+    out["measured_rank"] = measured_rank
+    out["score"] = measured_scores
+    out["score_err"] = np.array([errs[index[c]] if c else np.nan for _, c in matched])
+    tau = pvalue = np.nan
+    if have.sum() >= 2:
+        result = kendalltau(out["study_rank"][have], measured_rank[have])
+        tau, pvalue = float(result.statistic), float(result.pvalue)
+    out.meta["kendall_tau"] = tau
+    out.meta["kendall_pvalue"] = pvalue
+    out.meta["n_matched"] = int(have.sum())
+    out.meta["reference"] = "Martinez-Solaeche et al. 2024, A&A 688, A160 (arXiv:2405.13471)"
+    return out
+
+
+def compare_rankings(a, b, *, labels=("a", "b")):
+    """Compare two property rankings (e.g. with and without the luminosity channel).
+
+    Parameters
+    ----------
+    a, b : `~astropy.table.Table`
+        Outputs of `PropertyCorrelation.evaluate`.
+    labels : tuple of str, optional
+        Suffixes of the per-ranking columns.
+
+    Returns
+    -------
+    comparison : `~astropy.table.QTable`
+        For the properties in both: ``property``, ``rank_<a>``, ``rank_<b>``
+        (re-ranked among the shared properties), ``score_<a>``, ``score_<b>``,
+        ``delta_score`` (b - a), ordered as in ``a``. ``meta["kendall_tau"]``,
+        ``meta["kendall_pvalue"]``, ``meta["mean_abs_delta_score"]``.
+    """
+    from scipy.stats import kendalltau
+
+    pa, sa = _ranking_column(a)
+    pb, sb = _ranking_column(b)
+    score_b = dict(zip(pb, sb, strict=True))
+    score_a = dict(zip(pa, sa, strict=True))
+    shared = [p for p in pa if p in score_b]
+    if not shared:
+        msg = "compare_rankings: the two tables share no property"
+        raise CatalogueError(msg)
+    va = np.array([score_a[p] for p in shared])
+    vb = np.array([score_b[p] for p in shared])
+    shared_sorted = sorted(shared, key=lambda p: -score_a[p])
+
+    def ranks(values):
+        r = np.empty(len(values), dtype=np.int64)
+        r[np.argsort(-values, kind="stable")] = np.arange(1, len(values) + 1)
+        return r
+
+    ra, rb = ranks(va), ranks(vb)
+    order = [shared.index(p) for p in shared_sorted]
+    la, lb = labels
+    out = QTable()
+    out["property"] = np.array(shared_sorted, dtype=str)
+    out[f"rank_{la}"] = ra[order]
+    out[f"rank_{lb}"] = rb[order]
+    out[f"score_{la}"] = va[order]
+    out[f"score_{lb}"] = vb[order]
+    out["delta_score"] = vb[order] - va[order]
+    tau = pvalue = np.nan
+    if len(shared) >= 2:
+        result = kendalltau(ra, rb)
+        tau, pvalue = float(result.statistic), float(result.pvalue)
+    out.meta["kendall_tau"] = tau
+    out.meta["kendall_pvalue"] = pvalue
+    out.meta["mean_abs_delta_score"] = float(np.nanmean(np.abs(vb - va)))
+    return out
+

@@ -1,0 +1,235 @@
+"""Conformance checks for plugin authors.
+
+Call these from your own tests to check that a component honours astro_cl's
+contracts, as astro_cl's own tests do for every built-in::
+
+    from astro_cl.testing import check_survey
+
+    def test_my_survey_conforms(tmp_path):
+        check_survey(MySurvey(path=tmp_path / "data"))
+
+Each check raises `AssertionError` with a message that says what is wrong.
+"""
+
+import inspect
+
+import numpy as np
+
+__all__ = ["check_augmenter", "check_component", "check_encoder", "check_survey", "check_task"]
+
+
+def _fail(component, problem):
+    msg = f"{type(component).__name__} ({getattr(component, 'name', '?')!r}): {problem}"
+    raise AssertionError(msg)
+
+
+def check_component(component, base):
+    """Check the estimator-style contract shared by every component.
+
+    Parameters
+    ----------
+    component : `~astro_cl.base.Component`
+        An instance.
+    base : type
+        The interface it must implement (e.g. `~astro_cl.surveys.Survey`).
+    """
+    from astro_cl.base import Component
+
+    cls = type(component)
+    if not isinstance(component, base) or not isinstance(component, Component):
+        _fail(component, f"must subclass {base.__name__}")
+    if not isinstance(cls.name, str) or not cls.name:
+        _fail(component, "must declare a non-empty 'name' class attribute")
+    if not (cls.description or cls.__doc__):
+        _fail(component, "must declare a 'description' (or a docstring)")
+    params = inspect.signature(cls.__init__).parameters
+    positional = [p.name for p in params.values()
+                  if p.name != "self" and p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    if positional:
+        _fail(component, f"__init__ parameters must be keyword-only, got positional {positional}")
+    got = component.get_params(deep=False)
+    if sorted(got) != sorted(cls._param_names()):
+        _fail(component, f"get_params() keys {sorted(got)} differ from __init__ parameters "
+              f"{sorted(cls._param_names())}")
+    try:
+        component.set_params(**got)
+    except Exception as exc:
+        _fail(component, f"set_params(**get_params()) failed: {exc}")
+    if component.get_params(deep=False).keys() != got.keys():
+        _fail(component, "set_params changed the parameter names")
+
+
+def check_survey(survey, *, n_records=3):
+    """Check that a survey honours the `~astro_cl.surveys.Survey` contract.
+
+    Parameters
+    ----------
+    survey : `~astro_cl.surveys.Survey`
+        An instance pointing at (small) real or fixture data.
+    n_records : int, optional
+        How many records to read and check.
+    """
+    from astropy.table import QTable
+
+    from astro_cl.data.record import GalaxyRecord
+    from astro_cl.surveys.base import Survey
+
+    check_component(survey, Survey)
+    cat = survey.catalogue
+    if not isinstance(cat, QTable):
+        _fail(survey, f"catalogue must be a QTable, got {type(cat).__name__}")
+    if cat.colnames[:1] != ["id"] and "id" not in cat.colnames:
+        _fail(survey, "catalogue must have an 'id' column")
+    if len(survey) != len(cat) or len(survey) == 0:
+        _fail(survey, f"len() = {len(survey)} but the catalogue has {len(cat)} rows (need > 0)")
+    ids = survey.ids
+    if len(set(ids)) != len(ids):
+        _fail(survey, "ids are not unique")
+    for i in range(min(n_records, len(survey))):
+        rec = survey[i]
+        if not isinstance(rec, GalaxyRecord):
+            _fail(survey, f"survey[{i}] is a {type(rec).__name__}, not a GalaxyRecord")
+        if rec.id != ids[i]:
+            _fail(survey, f"survey[{i}].id = {rec.id!r} but catalogue id is {ids[i]!r}")
+        again = survey[ids[i]]
+        if again.id != rec.id:
+            _fail(survey, f"lookup by id {ids[i]!r} returned record {again.id!r}")
+        if ids[i] not in survey:
+            _fail(survey, f"{ids[i]!r} in survey is False")
+        if rec.cube is None and rec.images is None and not rec.maps:
+            _fail(survey, f"record {rec.id!r} has no cube, images or maps")
+    first = next(iter(survey))
+    if first.id != ids[0]:
+        _fail(survey, "iteration does not start at the first catalogue row")
+    try:
+        survey[len(survey)]
+    except IndexError:
+        pass
+    else:
+        _fail(survey, "an out-of-range index must raise IndexError")
+    try:
+        survey["\x00no-such-galaxy"]
+    except KeyError:
+        pass
+    else:
+        _fail(survey, "an unknown id must raise KeyError")
+    kind = survey.default_kind
+    rec = survey[0]
+    has = {"images": rec.images is not None, "cube": rec.cube is not None, "maps": bool(rec.maps)}
+    if has.get(kind):
+        batch = survey.to_tensors(ids[:1])
+        if batch.ids != ids[:1] or batch.data.ndim != 4:
+            _fail(survey, "to_tensors() must return a (B, C, H, W) batch with the asked ids")
+
+
+def _example_batch(seed=0):
+    from astro_cl.data.batch import TensorBatch
+
+    rng = np.random.default_rng(seed)
+    data = rng.lognormal(size=(4, 3, 24, 24)).astype(np.float32)
+    mask = np.zeros(data.shape, bool)
+    mask[:, :, :2, :2] = True
+    return TensorBatch.from_arrays(np.where(mask, 0, data), mask, ids=list("abcd"),
+                                   uncertainty=0.1 * data)
+
+
+def check_augmenter(augmenter, batch=None):
+    """Check that an augmenter honours the `~astro_cl.augment.Augmenter` contract.
+
+    Checks: same seed gives the same output; different seeds are allowed to
+    differ; the input is not modified; ids, dtype and device are kept; the
+    mask stays boolean; flux is conserved if ``conserves_flux`` says so.
+
+    Parameters
+    ----------
+    augmenter : `~astro_cl.augment.Augmenter`
+    batch : `~astro_cl.data.batch.TensorBatch`, optional
+        Input to use (default: a small random batch with a mask and uncertainty).
+    """
+    import torch
+
+    from astro_cl.augment.base import Augmenter
+    from astro_cl.data.batch import TensorBatch
+
+    check_component(augmenter, Augmenter)
+    batch = _example_batch() if batch is None else batch
+    before = batch.data.clone()
+    if augmenter.fit(batch) is not augmenter:
+        _fail(augmenter, "fit() must return self")
+    out1 = augmenter(batch, seed=123)
+    out2 = augmenter(batch, seed=123)
+    if not torch.equal(batch.data, before):
+        _fail(augmenter, "modified its input in place")
+    if not isinstance(out1, TensorBatch):
+        _fail(augmenter, "must return a TensorBatch")
+    if not torch.equal(out1.data, out2.data) or not torch.equal(out1.mask, out2.mask):
+        _fail(augmenter, "the same seed must give the same output")
+    if out1.ids != batch.ids:
+        _fail(augmenter, "must keep the ids")
+    if out1.data.dtype != batch.data.dtype or out1.data.device != batch.data.device:
+        _fail(augmenter, "must keep dtype and device")
+    if out1.mask.dtype != torch.bool:
+        _fail(augmenter, "mask must stay boolean")
+    if getattr(augmenter, "conserves_flux", False) and out1.data.shape == batch.data.shape:
+        tot_in = torch.where(batch.mask, 0, batch.data).sum(dim=(-2, -1))
+        tot_out = torch.where(out1.mask, 0, out1.data).sum(dim=(-2, -1))
+        if not torch.allclose(tot_in, tot_out, rtol=0.05):
+            _fail(augmenter, "declares conserves_flux but changed the total flux by > 5%")
+
+
+def check_encoder(encoder, X, *, expected_rows=None):
+    """Check that an encoder honours the `~astro_cl.models.Encoder` contract.
+
+    Parameters
+    ----------
+    encoder : `~astro_cl.models.Encoder`
+        An unfitted, small configuration (it is fitted here).
+    X : object
+        Training data the encoder accepts (a survey, batch or batch source).
+    expected_rows : int, optional
+        Number of outputs `transform` must return.
+    """
+    from astro_cl.models.base import Encoder
+
+    check_component(encoder, Encoder)
+    fitted_before = [k for k in vars(encoder) if k.endswith("_") and not k.startswith("_")]
+    if fitted_before:
+        _fail(encoder, f"unfitted encoder already has learned attributes {fitted_before}")
+    if encoder.fit(X) is not encoder:
+        _fail(encoder, "fit() must return self")
+    learned = [k for k in vars(encoder) if k.endswith("_") and not k.startswith("_")]
+    if not learned:
+        _fail(encoder, "fit() must set learned attributes ending in '_'")
+    out = np.asarray(encoder.transform(X))
+    if expected_rows is not None and len(out) != expected_rows:
+        _fail(encoder, f"transform returned {len(out)} rows, expected {expected_rows}")
+    if not np.all(np.isfinite(out)):
+        _fail(encoder, "transform returned non-finite values")
+    again = np.asarray(encoder.transform(X))
+    if not np.allclose(out, again, atol=1e-5):
+        _fail(encoder, "transform is not deterministic in evaluation mode")
+
+
+def check_task(task, embeddings, catalogue=None):
+    """Check that a task honours the `~astro_cl.tasks.DownstreamTask` contract.
+
+    Parameters
+    ----------
+    task : `~astro_cl.tasks.DownstreamTask`
+    embeddings : `numpy.ndarray` or `~astropy.table.QTable`
+    catalogue : `~astropy.table.QTable`, optional
+    """
+    from astropy.table import Table
+
+    from astro_cl.tasks.base import DownstreamTask
+
+    check_component(task, DownstreamTask)
+    if task.fit(embeddings, catalogue) is not task:
+        _fail(task, "fit() must return self")
+    result = task.evaluate(embeddings, catalogue)
+    if not isinstance(result, (Table, dict)):
+        _fail(task, f"evaluate() must return a QTable or dict, got {type(result).__name__}")
+    again = type(task)(**task.get_params(deep=False)).fit(embeddings, catalogue)
+    second = again.evaluate(embeddings, catalogue)
+    if isinstance(result, Table) and len(result) != len(second):
+        _fail(task, "refitting with the same parameters changed the result's length")

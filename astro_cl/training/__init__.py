@@ -1,0 +1,1 @@
+"""Training machinery: the trainer, checkpoints and distributed data-parallel."""

@@ -1,0 +1,516 @@
+"""The training loop shared by every astro_cl model.
+
+`Trainer` optimises a `torch.nn.Module` on a batch source (any object with
+``len()``, ``ids`` and ``batch(indices)``), given a loss function
+``loss_fn(module, batch, generator) -> scalar tensor``. It provides Adam/AdamW,
+learning-rate schedules, a validation split, early stopping, atomic
+checkpoints every epoch and on Ctrl-C, bit-for-bit resumption, a tqdm progress
+bar, a CSV history, bf16 autocast and data-parallel training under
+``torchrun``.
+
+Determinism: the shuffle of epoch ``e`` and the augmentation generator of step
+``s`` are derived from ``(seed, e, s)``, and the global torch / numpy random
+states (dropout) are saved in every checkpoint, so a resumed run repeats the
+losses and weights of an uninterrupted one exactly.
+"""
+
+import contextlib
+import copy
+import csv
+import math
+import os
+import signal
+import threading
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from astro_cl.exceptions import AstroCLError, AstroCLWarning
+from astro_cl.training.checkpoints import load_checkpoint, make_header, save_checkpoint
+from astro_cl.training.distributed import (
+    DistInfo,
+    all_reduce_sum,
+    convert_batchnorm,
+    init_distributed,
+    shard_indices,
+)
+from astro_cl.utils.io import atomic_write
+
+__all__ = ["NonFiniteLossError", "Trainer", "default_num_threads", "lr_factor"]
+
+#: Name of the rolling checkpoint inside ``checkpoint_dir``.
+LAST_CHECKPOINT = "last.pt"
+#: Name of the history file inside ``checkpoint_dir``.
+HISTORY_FILE = "history.csv"
+_HISTORY_COLUMNS = ("epoch", "lr", "train_loss", "val_loss", "seconds", "images_per_s")
+
+
+class NonFiniteLossError(AstroCLError, FloatingPointError):
+    """The training loss became NaN or infinite; the last good checkpoint is kept."""
+
+
+def lr_factor(schedule, epoch):
+    """Return the learning-rate multiplier of a schedule at an epoch.
+
+    Parameters
+    ----------
+    schedule : dict or None
+        ``None`` or ``{"name": "constant"}``; ``{"name": "step", "step_size": 2,
+        "gamma": 0.75}`` (the eCALIFA study: x0.75 every 2 epochs);
+        ``{"name": "multistep", "milestones": [8, 10], "gamma": 0.1}``
+        (PICASSSO: /10 after epochs 8 and 10); ``{"name": "cosine",
+        "epochs": N, "min_factor": 0.0}``.
+    epoch : int
+        Zero-based epoch.
+
+    Returns
+    -------
+    factor : float
+    """
+    if schedule is None:
+        return 1.0
+    spec = dict(schedule)
+    name = spec.pop("name", "constant")
+    if name == "constant":
+        return 1.0
+    if name == "step":
+        return float(spec.get("gamma", 0.75)) ** (epoch // int(spec.get("step_size", 2)))
+    if name == "multistep":
+        passed = sum(1 for m in spec.get("milestones", ()) if epoch >= int(m))
+        return float(spec.get("gamma", 0.1)) ** passed
+    if name == "cosine":
+        total = max(1, int(spec.get("epochs", 1)))
+        lo = float(spec.get("min_factor", 0.0))
+        return lo + (1 - lo) * 0.5 * (1 + math.cos(math.pi * min(epoch, total) / total))
+    msg = f"schedule: unknown name {name!r}; expected constant, step, multistep or cosine"
+    raise ValueError(msg)
+
+
+def default_num_threads(processes_per_node=1):
+    """Return a sensible intra-op thread count: usable cores per local process.
+
+    Parameters
+    ----------
+    processes_per_node : int, optional
+        Training processes sharing this machine.
+
+    Returns
+    -------
+    n : int
+    """
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not Linux
+        cores = os.cpu_count() or 1
+    return max(1, cores // max(1, int(processes_per_node)))
+
+
+def _mix(*values):
+    """Deterministic 63-bit seed from integers (SplitMix-style, platform independent)."""
+    seq = np.random.SeedSequence([int(v) & 0xFFFFFFFF for v in values])
+    return int(seq.generate_state(1, dtype=np.uint64)[0] >> 1)
+
+
+def _numpy_state():
+    state = np.random.get_state(legacy=False)
+    inner = state["state"]
+    return {"bit_generator": state["bit_generator"],
+            "key": torch.from_numpy(np.asarray(inner["key"], dtype=np.int64)),
+            "pos": int(inner["pos"]), "has_gauss": int(state["has_gauss"]),
+            "gauss": float(state["gauss"])}
+
+
+def _set_numpy_state(saved):
+    np.random.set_state({"bit_generator": saved["bit_generator"],
+                         "state": {"key": saved["key"].numpy().astype(np.uint32),
+                                   "pos": int(saved["pos"])},
+                         "has_gauss": int(saved["has_gauss"]), "gauss": float(saved["gauss"])})
+
+
+class Trainer:
+    """Optimise a module on a batch source.
+
+    Parameters
+    ----------
+    module : `torch.nn.Module`
+        The network (moved to ``device``).
+    loss_fn : callable
+        ``loss_fn(module, batch, generator) -> scalar tensor``; ``generator``
+        (a `torch.Generator` on ``device``) is the source of every random
+        number of the step (augmentations).
+    optimizer : {"adam", "adamw"}, optional
+    lr : float, optional
+        Base learning rate.
+    weight_decay : float, optional
+    betas : tuple of float, optional
+    schedule : dict, optional
+        Learning-rate schedule, see `lr_factor`.
+    epochs : int, optional
+        Maximum number of epochs.
+    batch_size : int or None, optional
+        Global batch size (summed over processes); None = the whole training set.
+    drop_last : bool, optional
+        Drop a last, smaller batch of each epoch.
+    validation_fraction : float, optional
+        Fraction of the source held out (seeded) to monitor; 0 = none.
+    patience : int or None, optional
+        Early stopping: stop after this many epochs without improvement of the
+        monitored loss (validation loss, else training loss).
+    min_delta : float, optional
+        Smallest decrease counted as an improvement.
+    restore_best : bool, optional
+        Load the best weights at the end.
+    seed : int, optional
+        Seed of the split, the shuffles, the augmentations and the global
+        torch / numpy random states.
+    device : str or `torch.device`, optional
+        Default: CUDA when available, else CPU.
+    checkpoint_dir : str or `~pathlib.Path`, optional
+        Where ``last.pt`` and ``history.csv`` are written (atomically) after
+        every epoch and on interruption.
+    header : dict, optional
+        Checkpoint header from `~astro_cl.training.checkpoints.make_header`
+        (model name and configuration).
+    extra_state : dict, optional
+        Plain data saved in every checkpoint (e.g. target names).
+    progress : bool, optional
+        Show a tqdm progress bar (rank 0 only).
+    num_threads : int, optional
+        Intra-op CPU threads during training (default: `default_num_threads`).
+    bf16 : bool, optional
+        Run forward passes under bfloat16 autocast.
+    callbacks : sequence of callable, optional
+        Called as ``callback(trainer, event, info)`` with ``event`` in
+        ``"step_end"`` and ``"epoch_end"``.
+    """
+
+    def __init__(self, module, loss_fn, *, optimizer="adam", lr=1e-3, weight_decay=0.0,
+                 betas=(0.9, 0.999), schedule=None, epochs=10, batch_size=32, drop_last=False,
+                 validation_fraction=0.0, patience=None, min_delta=0.0, restore_best=True,
+                 seed=0, device=None, checkpoint_dir=None, header=None, extra_state=None,
+                 progress=True, num_threads=None, bf16=False, callbacks=()):
+        self.module = module
+        self.loss_fn = loss_fn
+        self.optimizer = optimizer
+        self.lr = lr
+        self.weight_decay = weight_decay
+        self.betas = betas
+        self.schedule = schedule
+        self.epochs = epochs
+        self.batch_size = batch_size
+        self.drop_last = drop_last
+        self.validation_fraction = validation_fraction
+        self.patience = patience
+        self.min_delta = min_delta
+        self.restore_best = restore_best
+        self.seed = seed
+        self.device = device
+        self.checkpoint_dir = checkpoint_dir
+        self.header = header or make_header("unnamed", {})
+        self.extra_state = extra_state or {}
+        self.progress = progress
+        self.num_threads = num_threads
+        self.bf16 = bf16
+        self.callbacks = list(callbacks)
+        self.history = []
+        self._stop_requested = False
+
+    # -- helpers -----------------------------------------------------------
+    @property
+    def checkpoint_path(self):
+        """`~pathlib.Path` or None: the rolling checkpoint file."""
+        return None if self.checkpoint_dir is None else Path(self.checkpoint_dir) / LAST_CHECKPOINT
+
+    def request_stop(self):
+        """Ask the loop to checkpoint and raise `KeyboardInterrupt` after the current step."""
+        self._stop_requested = True
+
+    def _make_optimizer(self, params):
+        kind = str(self.optimizer).lower()
+        classes = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW}
+        if kind not in classes:
+            msg = f"optimizer: expected 'adam' or 'adamw', got {self.optimizer!r}"
+            raise ValueError(msg)
+        return classes[kind](params, lr=float(self.lr), betas=tuple(self.betas),
+                             weight_decay=float(self.weight_decay))
+
+    def _split(self, n):
+        frac = float(self.validation_fraction or 0.0)
+        if not 0.0 <= frac < 1.0:
+            msg = f"validation_fraction: expected a value in [0, 1), got {frac}"
+            raise ValueError(msg)
+        order = np.random.default_rng(_mix(self.seed, 1)).permutation(n)
+        n_val = round(frac * n)
+        if frac > 0 and n_val == 0 and n > 1:
+            n_val = 1
+        return torch.as_tensor(np.sort(order[n_val:])), torch.as_tensor(np.sort(order[:n_val]))
+
+    def _autocast(self, device):
+        if not self.bf16:
+            return contextlib.nullcontext()
+        if device.type == "cuda" and not torch.cuda.is_bf16_supported():
+            warnings.warn("bf16 autocast requested but this GPU does not support bfloat16; "
+                          "training in float32", AstroCLWarning)
+            self.bf16 = False
+            return contextlib.nullcontext()
+        return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
+
+    def _steps(self, n_train, batch_size):
+        if self.drop_last and n_train >= batch_size:
+            return n_train // batch_size
+        return -(-n_train // batch_size)
+
+    def _write_history(self):
+        if self.checkpoint_dir is None:
+            return
+        with atomic_write(Path(self.checkpoint_dir) / HISTORY_FILE, newline="") as fh:
+            writer = csv.DictWriter(fh, fieldnames=_HISTORY_COLUMNS)
+            writer.writeheader()
+            for row in self.history:
+                writer.writerow({k: ("" if row.get(k) is None else row[k])
+                                 for k in _HISTORY_COLUMNS})
+
+    def _state(self, optimizer, epoch, step, sums, best):
+        raw = self._raw_module
+        return {
+            "model_state": {k: v.detach().clone() for k, v in raw.state_dict().items()},
+            "optimizer_state": optimizer.state_dict(),
+            "scheduler_state": {"schedule": dict(self.schedule or {}), "base_lr": float(self.lr),
+                                "epoch": int(epoch)},
+            "rng": {"torch": torch.get_rng_state(), "numpy": _numpy_state(),
+                    "cuda": (torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [])},
+            "epoch": int(epoch),
+            "step": int(step),
+            "running": {"loss_sum": float(sums[0]), "count": int(sums[1]),
+                        "seconds": float(sums[2])},
+            "history": [dict(r) for r in self.history],
+            "best": {"loss": best["loss"], "epoch": best["epoch"], "bad_epochs": best["bad"],
+                     "state": best["state"]},
+            "seed": int(self.seed),
+            "extra": dict(self.extra_state),
+        }
+
+    def _save(self, optimizer, epoch, step, sums, best):
+        if self.checkpoint_path is None or not self._dist.is_main:
+            return
+        save_checkpoint(self.checkpoint_path, self._state(optimizer, epoch, step, sums, best),
+                        self.header)
+        self._write_history()
+
+    def _callback(self, event, info):
+        for cb in self.callbacks:
+            cb(self, event, info)
+
+    # -- main loop ----------------------------------------------------------
+    def fit(self, source, *, resume=False):
+        """Train on a batch source.
+
+        Parameters
+        ----------
+        source : batch source
+            ``len(source)``, ``source.ids``, ``source.batch(indices)``.
+        resume : bool, optional
+            Continue from ``checkpoint_dir/last.pt`` if it exists.
+
+        Returns
+        -------
+        history : list of dict
+            One row per epoch: epoch, lr, train_loss, val_loss, seconds,
+            images_per_s.
+
+        Raises
+        ------
+        NonFiniteLossError
+            If a loss is NaN or infinite (weights stay those of the last good
+            step; the last checkpoint is not overwritten).
+        KeyboardInterrupt
+            On Ctrl-C, after writing a checkpoint from which ``resume=True``
+            continues exactly.
+        """
+        from tqdm.auto import tqdm
+
+        self._dist = init_distributed(self.device)
+        dist_info = self._dist
+        device = dist_info.device
+        n = len(source)
+        if n == 0:
+            msg = "Trainer.fit: the batch source is empty"
+            raise ValueError(msg)
+        old_threads = torch.get_num_threads()
+        local_world = int(os.environ.get("LOCAL_WORLD_SIZE", dist_info.world_size))
+        torch.set_num_threads(int(self.num_threads or default_num_threads(local_world)))
+        try:
+            return self._fit(source, n, device, dist_info, resume, tqdm)
+        finally:
+            torch.set_num_threads(old_threads)
+
+    def _fit(self, source, n, device, dist_info, resume, tqdm):
+        module = self.module.to(device)
+        if dist_info.distributed:
+            module = convert_batchnorm(module).to(device)
+            self.module = module
+        self._raw_module = module
+        train_idx, val_idx = self._split(n)
+        batch_size = len(train_idx) if self.batch_size is None else int(self.batch_size)
+        if batch_size < 1:
+            msg = f"batch_size: expected a positive integer or None, got {self.batch_size!r}"
+            raise ValueError(msg)
+        optimizer = self._make_optimizer(module.parameters())
+        self.history = []
+        best = {"loss": float("inf"), "epoch": -1, "bad": 0, "state": None}
+        start_epoch, start_step, sums = 0, 0, (0.0, 0, 0.0)
+        ckpt = None
+        if resume and self.checkpoint_path is not None and self.checkpoint_path.exists():
+            ckpt = load_checkpoint(self.checkpoint_path, model_name=self.header.get("model"),
+                                   map_location=device)
+        if ckpt is not None:
+            module.load_state_dict(ckpt["model_state"])
+            optimizer.load_state_dict(ckpt["optimizer_state"])
+            torch.set_rng_state(ckpt["rng"]["torch"].cpu())
+            _set_numpy_state(ckpt["rng"]["numpy"])
+            if torch.cuda.is_available() and ckpt["rng"]["cuda"]:
+                torch.cuda.set_rng_state_all([s.cpu() for s in ckpt["rng"]["cuda"]])
+            self.history = [dict(r) for r in ckpt["history"]]
+            b = ckpt["best"]
+            best = {"loss": b["loss"], "epoch": b["epoch"], "bad": b["bad_epochs"],
+                    "state": b["state"]}
+            start_epoch, start_step = int(ckpt["epoch"]), int(ckpt["step"])
+            r = ckpt["running"]
+            sums = (r["loss_sum"], r["count"], r["seconds"])
+        else:
+            torch.manual_seed(_mix(self.seed, 2))
+            np.random.seed(_mix(self.seed, 3) % (2**32))
+        model = module
+        if dist_info.distributed:
+            ddp_kwargs = {"device_ids": [device]} if device.type == "cuda" else {}
+            model = torch.nn.parallel.DistributedDataParallel(
+                module, broadcast_buffers=False, **ddp_kwargs)
+
+        handler_installed = False
+        previous_handler = None
+        if threading.current_thread() is threading.main_thread():
+            def _on_sigint(signum, frame):
+                if self._stop_requested:  # second Ctrl-C: stop at once
+                    raise KeyboardInterrupt
+                self._stop_requested = True
+            previous_handler = signal.signal(signal.SIGINT, _on_sigint)
+            handler_installed = True
+        self._stop_requested = False
+        stopped_early = False
+        try:
+            for epoch in range(start_epoch, int(self.epochs)):
+                if best["bad"] >= (self.patience or math.inf):
+                    stopped_early = True
+                    break
+                stopped_early = self._epoch(model, module, optimizer, source, train_idx, val_idx,
+                                            batch_size, epoch, start_step, sums, best, device,
+                                            dist_info, tqdm)
+                start_step, sums = 0, (0.0, 0, 0.0)
+                if stopped_early:
+                    break
+        finally:
+            if handler_installed:
+                signal.signal(signal.SIGINT, previous_handler)
+        if self.restore_best and best["state"] is not None:
+            module.load_state_dict(best["state"])
+        self.stopped_early_ = stopped_early
+        return self.history
+
+    def _epoch(self, model, module, optimizer, source, train_idx, val_idx, batch_size, epoch,
+               start_step, sums, best, device, dist_info, tqdm):
+        lr = float(self.lr) * lr_factor(self.schedule, epoch)
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+        order = torch.randperm(len(train_idx), generator=torch.Generator().manual_seed(
+            _mix(self.seed, 4, epoch)))
+        shuffled = train_idx[order]
+        n_steps = self._steps(len(train_idx), batch_size)
+        loss_sum, count, seconds = sums
+        bar = tqdm(total=n_steps, initial=start_step, desc=f"epoch {epoch + 1}/{self.epochs}",
+                   disable=not (self.progress and dist_info.is_main), leave=False,
+                   unit="step", dynamic_ncols=True)
+        world = dist_info.world_size
+        try:
+            for step in range(start_step, n_steps):
+                t0 = time.perf_counter()
+                global_idx = shuffled[step * batch_size:(step + 1) * batch_size]
+                local_idx = shard_indices(global_idx, dist_info.rank, world)
+                batch = source.batch(local_idx).to(device)
+                gen = torch.Generator(device=device).manual_seed(
+                    _mix(self.seed, 5, epoch, step, dist_info.rank))
+                module.train()
+                optimizer.zero_grad(set_to_none=True)
+                with self._autocast(device):
+                    loss = self.loss_fn(model, batch, gen)
+                value = all_reduce_sum(loss.detach().float().reshape(1)) / world \
+                    if world > 1 else loss.detach().float().reshape(1)
+                value = float(value.item())
+                if not math.isfinite(value):
+                    where = (f"; the last good checkpoint is {self.checkpoint_path}"
+                             if self.checkpoint_path is not None and self.checkpoint_path.exists()
+                             else "")
+                    msg = (f"training loss became {value} at epoch {epoch + 1}, step {step + 1} "
+                           f"(lr={lr:g}); stopping. Check the input data for NaN/inf, lower "
+                           f"the learning rate, or disable bf16{where}")
+                    raise NonFiniteLossError(msg)
+                loss.backward()
+                optimizer.step()
+                dt = time.perf_counter() - t0
+                loss_sum += value * len(global_idx)
+                count += len(global_idx)
+                seconds += dt
+                bar.update(1)
+                bar.set_postfix(loss=f"{value:.4g}", img_s=f"{len(global_idx) / dt:.1f}")
+                self._callback("step_end", {"epoch": epoch, "step": step, "loss": value})
+                if self._stop_requested:
+                    self._save(optimizer, epoch, step + 1, (loss_sum, count, seconds), best)
+                    raise KeyboardInterrupt
+        finally:
+            bar.close()
+        train_loss = loss_sum / max(count, 1)
+        val_loss = self._validate(model, module, source, val_idx, batch_size, device, dist_info)
+        monitored = val_loss if val_loss is not None else train_loss
+        if monitored < best["loss"] - float(self.min_delta):
+            best.update(loss=monitored, epoch=epoch, bad=0,
+                        state={k: v.detach().clone() for k, v in module.state_dict().items()})
+        else:
+            best["bad"] += 1
+        self.history.append({"epoch": epoch + 1, "lr": lr, "train_loss": train_loss,
+                             "val_loss": val_loss, "seconds": seconds,
+                             "images_per_s": count / seconds if seconds > 0 else float("nan")})
+        self._save(optimizer, epoch + 1, 0, (0.0, 0, 0.0), best)
+        self._callback("epoch_end", dict(self.history[-1]))
+        return self.patience is not None and best["bad"] >= int(self.patience)
+
+    def _validate(self, model, module, source, val_idx, batch_size, device, dist_info):
+        if len(val_idx) == 0:
+            return None
+        module.eval()
+        total = torch.zeros(2, dtype=torch.float64)
+        with torch.no_grad():
+            for step in range(-(-len(val_idx) // batch_size)):
+                global_idx = val_idx[step * batch_size:(step + 1) * batch_size]
+                local_idx = shard_indices(global_idx, dist_info.rank, dist_info.world_size)
+                batch = source.batch(local_idx).to(device)
+                gen = torch.Generator(device=device).manual_seed(
+                    _mix(self.seed, 6, step, dist_info.rank))
+                with self._autocast(device):
+                    loss = self.loss_fn(model, batch, gen)
+                value = float(loss.detach().float().item())
+                total += torch.tensor([value * len(global_idx) / dist_info.world_size,
+                                       len(global_idx) / dist_info.world_size],
+                                      dtype=torch.float64)
+        total = all_reduce_sum(total)
+        module.train()
+        return float(total[0] / total[1])
+
+
+def _copy(state):
+    return copy.deepcopy(state)
+
+
+# keep DistInfo importable from here for type hints in user code
+_ = DistInfo

@@ -1,0 +1,30 @@
+"""Shared fixtures: the real data beside the project, and a clean plugin registry."""
+
+import os
+from pathlib import Path
+
+import pytest
+
+# The real data sets live in ../shared/data from the project root (never copied
+# into the repo); ASTRO_CL_TEST_DATA points elsewhere.
+SHARED_DATA = Path(
+    os.environ.get("ASTRO_CL_TEST_DATA", Path(__file__).resolve().parents[1].parent / "shared" / "data")
+)
+
+
+@pytest.fixture(scope="session")
+def shared_data():
+    """Path to the real test data, or skip when it is not beside the project."""
+    if not SHARED_DATA.is_dir():
+        pytest.skip(f"real test data not found at {SHARED_DATA} (set ASTRO_CL_TEST_DATA)")
+    return SHARED_DATA
+
+
+@pytest.fixture
+def fresh_registry():
+    """Reset the plugin registry before and after a test."""
+    from astro_cl.plugins.registry import reset_registry
+
+    reset_registry()
+    yield
+    reset_registry()

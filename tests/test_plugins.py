@@ -1,0 +1,215 @@
+"""Plugin discovery through real entry points, and one test per failure mode."""
+
+import subprocess
+import sys
+import textwrap
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import astro_cl
+from astro_cl.exceptions import PluginWarning, UnknownComponentError
+from astro_cl.plugins import hookspecs
+from astro_cl.plugins.registry import (
+    KINDS,
+    available_components,
+    get_component_class,
+    get_survey,
+    list_components,
+)
+
+EXAMPLE_PLUGIN = Path(__file__).parent / "example_plugin"
+
+
+def install_fake_distribution(site, dist, entry_points, version="0.1.0"):
+    """Expose a distribution through a .dist-info folder on a path entry."""
+    info = site / f"{dist.replace('-', '_')}-{version}.dist-info"
+    info.mkdir(parents=True)
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {dist}\nVersion: {version}\n")
+    lines = "\n".join(f"{name} = {target}" for name, target in entry_points.items())
+    (info / "entry_points.txt").write_text(f"[{hookspecs.ENTRY_POINT_GROUP}]\n{lines}\n")
+
+
+@pytest.fixture
+def site(tmp_path, monkeypatch, fresh_registry):
+    """A temporary site directory on sys.path; modules imported from it are forgotten."""
+    site = tmp_path / "site"
+    site.mkdir()
+    monkeypatch.syspath_prepend(str(site))
+    monkeypatch.delenv("ASTRO_CL_DISABLE_PLUGIN_AUTOLOAD", raising=False)
+    before = set(sys.modules)
+    yield site
+    for name in set(sys.modules) - before:
+        del sys.modules[name]
+
+
+def write_module(site, name, source):
+    (site / f"{name}.py").write_text(textwrap.dedent(source))
+
+
+GOOD_SURVEY = """
+    from astro_cl import hookimpl
+    from astro_cl.surveys import Survey
+
+    class {cls}(Survey):
+        name = "{name}"
+        description = "A test survey."
+
+    @hookimpl
+    def astro_cl_register_surveys(register):
+        register({cls})
+"""
+
+
+def make_toy_data(folder, n=3):
+    folder.mkdir()
+    rng = np.random.default_rng(1)
+    rows = ["id,redshift"]
+    for i in range(n):
+        np.save(folder / f"gal{i}.npy", rng.lognormal(size=(5, 8, 8)).astype(np.float32))
+        rows.append(f"gal{i},{0.01 * (i + 1)}")
+    (folder / "catalogue.csv").write_text("\n".join(rows) + "\n")
+
+
+def test_builtins_are_registered_through_the_hooks(fresh_registry):
+    infos = list_components()
+    assert {i.kind for i in infos} <= set(KINDS)
+    memory = next(i for i in infos if i.name == "in-memory")
+    assert memory.builtin and memory.distribution == "astro_cl"
+    assert memory.plugin == "astro_cl.surveys._plugin"
+
+
+def test_example_plugin_is_discovered_through_its_entry_point(site, tmp_path):
+    sys.path.insert(0, str(EXAMPLE_PLUGIN))
+    try:
+        install_fake_distribution(site, "astro-cl-toy", {"toy": "astro_cl_toy"})
+        info = next(i for i in list_components(["survey"]) if i.name == "toy")
+        assert (info.distribution, info.version, info.builtin) == ("astro-cl-toy", "0.1.0", False)
+        make_toy_data(tmp_path / "toy")
+        survey = get_survey("toy", path=tmp_path / "toy")
+        from astro_cl.testing import check_survey
+
+        check_survey(survey)
+        assert survey["gal1"].observing.redshift == pytest.approx(0.02)
+        assert survey.to_tensors().data.shape == (3, 5, 8, 8)
+    finally:
+        sys.path.remove(str(EXAMPLE_PLUGIN))
+
+
+def test_cli_lists_and_reads_a_separately_installed_plugin(tmp_path):
+    site = tmp_path / "site"
+    install_fake_distribution(site, "astro-cl-toy", {"toy": "astro_cl_toy"})
+    env = {"PYTHONPATH": f"{site}:{EXAMPLE_PLUGIN}", "PATH": "/usr/bin:/bin"}
+    out = subprocess.run([sys.executable, "-m", "astro_cl.cli", "plugins"], env=env,
+                         capture_output=True, text=True, check=True)
+    toy = [line for line in out.stdout.splitlines() if " toy " in line]
+    assert toy and "astro-cl-toy" in toy[0] and "0.1.0" in toy[0], out.stdout
+    assert "in-memory" in out.stdout
+
+
+def test_disable_autoload(site, monkeypatch):
+    write_module(site, "plug_ok", GOOD_SURVEY.format(cls="OkSurvey", name="ok-survey"))
+    install_fake_distribution(site, "plug-ok", {"ok": "plug_ok"})
+    monkeypatch.setenv("ASTRO_CL_DISABLE_PLUGIN_AUTOLOAD", "1")
+    assert "ok-survey" not in available_components("survey")
+    assert "in-memory" in available_components("survey")
+
+
+def test_unknown_name_lists_available_names(fresh_registry):
+    with pytest.raises(UnknownComponentError, match=r"no survey named 'nope'; available surveys:.*in-memory"):
+        get_component_class("survey", "nope")
+    with pytest.raises(ValueError, match="unknown component kind"):
+        available_components("widget")
+
+
+def _only_plugin_warnings(record):
+    return [w for w in record if issubclass(w.category, PluginWarning)]
+
+
+def assert_one_warning_and_others_work(site, dist, match):
+    write_module(site, "plug_ok", GOOD_SURVEY.format(cls="OkSurvey", name="ok-survey"))
+    install_fake_distribution(site, "plug-ok", {"ok": "plug_ok"})
+    with warnings.catch_warnings(record=True) as record:
+        warnings.simplefilter("always")
+        names = available_components("survey")
+    found = _only_plugin_warnings(record)
+    assert len(found) == 1, [str(w.message) for w in record]
+    message = str(found[0].message)
+    assert dist in message
+    assert match in message, message
+    assert "ok-survey" in names and "in-memory" in names
+    return names
+
+
+def test_plugin_that_fails_to_import(site):
+    write_module(site, "plug_broken", "raise ImportError('numpy 1.0 required')\n")
+    install_fake_distribution(site, "plug-broken", {"broken": "plug_broken"})
+    assert_one_warning_and_others_work(site, "plug-broken", 'Error importing plugin "broken"')
+
+
+def test_plugin_hook_that_raises(site):
+    write_module(site, "plug_raises", """
+        from astro_cl import hookimpl
+
+        @hookimpl
+        def astro_cl_register_surveys(register):
+            raise RuntimeError("boom")
+    """)
+    install_fake_distribution(site, "plug-raises", {"raises": "plug_raises"})
+    assert_one_warning_and_others_work(site, "plug-raises", "RuntimeError: boom")
+
+
+def test_plugin_with_duplicate_name(site):
+    write_module(site, "plug_dup", GOOD_SURVEY.format(cls="Dup", name="in-memory"))
+    install_fake_distribution(site, "plug-dup", {"dup": "plug_dup"})
+    assert_one_warning_and_others_work(site, "plug-dup", "already taken")
+    assert get_component_class("survey", "in-memory").__module__ == "astro_cl.surveys.memory"
+
+
+def test_plugin_registering_a_non_subclass(site):
+    write_module(site, "plug_wrong", """
+        from astro_cl import hookimpl
+
+        class NotASurvey:
+            name = "wrong"
+
+        @hookimpl
+        def astro_cl_register_surveys(register):
+            register(NotASurvey)
+    """)
+    install_fake_distribution(site, "plug-wrong", {"wrong": "plug_wrong"})
+    names = assert_one_warning_and_others_work(site, "plug-wrong", "does not subclass")
+    assert "wrong" not in names
+
+
+def test_plugin_registering_a_class_without_name(site):
+    write_module(site, "plug_noname", GOOD_SURVEY.format(cls="NoName", name=""))
+    install_fake_distribution(site, "plug-noname", {"noname": "plug_noname"})
+    assert_one_warning_and_others_work(site, "plug-noname", "without a 'name'")
+
+
+def test_plugin_with_unknown_hook(site):
+    write_module(site, "plug_typo", """
+        from astro_cl import hookimpl
+
+        @hookimpl
+        def astro_cl_register_survey(register):  # typo: no such hook
+            pass
+    """)
+    install_fake_distribution(site, "plug-typo", {"typo": "plug_typo"})
+    assert_one_warning_and_others_work(site, "plug-typo", "unknown hook")
+
+
+def test_every_hook_is_documented():
+    docs = (Path(__file__).parents[1] / "docs" / "plugins.rst").read_text()
+    hooks = [n for n in dir(hookspecs) if n.startswith("astro_cl_register_")]
+    assert len(hooks) == 4
+    for name in hooks:
+        assert getattr(hookspecs, name).__doc__, name
+        assert name in docs, f"{name} is not documented in docs/plugins.rst"
+
+
+def test_hookimpl_is_exported():
+    assert astro_cl.hookimpl is hookspecs.hookimpl
