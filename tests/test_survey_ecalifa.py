@@ -183,3 +183,17 @@ def test_registered():
     from astro_cl.plugins.registry import get_component_class
 
     assert get_component_class("survey", "ecalifa") is ECALIFASurvey
+
+
+def test_reads_the_mock_survey_files(tmp_path):
+    from astro_cl.surveys.ecalifa_mock import ECALIFAMockSurvey
+    from astro_cl.testing import check_survey
+
+    ECALIFAMockSurvey(n=2, seed=0, size=16).write(tmp_path, progress=False)
+    survey = ECALIFASurvey(path=tmp_path).open()
+    assert len(survey) == 2 and survey.cubes_without_row_ == []
+    rec = survey[0]
+    assert rec.cube.flux.shape[1:] == (16, 16)
+    assert "stellar_mass" in rec.maps and rec.star_mask is not None
+    assert rec.observing.redshift == pytest.approx(float(survey.catalogue["z"][0]))
+    check_survey(survey, n_records=1)

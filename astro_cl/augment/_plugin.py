@@ -7,5 +7,26 @@ from astro_cl.plugins.hookspecs import hookimpl
 def astro_cl_register_augmenters(register):
     """Register astro_cl's own augmenters."""
     from astro_cl.augment.base import Compose
+    from astro_cl.augment.geometric import (
+        CropResize,
+        RandomFlip,
+        RandomRot90,
+        RandomRotation,
+        RandomTranslation,
+    )
+    from astro_cl.augment.masking import RandomCutout, StarMask
+    from astro_cl.augment.photometric import (
+        GaussianBlur,
+        MultiplicativeNoise,
+        NoiseToDepth,
+        PSFDegradation,
+        Reddening,
+        SurfaceBrightnessDimming,
+    )
+    from astro_cl.augment.rebin import Rebin
+    from astro_cl.augment.spectral import VelocityShift
 
-    register(Compose)
+    for cls in (Compose, RandomRotation, RandomFlip, RandomRot90, RandomTranslation, CropResize,
+                GaussianBlur, MultiplicativeNoise, PSFDegradation, NoiseToDepth, Reddening,
+                SurfaceBrightnessDimming, StarMask, RandomCutout, Rebin, VelocityShift):
+        register(cls)

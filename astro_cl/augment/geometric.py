@@ -76,7 +76,7 @@ def _coin(n, generator, device, p=0.5):
 
 
 def _randn_like(tensor, generator):
-    """Standard normal noise with the shape, dtype and device of ``tensor``."""
+    """Draw standard normal noise with the shape, dtype and device of ``tensor``."""
     noise = torch.randn(tensor.shape, generator=generator, device=generator.device,
                         dtype=tensor.dtype)
     return noise.to(tensor.device)
@@ -175,7 +175,8 @@ class RandomRotation(Augmenter):
     Parameters
     ----------
     angle : float or (float, float), optional
-        Rotation angle range in degrees (counter-clockwise).
+        Rotation angle range in degrees, counter-clockwise as displayed with
+        ``origin="lower"`` (90 deg equals ``torch.rot90(x, -1, dims=(-2, -1))``).
     flip : bool, optional
         Also flip each image about its x or its y axis (50/50).
     mode : {"bicubic", "bilinear", "nearest"}, optional
@@ -194,7 +195,8 @@ class RandomRotation(Augmenter):
 
     def transform(self, batch, generator):  # noqa: D102 - see Augmenter
         if self.mode not in ("bicubic", "bilinear", "nearest"):
-            msg = f"RandomRotation.mode: expected 'bicubic', 'bilinear' or 'nearest', got {self.mode!r}"
+            msg = ("RandomRotation.mode: expected 'bicubic', 'bilinear' or 'nearest', "
+                   f"got {self.mode!r}")
             raise ValidationError(msg)
         low, high = _as_range(self.angle, "angle", "RandomRotation")
         b, _, h, w = batch.data.shape
@@ -363,7 +365,7 @@ class CropResize(Augmenter):
     """
 
     name = "crop-resize"
-    description = "Random crop resized to the input size (zoom), keeping surface brightness or flux."
+    description = "Random crop resized to the input size (a zoom), keeping brightness or flux."
     conserves_flux = False
 
     def __init__(self, *, scale=(0.5, 1.0), ratio=(0.75, 4.0 / 3.0), mode="bilinear",
@@ -375,12 +377,14 @@ class CropResize(Augmenter):
 
     def transform(self, batch, generator):  # noqa: D102 - see Augmenter
         if self.preserve not in ("surface_brightness", "flux"):
-            msg = f"CropResize.preserve: expected 'surface_brightness' or 'flux', got {self.preserve!r}"
+            msg = ("CropResize.preserve: expected 'surface_brightness' or 'flux', "
+                   f"got {self.preserve!r}")
             raise ValidationError(msg)
         s_lo, s_hi = _as_range(self.scale, "scale", "CropResize")
         r_lo, r_hi = _as_range(self.ratio, "ratio", "CropResize")
         if not 0 < s_lo <= s_hi <= 1 or r_lo <= 0:
-            msg = f"CropResize: expected 0 < scale <= 1 and ratio > 0, got {self.scale!r}, {self.ratio!r}"
+            msg = (f"CropResize: expected 0 < scale <= 1 and ratio > 0, "
+                   f"got scale={self.scale!r}, ratio={self.ratio!r}")
             raise ValidationError(msg)
         b = len(batch)
         dev = batch.device

@@ -68,7 +68,7 @@ def _apply_mask(batch, new, fill):
     data = batch.data
     mask = batch.mask | new
     value = torch.as_tensor(fill, dtype=data.dtype, device=data.device)
-    return batch, {"data": torch.where(new, value, data), "mask": mask}
+    return {"data": torch.where(new, value, data), "mask": mask}
 
 
 class StarMask(Augmenter):
@@ -186,7 +186,7 @@ class StarMask(Augmenter):
             stars = batch.star_mask[donor].to(torch.bool)
         else:
             stars = self._synthetic(batch, generator)
-        _, out = _apply_mask(batch, stars, self.fill)
+        out = _apply_mask(batch, stars, self.fill)
         out["star_mask"] = stars if batch.star_mask is None else (batch.star_mask | stars)
         return batch.replace(**out)
 
@@ -228,5 +228,5 @@ class RandomCutout(Augmenter):
         yy = torch.arange(h, device=dev).view(1, 1, h, 1)
         xx = torch.arange(w, device=dev).view(1, 1, 1, w)
         inside = (yy >= y0) & (yy < y0 + hh) & (xx >= x0) & (xx < x0 + ww) & active
-        _, out = _apply_mask(batch, inside.any(dim=1, keepdim=True), self.fill)
+        out = _apply_mask(batch, inside.any(dim=1, keepdim=True), self.fill)
         return batch.replace(**out)

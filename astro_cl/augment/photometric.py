@@ -79,7 +79,7 @@ def ccm89_extinction(wavelength, r_v=3.1):
 
 def _gaussian_kernels(sigma, truncate, dtype):
     """Return per-sample normalised 1-D Gaussian kernels (B, K) and the radius."""
-    radius = max(int(math.ceil(truncate * float(sigma.max()))), 1)
+    radius = max(math.ceil(truncate * float(sigma.max())), 1)
     x = torch.arange(-radius, radius + 1, device=sigma.device, dtype=torch.float64)
     s = sigma.to(torch.float64).view(-1, 1)
     k = torch.exp(-0.5 * (x.view(1, -1) / s.clamp_min(1e-6)) ** 2)
@@ -90,9 +90,13 @@ def _gaussian_kernels(sigma, truncate, dtype):
 
 
 def _separable_conv(x, kernels, radius):
-    """Convolve each sample of ``x`` (B, C, H, W) with its kernel (B, K) along y and x."""
+    """Convolve each sample of ``x`` (B, C, H, W) with its kernel (B, K) along y and x.
+
+    Zero padding; a grouped convolution with one group per image and channel
+    (on CPU faster than summing shifted copies, measured).
+    """
     b, c, h, w = x.shape
-    weight = kernels.repeat_interleave(c, dim=0)  # (B*C, K)
+    weight = kernels.to(x.dtype).repeat_interleave(c, dim=0)  # (B*C, K)
     flat = x.reshape(1, b * c, h, w)
     flat = F.conv2d(flat, weight.view(b * c, 1, -1, 1), padding=(radius, 0), groups=b * c)
     flat = F.conv2d(flat, weight.view(b * c, 1, 1, -1), padding=(0, radius), groups=b * c)

@@ -1,4 +1,4 @@
-"""Convolutional backbones with masked global pooling (torch networks).
+"""Torch networks: encoders with masked global pooling, and the U-Net.
 
 `ConvBackbone` is the eCALIFA study's encoder: four blocks
 ``Conv(k) -> ReLU -> MaxPool(2) -> BatchNorm`` with 64/128/256/512 channels and
@@ -15,8 +15,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["ConvBackbone", "DenseHead", "MaskedGlobalPool", "ResNetBackbone", "build_backbone",
-           "scale_width"]
+__all__ = ["ContrastiveNet", "ConvBackbone", "DenseHead", "MaskedGlobalPool", "ResNetBackbone",
+           "UNet", "build_backbone", "scale_width"]
 
 
 def scale_width(channels, width):
@@ -304,3 +304,133 @@ def build_backbone(name, in_channels, **kwargs):
         msg = f"backbone: expected one of {sorted(classes)}, got {name!r}"
         raise ValueError(msg)
     return classes[name](in_channels, **kwargs)
+
+
+class ContrastiveNet(nn.Module):
+    """A backbone plus an optional projection head, for contrastive training.
+
+    Parameters
+    ----------
+    backbone : `torch.nn.Module`
+        Maps ``(x, mask)`` to ``(B, D)`` embeddings.
+    projection : sequence of int, optional
+        Widths of an MLP projection head applied during training only
+        (``Linear -> ReLU`` between layers); None or empty: the loss acts on
+        the embedding itself, as in the eCALIFA study.
+    """
+
+    def __init__(self, backbone, projection=None):
+        super().__init__()
+        self.backbone = backbone
+        layers, width = [], backbone.out_features
+        for i, h in enumerate(projection or ()):
+            if i:
+                layers.append(nn.ReLU(inplace=True))
+            layers.append(nn.Linear(width, int(h)))
+            width = int(h)
+        self.projection = nn.Sequential(*layers) if layers else None
+
+    def forward(self, x, mask=None, *, project=True):
+        """Return projections (``project=True``) or embeddings.
+
+        Parameters
+        ----------
+        x : `torch.Tensor`
+        mask : `torch.Tensor`, optional
+        project : bool, optional
+
+        Returns
+        -------
+        out : `torch.Tensor`
+        """
+        h = self.backbone(x, mask)
+        if project and self.projection is not None:
+            return self.projection(h)
+        return h
+
+
+def _double_conv(cin, cout, batch_norm):
+    layers = []
+    for c_in in (cin, cout):
+        layers.append(nn.Conv2d(c_in, cout, 3, padding=1, bias=not batch_norm))
+        if batch_norm:
+            layers.append(nn.BatchNorm2d(cout))
+        layers.append(nn.ReLU(inplace=True))
+    return nn.Sequential(*layers)
+
+
+class UNet(nn.Module):
+    """The PICASSSO U-Net: images to property maps.
+
+    Four levels of two 3x3 convolutions (64/128/256/512 channels times
+    ``width``) with 2x2 max-pooling down, a bottom level (1024), transposed
+    convolutions up with skip connections, and a 1x1 output convolution.
+    Inputs of any size are zero-padded to a multiple of ``2**levels`` and the
+    output is cropped back, so the output has the input's height and width.
+
+    Parameters
+    ----------
+    in_channels : int
+        Input bands (5 for ugriz).
+    out_channels : int
+        Output maps.
+    channels : sequence of int, optional
+        Channels per level (before ``width``).
+    bottom : int, optional
+        Channels of the bottom level (before ``width``).
+    width : float, optional
+        Width multiplier.
+    batch_norm : bool, optional
+        Batch norm after each convolution.
+    """
+
+    def __init__(self, in_channels, out_channels, *, channels=(64, 128, 256, 512), bottom=1024,
+                 width=1.0, batch_norm=True):
+        super().__init__()
+        chans = [scale_width(c, width) for c in channels]
+        cb = scale_width(bottom, width)
+        self.levels = len(chans)
+        self.down = nn.ModuleList()
+        cin = int(in_channels)
+        for c in chans:
+            self.down.append(_double_conv(cin, c, batch_norm))
+            cin = c
+        self.bottom = _double_conv(cin, cb, batch_norm)
+        self.up = nn.ModuleList()
+        self.up_conv = nn.ModuleList()
+        cin = cb
+        for c in reversed(chans):
+            self.up.append(nn.ConvTranspose2d(cin, c, 2, stride=2))
+            self.up_conv.append(_double_conv(2 * c, c, batch_norm))
+            cin = c
+        self.out = nn.Conv2d(cin, int(out_channels), 1)
+
+    def forward(self, x, mask=None):
+        """Map ``(B, C_in, H, W)`` images to ``(B, C_out, H, W)`` maps.
+
+        Parameters
+        ----------
+        x : `torch.Tensor`
+        mask : `torch.Tensor` of bool, optional
+            True where bad; masked inputs are set to zero.
+
+        Returns
+        -------
+        out : `torch.Tensor`
+        """
+        x, _ = _prepare(x, mask)
+        h, w = x.shape[-2:]
+        m = 2 ** self.levels
+        ph, pw = (-h) % m, (-w) % m
+        if ph or pw:
+            x = F.pad(x, (pw // 2, pw - pw // 2, ph // 2, ph - ph // 2))
+        skips = []
+        for block in self.down:
+            x = block(x)
+            skips.append(x)
+            x = F.max_pool2d(x, 2)
+        x = self.bottom(x)
+        for up, conv, skip in zip(self.up, self.up_conv, reversed(skips), strict=True):
+            x = conv(torch.cat([up(x), skip], dim=1))
+        x = self.out(x)
+        return x[..., ph // 2:ph // 2 + h, pw // 2:pw // 2 + w]

@@ -12,6 +12,7 @@
 
 import contextlib
 import gzip
+import io
 import re
 import warnings
 import zlib
@@ -35,9 +36,12 @@ SPAXEL = u.def_unit("spaxel", u.pix, doc="IFU spatial pixel")
 #: Exceptions that a corrupt or unexpected file can raise inside astropy/numpy.
 READ_ERRORS = (OSError, EOFError, ValueError, TypeError, KeyError, IndexError,
                zlib.error, gzip.BadGzipFile, u.UnitsError, AttributeError,
-               AstropyUserWarning, MemoryError, OverflowError)
+               AstropyUserWarning, MemoryError, OverflowError, fits.VerifyError)
 
 _ANGSTROM = re.compile(r"(?<![A-Za-z])(A|AA|Ang|ang|ANG|Angstroms|angstrom|ANGSTROM)(?![A-Za-z])")
+_WORD_ALIASES = {"degrees": "deg", "degree": "deg", "arcsecs": "arcsec", "pixels": "pix",
+                 "nanomaggies": "nmgy", "nanomaggy": "nmgy"}
+_WORD = re.compile(r"[A-Za-z]+")
 _BRACE_POWER = re.compile(r"\^\{?\s*([+-]?\d+)\s*\}?")
 _TEN_POWER = re.compile(r"10\*\*\(?\s*([+-]?\d+)\s*\)?")
 
@@ -63,18 +67,51 @@ def open_fits(path, *, memmap=True):
     if path.stat().st_size == 0:
         msg = f"{path}: empty file (expected FITS)"
         raise SurveyError(msg)
+    # We own the file handle: astropy leaks it when fits.open fails half-way.
+    fh = open(path, "rb")  # closed below on every path
+    if path.name.endswith(".gz"):
+        # Decompress once into memory: astropy's lazy HDU access seeks backwards in the
+        # gzip stream, and every backward seek restarts decompression from the start.
+        try:
+            raw = gzip.decompress(fh.read())
+        except READ_ERRORS as exc:
+            msg = f"{path}: not a readable gzip-compressed FITS file ({type(exc).__name__}: {exc})"
+            raise SurveyError(msg) from exc
+        finally:
+            fh.close()
+        fh = io.BytesIO(raw)
+        del raw
     try:
         with warnings.catch_warnings():
             warnings.filterwarnings("error", message=".*truncated.*", category=AstropyUserWarning)
-            hdul = fits.open(path, memmap=memmap and not path.name.endswith((".gz", ".fz")),
+            hdul = fits.open(fh, memmap=memmap and not path.name.endswith((".gz", ".fz")),
                              lazy_load_hdus=True)
     except READ_ERRORS as exc:
+        fh.close()
         msg = f"{path}: not a readable FITS file ({type(exc).__name__}: {exc})"
         raise SurveyError(msg) from exc
     try:
         yield hdul
     finally:
-        hdul.close()
+        try:
+            hdul.close()
+        finally:
+            fh.close()
+
+
+@contextlib.contextmanager
+def reading(path, what="file"):
+    """Turn any low-level failure while reading ``path`` into a `SurveyError` naming it.
+
+    `SurveyError` (and subclasses) and astro_cl's own warnings pass through.
+    """
+    try:
+        yield
+    except (SurveyError, AstroCLWarning):
+        raise
+    except READ_ERRORS as exc:
+        msg = f"{path}: cannot read the {what} ({type(exc).__name__}: {exc})"
+        raise SurveyError(msg) from exc
 
 
 def get_hdu(hdul, key, path, *, required=True):
@@ -162,6 +199,7 @@ def _normalise_unit_string(text):
     s = _TEN_POWER.sub(lambda m: f"1e{m.group(1)} ", s)
     s = _BRACE_POWER.sub(lambda m: f"**({m.group(1)})", s)
     s = _ANGSTROM.sub("Angstrom", s)
+    s = _WORD.sub(lambda m: _WORD_ALIASES.get(m.group(0), m.group(0)), s)
     return s
 
 

@@ -10,5 +10,15 @@ def astro_cl_register_surveys(register):
 
     register(InMemorySurvey)
     from astro_cl.surveys.ecalifa import ECALIFASurvey
+    from astro_cl.surveys.image_folder import ImageFolderSurvey
+    from astro_cl.surveys.manga import MaNGASurvey
+    from astro_cl.surveys.pipe3d import Pipe3DSurvey
+    from astro_cl.surveys.sdss import SDSSSurvey
 
-    register(ECALIFASurvey)
+    for cls in (ECALIFASurvey, MaNGASurvey, Pipe3DSurvey, SDSSSurvey, ImageFolderSurvey):
+        register(cls)
+    from astro_cl.surveys.ecalifa_mock import ECALIFAMockSurvey
+    from astro_cl.surveys.sdss_mock import SDSSMockSurvey
+
+    register(SDSSMockSurvey)
+    register(ECALIFAMockSurvey)

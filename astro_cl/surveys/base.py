@@ -283,6 +283,8 @@ class Survey(Component):
             n = len(self)
         except Exception:
             n = "?"
-        short = reprlib.Repr(maxstring=60, maxother=60, maxlist=3)
+        short = reprlib.Repr()  # keyword arguments need Python 3.12
+        short.maxstring = short.maxother = 60
+        short.maxlist = 3
         params = ", ".join(f"{k}={short.repr(v)}" for k, v in self.get_params(deep=False).items())
         return f"<{type(self).__name__} {self.name!r}: {n} galaxies ({params})>"

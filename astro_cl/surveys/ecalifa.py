@@ -241,13 +241,8 @@ class ECALIFASurvey(Survey):
         row = cat[index]
         gid = str(row["id"])
         path = self._folder / str(row["file"])
-        try:
+        with _fits.reading(path, "eCALIFA cube"):
             return self._read_cube(gid, path, row)
-        except SurveyError:
-            raise
-        except _fits.READ_ERRORS as exc:
-            msg = f"{path}: cannot read the cube ({type(exc).__name__}: {exc})"
-            raise SurveyError(msg) from exc
 
     def _read_cube(self, gid, path, row):
         from specutils import Spectrum
@@ -271,20 +266,21 @@ class ECALIFASurvey(Survey):
                            f"to match the flux")
                     raise SurveyError(msg)
                 parts[ext] = arr
-            finite = np.isfinite(flux)
-            if not finite.any():
+            # one boolean buffer, updated in place (no full-size temporaries)
+            mask = np.isfinite(flux)
+            if not mask.any():
                 msg = f"{path}: the flux is all NaN/inf"
                 raise SurveyError(msg)
-            mask = ~finite
+            error = parts["ERROR"]
+            np.logical_and(mask, np.isfinite(error), out=mask)
+            np.logical_not(mask, out=mask)
             if "BADPIX" in parts:
-                mask |= parts["BADPIX"] != 0
+                np.logical_or(mask, parts["BADPIX"], out=mask)
             star = None
             if "GAIA_MASK" in parts:
                 gaia = parts["GAIA_MASK"] != 0
                 star = gaia.any(axis=0) if gaia.ndim == 3 else gaia
-                mask |= gaia if gaia.ndim == 3 else gaia[None]
-            error = parts["ERROR"]
-            mask |= ~np.isfinite(error)
+                np.logical_or(mask, gaia if gaia.ndim == 3 else gaia[None], out=mask)
             wcs, spectral_axis, scale = self._wcs(header, path, shape)
             flux_q = u.Quantity(flux, unit, copy=False)
             uncertainty = StdDevUncertainty(error, unit=unit, copy=False)
@@ -305,7 +301,7 @@ class ECALIFASurvey(Survey):
             return GalaxyRecord(
                 id=gid, survey=self.name, cube=cube, maps=_fits.maps_beside(path, gid),
                 properties=row, observing=observing, star_mask=star,
-                meta={"file": str(path), "extensions": [h.name for h in hdul]})
+                meta={"file": str(path)})
 
     def _wcs(self, header, path, shape):
         spec_hdr = _spectral_header(header, path)

@@ -42,7 +42,8 @@ def _as_embedding(embeddings):
     if X.ndim == 1:
         X = X[:, None]
     if X.ndim != 2 or X.shape[0] == 0:
-        msg = f"embeddings: expected a non-empty (n_galaxies, n_features) array, got shape {X.shape}"
+        msg = (f"embeddings: expected a non-empty (n_galaxies, n_features) array, "
+               f"got shape {X.shape}")
         raise ValidationError(msg)
     if not np.all(np.isfinite(X)):
         bad = int(np.sum(~np.all(np.isfinite(X), axis=1)))
@@ -247,3 +248,29 @@ def _check_fitted(task, attribute):
     if not hasattr(task, attribute):
         msg = f"{type(task).__name__} is not fitted yet; call fit() first"
         raise ValidationError(msg)
+
+
+def _log_transform(values, unit=None, mode="auto"):
+    """Return ``(values, logged)``: log10 of a one-signed, wide-range quantity.
+
+    With ``mode="auto"`` a column is put in log10 when its unit is not already
+    logarithmic, all its finite values have one sign (emission-line equivalent
+    widths in Pipe3D are negative) and their magnitudes span more than two
+    decades; ``log10(|value|)`` is returned and zeros become NaN. ``mode=True``
+    forces the transform (when the values have one sign), ``False`` disables it.
+    """
+    if mode is False or _is_log_unit(unit):
+        return values, False
+    finite = values[np.isfinite(values)]
+    if finite.size == 0:
+        return values, False
+    one_signed = bool(np.all(finite >= 0) or np.all(finite <= 0))
+    magnitude = np.abs(finite[finite != 0])
+    if not one_signed or magnitude.size < 3:
+        return values, False
+    if mode == "auto" and magnitude.max() / magnitude.min() <= 100:
+        return values, False
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out = np.log10(np.abs(values))
+    out[~np.isfinite(out)] = np.nan
+    return out, True

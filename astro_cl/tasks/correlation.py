@@ -1,4 +1,4 @@
-"""Which catalogue properties does an embedding encode, and how strongly?
+"""Which catalogue properties an embedding encodes, and how strongly.
 
 `PropertyCorrelation` ranks every catalogue property by how well the embedding
 predicts it: the cross-validated R^2 of a k-nearest-neighbour regression for
@@ -24,10 +24,12 @@ from astro_cl.tasks._common import (
     _align,
     _bootstrap_score,
     _check_fitted,
+    _column_unit,
     _float_column,
     _hubble_t_type,
     _is_categorical,
     _label_column,
+    _log_transform,
     _property_columns,
 )
 from astro_cl.tasks.base import DownstreamTask
@@ -125,6 +127,10 @@ class PropertyCorrelation(DownstreamTask):
         projection is passed to `fit`).
     umap_params : dict, optional
         Extra arguments of `umap.UMAP`.
+    log_transform : {"auto", True, False}, optional
+        Score numeric properties in log10: ``"auto"`` does it for one-signed
+        columns without a logarithmic unit spanning more than two decades
+        (``log10(|EW|)`` for Pipe3D's negative emission equivalent widths).
     min_samples : int, optional
         Properties with fewer valid galaxies are skipped.
     seed : int, optional
@@ -146,7 +152,8 @@ class PropertyCorrelation(DownstreamTask):
     description = "Rank catalogue properties by kNN R^2 / balanced accuracy and UMAP correlation."
 
     def __init__(self, *, properties=None, n_neighbors=10, metric="euclidean", cv=5,
-                 n_bootstrap=200, projection="umap", umap_params=None, min_samples=20, seed=0):
+                 n_bootstrap=200, projection="umap", umap_params=None, log_transform="auto",
+                 min_samples=20, seed=0):
         self.properties = properties
         self.n_neighbors = n_neighbors
         self.metric = metric
@@ -154,6 +161,7 @@ class PropertyCorrelation(DownstreamTask):
         self.n_bootstrap = n_bootstrap
         self.projection = projection
         self.umap_params = umap_params
+        self.log_transform = log_transform
         self.min_samples = min_samples
         self.seed = seed
 
@@ -218,8 +226,10 @@ class PropertyCorrelation(DownstreamTask):
             valid &= np.array([v in keep for v in labels])
             y = labels[valid].astype(str)
             rank_values = _hubble_t_type(labels)
+            logged = False
         else:
-            values = _float_column(cat, name)
+            values, logged = _log_transform(_float_column(cat, name), _column_unit(cat, name),
+                                            self.log_transform)
             valid = np.isfinite(values)
             y = values[valid]
             rank_values = values
@@ -254,7 +264,8 @@ class PropertyCorrelation(DownstreamTask):
         if proj is not None and rank_values is not None:
             ok = np.isfinite(rank_values)
             if ok.sum() >= 3 and np.ptp(rank_values[ok]) > 0:
-                rho = [float(spearmanr(proj[ok, j], rank_values[ok]).statistic) for j in (0, 1)]
+                rho = [float(spearmanr(proj[ok, j], rank_values[ok]).statistic)
+                       if np.ptp(proj[ok, j]) > 0 else np.nan for j in (0, 1)]
         full = np.full(len(X), None if categorical else np.nan, dtype=object if categorical
                        else np.float64)
         full[valid] = pred
@@ -268,6 +279,7 @@ class PropertyCorrelation(DownstreamTask):
             "balanced_accuracy": float(raw) if categorical else np.nan,
             "spearman_umap1": rho[0],
             "spearman_umap2": rho[1],
+            "log10": logged,
             "n_galaxies": n,
         }
         return row, full
@@ -275,7 +287,7 @@ class PropertyCorrelation(DownstreamTask):
     def _table(self, rows, n_total):
         cols = ["rank", "property", "kind", "metric", "score", "score_err", "r2",
                 "balanced_accuracy", "spearman_umap1", "spearman_umap2", "spearman_max",
-                "n_galaxies"]
+                "log10", "n_galaxies"]
         rows = sorted(rows, key=lambda r: -r["score"] if np.isfinite(r["score"]) else np.inf)
         table = QTable()
         table["rank"] = np.arange(1, len(rows) + 1, dtype=np.int64)
@@ -291,6 +303,8 @@ class PropertyCorrelation(DownstreamTask):
                     np.zeros(0, dtype="U1")
             elif key == "n_galaxies":
                 table[key] = np.array([r[key] for r in rows], dtype=np.int64)
+            elif key == "log10":
+                table[key] = np.array([r[key] for r in rows], dtype=bool)
             else:
                 table[key] = np.array([r[key] for r in rows], dtype=np.float64)
         table.meta["task"] = self.name
@@ -318,7 +332,8 @@ class PropertyCorrelation(DownstreamTask):
             One row per property, best first: ``rank``, ``property``, ``kind``
             (numeric/categorical), ``metric``, ``score``, ``score_err``, ``r2``,
             ``balanced_accuracy``, ``spearman_umap1``, ``spearman_umap2``,
-            ``spearman_max`` (largest absolute correlation), ``n_galaxies``.
+            ``spearman_max`` (largest absolute correlation), ``log10`` (whether
+            the property was scored in log10), ``n_galaxies``.
         """
         _check_fitted(self, "results_")
         if embeddings is None or (embeddings is self._fitted_on[0]

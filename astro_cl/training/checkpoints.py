@@ -10,6 +10,7 @@ or version fails with a message naming both.
 
 import json
 import pickle
+import warnings
 
 from astro_cl.exceptions import CheckpointError
 from astro_cl.utils.io import atomic_path
@@ -132,7 +133,11 @@ def load_checkpoint(path, *, model_name=None, map_location="cpu", check_version=
     import torch
 
     try:
-        ckpt = torch.load(path, map_location=map_location, weights_only=True)
+        with warnings.catch_warnings():
+            # a bare pickle (not a torch.save zip) triggers a protocol warning
+            warnings.filterwarnings("ignore", message="Detected pickle protocol",
+                                    category=UserWarning)
+            ckpt = torch.load(path, map_location=map_location, weights_only=True)
     except FileNotFoundError:
         raise
     except (pickle.UnpicklingError, RuntimeError, EOFError, AttributeError, ValueError) as exc:

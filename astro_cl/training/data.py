@@ -36,7 +36,7 @@ class InMemorySource:
 
     @property
     def ids(self):
-        """list of str: galaxy ids in order."""
+        """List of str: galaxy ids in order."""
         return list(self._batch.ids)
 
     @property

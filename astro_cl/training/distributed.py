@@ -34,6 +34,9 @@ __all__ = [
 ]
 
 
+_CPU = torch.device("cpu")
+
+
 @dataclass(frozen=True)
 class DistInfo:
     """Where this process sits in a (possibly single-process) job.
@@ -51,7 +54,7 @@ class DistInfo:
     rank: int = 0
     world_size: int = 1
     local_rank: int = 0
-    device: torch.device = torch.device("cpu")
+    device: torch.device = _CPU
     backend: str | None = None
 
     @property
@@ -164,9 +167,7 @@ def all_gather_with_grad(tensor):
     """
     if not dist_active():
         return tensor
-    from torch.distributed.nn.functional import all_gather
-
-    return torch.cat(all_gather(tensor.contiguous()), dim=0)
+    return _GatherWithGrad.apply(tensor)
 
 
 def all_reduce_sum(tensor):
@@ -187,6 +188,54 @@ def all_reduce_sum(tensor):
     tensor = tensor.detach().clone()
     dist.all_reduce(tensor)
     return tensor
+
+
+class _GatherWithGrad(torch.autograd.Function):
+    """All-gather along dim 0, with gradient.
+
+    The backward sums every rank's gradient of the gathered tensor (an
+    all-reduce, which gloo supports) and keeps this rank's rows.
+    """
+
+    @staticmethod
+    def forward(ctx, tensor):
+        import torch.distributed as dist
+
+        tensor = tensor.contiguous()
+        world, rank = dist.get_world_size(), dist.get_rank()
+        parts = [torch.empty_like(tensor) for _ in range(world)]
+        dist.all_gather(parts, tensor)
+        ctx.rows, ctx.rank = tensor.shape[0], rank
+        return torch.cat(parts, dim=0)
+
+    @staticmethod
+    def backward(ctx, grad):
+        import torch.distributed as dist
+
+        grad = grad.contiguous().clone()
+        dist.all_reduce(grad)
+        start = ctx.rank * ctx.rows
+        return grad[start:start + ctx.rows]
+
+
+class _AllReduceWithGrad(torch.autograd.Function):
+    """Sum over ranks; the gradient is summed over ranks as well."""
+
+    @staticmethod
+    def forward(ctx, tensor):
+        import torch.distributed as dist
+
+        out = tensor.contiguous().clone()
+        dist.all_reduce(out)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):
+        import torch.distributed as dist
+
+        grad = grad.contiguous().clone()
+        dist.all_reduce(grad)
+        return grad
 
 
 class DistributedBatchNorm(nn.modules.batchnorm._BatchNorm):
@@ -216,13 +265,11 @@ class DistributedBatchNorm(nn.modules.batchnorm._BatchNorm):
         """
         if not (self.training and dist_active()):
             return super().forward(x)
-        from torch.distributed.nn.functional import all_reduce
-
         c = x.shape[1]
         dims = [0, *range(2, x.dim())]
         count = torch.tensor([x.numel() / c], dtype=x.dtype, device=x.device)
         packed = torch.cat([x.sum(dims), (x * x).sum(dims), count])
-        packed = all_reduce(packed)
+        packed = _AllReduceWithGrad.apply(packed)
         n = packed[-1]
         mean = packed[:c] / n
         var = (packed[c:2 * c] / n - mean * mean).clamp_min(0.0)

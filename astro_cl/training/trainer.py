@@ -15,7 +15,6 @@ losses and weights of an uninterrupted one exactly.
 """
 
 import contextlib
-import copy
 import csv
 import math
 import os
@@ -31,7 +30,6 @@ import torch
 from astro_cl.exceptions import AstroCLError, AstroCLWarning
 from astro_cl.training.checkpoints import load_checkpoint, make_header, save_checkpoint
 from astro_cl.training.distributed import (
-    DistInfo,
     all_reduce_sum,
     convert_batchnorm,
     init_distributed,
@@ -115,7 +113,7 @@ def _mix(*values):
 
 
 def _numpy_state():
-    state = np.random.get_state(legacy=False)
+    state = np.random.get_state(legacy=False)  # noqa: NPY002 - global state of third-party code
     inner = state["state"]
     return {"bit_generator": state["bit_generator"],
             "key": torch.from_numpy(np.asarray(inner["key"], dtype=np.int64)),
@@ -124,7 +122,7 @@ def _numpy_state():
 
 
 def _set_numpy_state(saved):
-    np.random.set_state({"bit_generator": saved["bit_generator"],
+    np.random.set_state({"bit_generator": saved["bit_generator"],  # noqa: NPY002
                          "state": {"key": saved["key"].numpy().astype(np.uint32),
                                    "pos": int(saved["pos"])},
                          "has_gauss": int(saved["has_gauss"]), "gauss": float(saved["gauss"])})
@@ -382,12 +380,17 @@ class Trainer:
             sums = (r["loss_sum"], r["count"], r["seconds"])
         else:
             torch.manual_seed(_mix(self.seed, 2))
-            np.random.seed(_mix(self.seed, 3) % (2**32))
+            np.random.seed(_mix(self.seed, 3) % (2**32))  # noqa: NPY002
         model = module
         if dist_info.distributed:
             ddp_kwargs = {"device_ids": [device]} if device.type == "cuda" else {}
-            model = torch.nn.parallel.DistributedDataParallel(
-                module, broadcast_buffers=False, **ddp_kwargs)
+            # Buffers (batch-norm running statistics) are kept equal by
+            # DistributedBatchNorm itself; no per-forward broadcast is needed.
+            with warnings.catch_warnings():
+                warnings.filterwarnings("ignore", message=".*broadcast_buffers",
+                                        category=FutureWarning)
+                model = torch.nn.parallel.DistributedDataParallel(
+                    module, broadcast_buffers=False, **ddp_kwargs)
 
         handler_installed = False
         previous_handler = None
@@ -507,10 +510,3 @@ class Trainer:
         module.train()
         return float(total[0] / total[1])
 
-
-def _copy(state):
-    return copy.deepcopy(state)
-
-
-# keep DistInfo importable from here for type hints in user code
-_ = DistInfo

@@ -1,19 +1,20 @@
 """Units used by the mock surveys.
 
-``nanomaggy`` is the SDSS linear flux unit: 1 nanomaggy = 3.631 microjansky
-(AB magnitude 22.5). Astropy has no such unit, so it is defined here once and
-used by the ``sdss-mock`` survey, its writer and the ``sdss`` reader.
+Astropy already defines the SDSS ``nanomaggy`` (``u.nanomaggy``, 1e-9 maggy, a
+photometric ratio to the AB zero point); it converts to janskys with the
+``astropy.units.zero_point_flux(3631 * u.Jy)`` equivalency, so 1 nanomaggy =
+3.631 microjansky. The mocks, their writers and the ``sdss`` reader all use it.
 """
 
 import astropy.units as u
 
-__all__ = ["CALIFA_FLUX_UNIT", "nanomaggy"]
+__all__ = ["AB_EQUIVALENCY", "CALIFA_FLUX_UNIT", "nanomaggy"]
 
-#: SDSS nanomaggy, 3.631e-6 Jy (an AB magnitude of 22.5).
-nanomaggy = u.def_unit(["nanomaggy", "nmgy"], 3.631e-6 * u.Jy,
-                       doc="SDSS nanomaggy: 3.631 microjansky (AB magnitude 22.5)")
+#: The SDSS nanomaggy (astropy's own unit).
+nanomaggy = u.nanomaggy
+
+#: Equivalency turning maggies into spectral flux density (AB zero point 3631 Jy).
+AB_EQUIVALENCY = u.zero_point_flux(3631 * u.Jy)
 
 #: Flux unit of CALIFA V500 cubes.
 CALIFA_FLUX_UNIT = u.Unit("1e-16 erg / (s cm2 Angstrom)")
-
-u.add_enabled_units([nanomaggy])

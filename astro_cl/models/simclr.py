@@ -1,0 +1,423 @@
+"""The contrastive encoder of the eCALIFA study (SimCLR), registered as ``"simclr"``.
+
+This module does not import torch; the network (`astro_cl.models.backbones`)
+and the trainer are imported when the encoder is fitted or used.
+"""
+
+import numpy as np
+
+from astro_cl.exceptions import CheckpointError, ValidationError
+from astro_cl.models.base import Encoder
+
+__all__ = ["SimCLR"]
+
+_SCHEDULES = {
+    "constant": {"name": "constant"},
+    "step": {"name": "step", "step_size": 2, "gamma": 0.75},
+    "multistep": {"name": "multistep", "milestones": [8, 10], "gamma": 0.1},
+}
+
+
+def _schedule(spec):
+    if spec is None or isinstance(spec, dict):
+        return spec
+    if spec in _SCHEDULES:
+        return dict(_SCHEDULES[spec])
+    msg = f"schedule: expected a dict or one of {sorted(_SCHEDULES)}, got {spec!r}"
+    raise ValueError(msg)
+
+
+def _resolve_augmenter(spec):
+    """Return an Augmenter from an instance, a spec list or a TOML path (or None)."""
+    from astro_cl.augment.base import Augmenter
+
+    if spec is None or isinstance(spec, Augmenter):
+        return spec
+    try:
+        from astro_cl.augment.config import build_augmenter
+    except ImportError as exc:
+        msg = (f"augmenter: got a specification {spec!r}, but astro_cl.augment.config is not "
+               "available to build it; pass an Augmenter instance")
+        raise ValidationError(msg) from exc
+    return build_augmenter(spec)
+
+
+class _NetworkEncoder(Encoder):
+    """Shared machinery of the torch encoders: training, checkpoints, batching."""
+
+    _trainer_params = ("optimizer", "lr", "weight_decay", "schedule", "epochs", "batch_size",
+                       "validation_fraction", "patience", "seed", "device", "checkpoint_dir",
+                       "progress", "num_threads", "bf16")
+
+    # -- to implement ------------------------------------------------------
+    def _build_module(self, info):
+        raise NotImplementedError
+
+    def _loss(self):
+        raise NotImplementedError
+
+    def _source(self, X):
+        from astro_cl.training.data import as_batch_source
+
+        return as_batch_source(X, kind=self.kind)
+
+    def _info_from_source(self, source):
+        first = source.batch(np.array([0]))
+        return {"in_channels": int(first.data.shape[1]),
+                "survey": str(first.meta.get("survey", "")),
+                "bands": [str(b) for b in first.meta.get("bands", [])]}
+
+    # -- provided ------------------------------------------------------------
+    def _device(self):
+        import torch
+
+        if self.device is not None:
+            return torch.device(self.device)
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+    def _header(self):
+        from astro_cl.training.checkpoints import make_header
+
+        return make_header(self.name, self.get_params(deep=False))
+
+    def fit(self, X, y=None, *, resume=False, callbacks=()):
+        """Train the network.
+
+        Parameters
+        ----------
+        X : `~astro_cl.surveys.Survey`, `~astro_cl.data.batch.TensorBatch` or batch source
+            Training data.
+        y : None
+            Unused (targets come with the batches).
+        resume : bool, optional
+            Continue from ``checkpoint_dir/last.pt`` when it exists.
+        callbacks : sequence of callable, optional
+            Passed to `~astro_cl.training.trainer.Trainer`.
+
+        Returns
+        -------
+        self
+        """
+        from astro_cl.training.trainer import Trainer
+
+        source = self._source(X)
+        if len(source) == 0:
+            msg = f"{type(self).__name__}.fit: no galaxies to train on"
+            raise ValidationError(msg)
+        info = self._info_from_source(source)
+        import torch
+
+        torch.manual_seed(int(self.seed))
+        module = self._build_module(info)
+        trainer = Trainer(
+            module, self._loss(), optimizer=self.optimizer, lr=self.lr,
+            weight_decay=self.weight_decay, schedule=_schedule(self.schedule),
+            epochs=self.epochs, batch_size=self.batch_size,
+            validation_fraction=self.validation_fraction, patience=self.patience,
+            seed=self.seed, device=self._device(), checkpoint_dir=self.checkpoint_dir,
+            header=self._header(), extra_state={"info": info}, progress=self.progress,
+            num_threads=self.num_threads, bf16=self.bf16, callbacks=callbacks)
+        self.history_ = trainer.fit(source, resume=resume)
+        self.module_ = trainer.module.eval()
+        self.info_ = info
+        return self
+
+    def _check_fitted(self):
+        if getattr(self, "module_", None) is None:
+            msg = f"{type(self).__name__} is not fitted: call fit() or load() first"
+            raise ValidationError(msg)
+
+    def _iter_batches(self, source, batch_size=None):
+        import torch
+
+        n = len(source)
+        step = int(batch_size or self.batch_size or 64)
+        device = next(self.module_.parameters()).device
+        for start in range(0, n, step):
+            yield source.batch(torch.arange(start, min(n, start + step))).to(device)
+
+    def save(self, path):
+        """Write the fitted network to a checkpoint (tensors and plain types only).
+
+        Parameters
+        ----------
+        path : str or `~pathlib.Path`
+        """
+        from astro_cl.training.checkpoints import save_checkpoint
+
+        self._check_fitted()
+        state = {k: v.detach().cpu() for k, v in self.module_.state_dict().items()}
+        save_checkpoint(path, {"model_state": state, "extra": {"info": dict(self.info_)},
+                               "history": [dict(r) for r in getattr(self, "history_", [])]},
+                        self._header())
+
+    @classmethod
+    def load(cls, path, *, device="cpu", **overrides):
+        """Build a fitted encoder from a checkpoint (written by `save` or the trainer).
+
+        Parameters
+        ----------
+        path : str or `~pathlib.Path`
+        device : str, optional
+            Where to put the network.
+        **overrides
+            Parameters replacing those stored in the checkpoint (e.g. ``augmenter``).
+
+        Returns
+        -------
+        encoder
+            Fitted, in evaluation mode.
+
+        Raises
+        ------
+        astro_cl.exceptions.CheckpointError
+            If the checkpoint belongs to another model or astro_cl version.
+        """
+        from astro_cl.training.checkpoints import load_checkpoint
+
+        ckpt = load_checkpoint(path, model_name=cls.name, map_location=device)
+        config = dict(ckpt["header"]["config"])
+        valid = set(cls._param_names())
+        params = {k: (tuple(v) if isinstance(v, list) and k in ("hidden", "projection_head",
+                                                                "target_names") else v)
+                  for k, v in config.items() if k in valid}
+        # Stored components are descriptions only: never rebuilt from a file.
+        params = {k: (None if isinstance(v, dict) and "params" in v else v)
+                  for k, v in params.items()}
+        params.update(overrides)
+        params["device"] = device
+        self = cls(**params)
+        info = ckpt.get("extra", {}).get("info")
+        if not isinstance(info, dict):
+            msg = f"{path}: checkpoint has no network description ('extra' -> 'info')"
+            raise CheckpointError(msg)
+        module = self._build_module(info)
+        try:
+            module.load_state_dict(ckpt["model_state"])
+        except RuntimeError as exc:
+            msg = f"{path}: weights do not fit the {cls.name!r} network: {exc}"
+            raise CheckpointError(msg) from exc
+        self.module_ = module.to(device).eval()
+        self.info_ = info
+        self.history_ = list(ckpt.get("history", []))
+        return self
+
+
+class SimCLR(_NetworkEncoder):
+    """Contrastive encoder trained with the NT-Xent loss on two augmented views.
+
+    The defaults are the eCALIFA study's: the conv backbone (64/128/256/512
+    channels, kernels 5/3/3/3, ReLU + max-pool + batch norm, masked global max
+    pooling, dense 512 -> 128 -> 64 with batch norm and dropout), no projection
+    head, temperature 0.5, Adam with lr 8e-4 decayed x0.75 every 2 epochs, at
+    most 50 epochs, early stopping with patience 3, seed 42, one batch of the
+    whole training set.
+
+    Parameters
+    ----------
+    backbone : {"conv", "resnet"}, optional
+        Network trunk.
+    width : float, optional
+        Width multiplier of every hidden layer.
+    embedding_dim : int, optional
+        Size of the embedding (64).
+    hidden : tuple of int, optional
+        Hidden widths of the dense head.
+    dropout : float, optional
+        Dropout of the dense head.
+    pooling : {"max", "mean"}, optional
+        Masked global pooling.
+    projection_head : tuple of int, optional
+        Widths of a projection MLP used in training only (None: the study).
+    temperature : float, optional
+        NT-Xent temperature.
+    negatives : {"cross", "all"}, optional
+        See `astro_cl.models.losses.nt_xent`.
+    augmenter : `~astro_cl.augment.Augmenter`, list of dict or str, optional
+        Makes the two views; a specification is built with
+        ``astro_cl.augment.config.build_augmenter``. None: views differ only by
+        dropout (useful for tests, not for science).
+    kind : str, optional
+        Record field used as input when fitting on a survey.
+    optimizer : {"adam", "adamw"}, optional
+    lr : float, optional
+    weight_decay : float, optional
+    schedule : str or dict, optional
+        ``"step"`` (x0.75 every 2 epochs), ``"multistep"``, ``"constant"`` or
+        a dict (see `astro_cl.training.trainer.lr_factor`).
+    epochs : int, optional
+    batch_size : int or None, optional
+        None: the whole training set per step (the study).
+    validation_fraction : float, optional
+    patience : int or None, optional
+    seed : int, optional
+    device : str, optional
+    checkpoint_dir : str, optional
+    progress : bool, optional
+    num_threads : int, optional
+    bf16 : bool, optional
+    """
+
+    name = "simclr"
+    description = "SimCLR contrastive encoder (eCALIFA study: conv net, NT-Xent, masked pooling)."
+    output_kind = "embedding"
+
+    def __init__(self, *, backbone="conv", width=1.0, embedding_dim=64, hidden=(512, 128),
+                 dropout=0.1, pooling="max", projection_head=None, temperature=0.5,
+                 negatives="cross", augmenter=None, kind=None, optimizer="adam", lr=8e-4,
+                 weight_decay=0.0, schedule="step", epochs=50, batch_size=None,
+                 validation_fraction=0.0, patience=3, seed=42, device=None, checkpoint_dir=None,
+                 progress=True, num_threads=None, bf16=False):
+        self.backbone = backbone
+        self.width = width
+        self.embedding_dim = embedding_dim
+        self.hidden = hidden
+        self.dropout = dropout
+        self.pooling = pooling
+        self.projection_head = projection_head
+        self.temperature = temperature
+        self.negatives = negatives
+        self.augmenter = augmenter
+        self.kind = kind
+        self.optimizer = optimizer
+        self.lr = lr
+        self.weight_decay = weight_decay
+        self.schedule = schedule
+        self.epochs = epochs
+        self.batch_size = batch_size
+        self.validation_fraction = validation_fraction
+        self.patience = patience
+        self.seed = seed
+        self.device = device
+        self.checkpoint_dir = checkpoint_dir
+        self.progress = progress
+        self.num_threads = num_threads
+        self.bf16 = bf16
+
+    def _build_module(self, info):
+        from astro_cl.models.backbones import ContrastiveNet, build_backbone
+
+        net = build_backbone(self.backbone, info["in_channels"], hidden=tuple(self.hidden),
+                             out_features=int(self.embedding_dim), dropout=float(self.dropout),
+                             pooling=self.pooling, width=float(self.width))
+        return ContrastiveNet(net, self.projection_head)
+
+    def _loss(self):
+        return _ContrastiveLoss(_resolve_augmenter(self.augmenter), float(self.temperature),
+                                self.negatives)
+
+    def transform(self, X, *, batch_size=None):
+        """Return L2-normalised embeddings of un-augmented inputs.
+
+        Parameters
+        ----------
+        X : `~astro_cl.surveys.Survey`, `~astro_cl.data.batch.TensorBatch` or batch source
+        batch_size : int, optional
+
+        Returns
+        -------
+        embeddings : `numpy.ndarray`
+            ``(N, embedding_dim)`` float32 unit vectors.
+        """
+        return self._embed_views(self._source(X), n_views=1, seed=0, batch_size=batch_size)
+
+    def _embed_views(self, source, *, n_views, seed, batch_size):
+        import torch
+        import torch.nn.functional as F
+
+        from astro_cl.augment.base import make_generator
+
+        self._check_fitted()
+        aug = _resolve_augmenter(self.augmenter) if n_views > 1 else None
+        if n_views > 1 and aug is None:
+            msg = "embed: n_views > 1 needs an augmenter (set the 'augmenter' parameter)"
+            raise ValidationError(msg)
+        self.module_.eval()
+        out = []
+        with torch.no_grad():
+            for i, batch in enumerate(self._iter_batches(source, batch_size)):
+                views = []
+                for v in range(n_views):
+                    b = batch
+                    if aug is not None:
+                        gen = make_generator(int(seed) * 1_000_003 + i * 1009 + v, batch.device)
+                        b = aug(batch, generator=gen)
+                    z = self.module_(b.data, b.mask, project=False)
+                    views.append(F.normalize(z.float(), dim=1))
+                z = torch.stack(views).median(dim=0).values if n_views > 1 else views[0]
+                out.append(F.normalize(z, dim=1).cpu())
+        return torch.cat(out).numpy().astype(np.float32)
+
+    def embed(self, X, *, n_views=1, seed=0, batch_size=None):
+        """Return the embedding table of a survey or batch.
+
+        A galaxy's embedding is, as in the eCALIFA study, the median over
+        ``n_views`` augmented realisations of its L2-normalised vectors,
+        re-normalised (``n_views=1``: the un-augmented input).
+
+        Parameters
+        ----------
+        X : `~astro_cl.surveys.Survey`, `~astro_cl.data.batch.TensorBatch` or batch source
+        n_views : int, optional
+            Augmented realisations per galaxy.
+        seed : int, optional
+            Seed of the augmentations.
+        batch_size : int, optional
+
+        Returns
+        -------
+        table : `~astropy.table.QTable`
+            Columns ``id`` (str) and ``embedding`` (float32, ``(N, D)``); meta
+            ``model``, ``model_params``, ``survey``, ``astro_cl_version``,
+            ``n_views``, ``seed``.
+        """
+        from astropy.table import QTable
+
+        from astro_cl import __version__
+        from astro_cl.surveys.base import Survey
+        from astro_cl.training.checkpoints import jsonable
+        from astro_cl.training.data import source_meta
+
+        if int(n_views) < 1:
+            msg = f"n_views: expected a positive integer, got {n_views!r}"
+            raise ValueError(msg)
+        source = self._source(X)
+        emb = self._embed_views(source, n_views=int(n_views), seed=seed, batch_size=batch_size)
+        survey = X.name if isinstance(X, Survey) else source_meta(source).get("survey", "")
+        table = QTable({"id": np.asarray(source.ids, dtype=str), "embedding": emb})
+        table.meta.update({"model": self.name, "model_params": jsonable(self.get_params(False)),
+                           "survey": str(survey), "astro_cl_version": __version__,
+                           "n_views": int(n_views), "seed": int(seed)})
+        return table
+
+
+class _ContrastiveLoss:
+    """NT-Xent on two augmented views; embeddings gathered over ranks."""
+
+    def __init__(self, augmenter, temperature, negatives):
+        self.augmenter = augmenter
+        self.temperature = temperature
+        self.negatives = negatives
+
+    def __call__(self, model, batch, generator):
+        import torch
+
+        from astro_cl.models.losses import nt_xent
+        from astro_cl.training.distributed import all_gather_with_grad
+
+        if self.augmenter is None:
+            v1 = v2 = batch
+        else:
+            v1 = self.augmenter(batch, generator=generator)
+            v2 = self.augmenter(batch, generator=generator)
+        if v1.data.shape != v2.data.shape:
+            msg = (f"the two views differ in shape {tuple(v1.data.shape)} vs "
+                   f"{tuple(v2.data.shape)}: augmenters must keep the image size")
+            raise ValidationError(msg)
+        m1, m2 = v1.mask, v2.mask
+        if m1.shape[1] != m2.shape[1]:
+            m1, m2 = m1.expand_as(v1.data), m2.expand_as(v2.data)
+        out = model(torch.cat([v1.data, v2.data]), torch.cat([m1, m2]))
+        z1, z2 = out.float().chunk(2)
+        return nt_xent(all_gather_with_grad(z1), all_gather_with_grad(z2), self.temperature,
+                       negatives=self.negatives)

@@ -1,0 +1,276 @@
+"""The PICASSSO map regressor (U-Net), registered as ``"cnn-regressor"``.
+
+This module does not import torch: the network `UNet` lives in
+`astro_cl.models.backbones` and is re-exported here on first access.
+"""
+
+import numpy as np
+
+from astro_cl.exceptions import ValidationError
+from astro_cl.models.simclr import _NetworkEncoder, _resolve_augmenter
+
+__all__ = ["CNNRegressor", "UNet"]  # noqa: F822 - UNet is resolved lazily (PEP 562)
+
+
+def __getattr__(name):
+    if name == "UNet":
+        from astro_cl.models.backbones import UNet
+
+        return UNet
+    msg = f"module {__name__!r} has no attribute {name!r}"
+    raise AttributeError(msg)
+
+
+class CNNRegressor(_NetworkEncoder):
+    """U-Net from images (e.g. ugriz) to K resolved property maps.
+
+    The network predicts log10 of each target map; the loss is the squared
+    error on log10 values with weight 1 on populated pixels, ``empty_weight``
+    on empty ones (target <= 0) and 0 on masked pixels and on a cropped border
+    (PICASSSO). With ``predict_uncertainty`` the network also predicts a
+    per-pixel log-uncertainty and is trained with the Gaussian negative
+    log-likelihood. Defaults are PICASSSO's: Adam, lr 1e-5 divided by 10
+    after epochs 8 and 10, 13 epochs, batch 16, 20% validation.
+
+    Parameters
+    ----------
+    width : float, optional
+        Width multiplier of the U-Net (1: 64/128/256/512, 1024 at the bottom).
+    channels : tuple of int, optional
+        Channels per level (before ``width``).
+    bottom : int, optional
+        Channels of the bottom level (before ``width``).
+    batch_norm : bool, optional
+        Batch norm after each convolution.
+    target_names : tuple of str, optional
+        Maps to predict (default: every map of the training records, or
+        ``batch.meta["target_names"]``).
+    predict_uncertainty : bool, optional
+        Also predict a one-sigma uncertainty per pixel (Gaussian NLL loss).
+    empty_weight : float, optional
+        Loss weight of empty pixels.
+    border : int, optional
+        Pixels cropped from each edge in the loss.
+    augmenter : `~astro_cl.augment.Augmenter`, list of dict or str, optional
+        Applied to each training batch (must transform targets alike).
+    kind : str, optional
+        Record field used as input when fitting on a survey (default images).
+    optimizer, lr, weight_decay, schedule, epochs, batch_size, validation_fraction, patience,\
+seed, device, checkpoint_dir, progress, num_threads, bf16
+        Trainer options, as for `~astro_cl.models.simclr.SimCLR`.
+    """
+
+    name = "cnn-regressor"
+    description = "U-Net from images to resolved property maps (PICASSSO), optional uncertainty."
+    output_kind = "maps"
+
+    def __init__(self, *, width=1.0, channels=(64, 128, 256, 512), bottom=1024, batch_norm=True,
+                 target_names=None, predict_uncertainty=False, empty_weight=1e-3, border=4,
+                 augmenter=None, kind=None, optimizer="adam", lr=1e-5, weight_decay=0.0,
+                 schedule="multistep", epochs=13, batch_size=16, validation_fraction=0.2,
+                 patience=None, seed=0, device=None, checkpoint_dir=None, progress=True,
+                 num_threads=None, bf16=False):
+        self.width = width
+        self.channels = channels
+        self.bottom = bottom
+        self.batch_norm = batch_norm
+        self.target_names = target_names
+        self.predict_uncertainty = predict_uncertainty
+        self.empty_weight = empty_weight
+        self.border = border
+        self.augmenter = augmenter
+        self.kind = kind
+        self.optimizer = optimizer
+        self.lr = lr
+        self.weight_decay = weight_decay
+        self.schedule = schedule
+        self.epochs = epochs
+        self.batch_size = batch_size
+        self.validation_fraction = validation_fraction
+        self.patience = patience
+        self.seed = seed
+        self.device = device
+        self.checkpoint_dir = checkpoint_dir
+        self.progress = progress
+        self.num_threads = num_threads
+        self.bf16 = bf16
+
+    # -- data ---------------------------------------------------------------
+    def _source(self, X, *, with_targets=True):
+        from astro_cl.surveys.base import Survey
+        from astro_cl.training.data import as_batch_source
+
+        if isinstance(X, Survey) and with_targets:
+            return as_batch_source(X, kind=self.kind, targets="maps",
+                                   target_names=self.target_names)
+        return as_batch_source(X, kind=self.kind)
+
+    def _info_from_source(self, source):
+        import torch
+
+        from astro_cl.models.losses import log10_targets
+        from astro_cl.training.data import source_meta
+
+        info = super()._info_from_source(source)
+        meta = source_meta(source)
+        first = source.batch(np.array([0]))
+        if first.targets is None:
+            msg = ("cnn-regressor: the training batches have no targets; fit on a survey whose "
+                   "records have maps, or give TensorBatch(targets=..., target_mask=...)")
+            raise ValidationError(msg)
+        k = int(first.targets.shape[1])
+        names = list(meta.get("target_names") or self.target_names or
+                     [f"map{i}" for i in range(k)])
+        units = list(meta.get("target_units") or [""] * k)
+        if len(names) != k or len(units) != k:
+            msg = (f"cnn-regressor: {k} target maps but target names {names} / units {units}")
+            raise ValidationError(msg)
+        # Fixed log10 floor for empty pixels: 1 dex below the smallest populated value.
+        lo = torch.full((k,), float("inf"))
+        for start in range(0, len(source), 256):
+            b = source.batch(torch.arange(start, min(len(source), start + 256)))
+            logt, w = log10_targets(b.targets, b.target_mask, empty_weight=0.0)
+            masked = torch.where(w > 0, logt, torch.full_like(logt, float("inf")))
+            lo = torch.minimum(lo, masked.amin(dim=(0, 2, 3)))
+        floor = torch.where(torch.isfinite(lo), lo - 1.0, torch.zeros_like(lo))
+        info.update(out_channels=k, target_names=[str(n) for n in names],
+                    target_units=[str(u) for u in units],
+                    log_floor=[float(f) for f in floor])
+        return info
+
+    def _build_module(self, info):
+        from astro_cl.models.backbones import UNet
+
+        k = int(info["out_channels"])
+        self._log_floor = info.get("log_floor")
+        return UNet(info["in_channels"], 2 * k if self.predict_uncertainty else k,
+                    channels=tuple(self.channels), bottom=int(self.bottom),
+                    width=float(self.width), batch_norm=bool(self.batch_norm))
+
+    def _loss(self):
+        return _RegressionLoss(_resolve_augmenter(self.augmenter), self._log_floor,
+                               float(self.empty_weight), int(self.border),
+                               bool(self.predict_uncertainty))
+
+    # -- outputs ------------------------------------------------------------
+    def _predict(self, source, batch_size=None):
+        import torch
+
+        self._check_fitted()
+        self.module_.eval()
+        k = int(self.info_["out_channels"])
+        means, sigmas = [], []
+        with torch.no_grad():
+            for batch in self._iter_batches(source, batch_size):
+                out = self.module_(batch.data, batch.mask).float().cpu()
+                means.append(out[:, :k])
+                if self.predict_uncertainty:
+                    sigmas.append(torch.exp(out[:, k:].clamp(-7.0, 7.0)))
+        mu = torch.cat(means).numpy()
+        sig = torch.cat(sigmas).numpy() if sigmas else None
+        return mu, sig
+
+    def transform(self, X, *, batch_size=None):
+        """Return the predicted log10 maps.
+
+        Parameters
+        ----------
+        X : `~astro_cl.surveys.Survey`, `~astro_cl.data.batch.TensorBatch` or batch source
+        batch_size : int, optional
+
+        Returns
+        -------
+        log_maps : `numpy.ndarray`
+            ``(N, K, H, W)`` float32 log10 predictions, in the order of
+            ``info_["target_names"]``.
+        """
+        return self._predict(self._source(X, with_targets=False), batch_size)[0]
+
+    def predict_maps(self, X, *, batch_size=None):
+        """Predict property maps as NDData with units, WCS and uncertainty.
+
+        Parameters
+        ----------
+        X : `~astro_cl.surveys.Survey`, `~astro_cl.data.batch.TensorBatch` or batch source
+            For a survey, each map gets the celestial WCS of the record's images.
+        batch_size : int, optional
+
+        Returns
+        -------
+        maps : list of dict of str to `~astropy.nddata.NDData`
+            One dict per galaxy (in input order), keyed by target name, in
+            the training targets' units; ``meta`` has ``id`` and ``model``. With
+            ``predict_uncertainty`` each map has a
+            `~astropy.nddata.StdDevUncertainty` (the log-normal one-sigma,
+            propagated to linear units) and ``meta["log10_sigma"]``.
+        """
+        import astropy.units as u
+        from astropy.nddata import NDData, StdDevUncertainty
+
+        from astro_cl.surveys.base import Survey
+
+        source = self._source(X, with_targets=False)
+        mu, sig = self._predict(source, batch_size)
+        names = self.info_["target_names"]
+        units = [u.Unit(s) if s else u.dimensionless_unscaled for s in self.info_["target_units"]]
+        ids = source.ids
+        out = []
+        for i, gid in enumerate(ids):
+            wcs = None
+            if isinstance(X, Survey):
+                images = X[gid].images
+                wcs = None if images is None or images.wcs is None else images.wcs
+                if wcs is not None and getattr(wcs, "naxis", 2) > 2:
+                    wcs = wcs.celestial
+            maps = {}
+            for j, (name, unit) in enumerate(zip(names, units, strict=True)):
+                value = np.power(10.0, mu[i, j].astype(np.float64))
+                unc, meta = None, {"id": gid, "model": self.name}
+                if sig is not None:
+                    # one-sigma of a log-normal variable: sigma_log * ln(10) * value
+                    unc = StdDevUncertainty(value * np.log(10.0) * sig[i, j])
+                    meta["log10_sigma"] = sig[i, j]
+                maps[name] = NDData(value.astype(np.float32), unit=unit, wcs=wcs,
+                                    uncertainty=unc, meta=meta)
+            out.append(maps)
+        return out
+
+
+class _RegressionLoss:
+    """Masked log10 squared error (or Gaussian NLL), exact under data parallelism."""
+
+    def __init__(self, augmenter, log_floor, empty_weight, border, uncertainty):
+        self.augmenter = augmenter
+        self.log_floor = log_floor
+        self.empty_weight = empty_weight
+        self.border = border
+        self.uncertainty = uncertainty
+
+    def __call__(self, model, batch, generator):
+        import torch
+
+        from astro_cl.models.losses import log10_targets
+        from astro_cl.training.distributed import all_reduce_sum, dist_active
+
+        if self.augmenter is not None:
+            batch = self.augmenter(batch, generator=generator)
+        if batch.targets is None:
+            msg = "cnn-regressor: a training batch has no targets"
+            raise ValidationError(msg)
+        k = batch.targets.shape[1]
+        out = model(batch.data, batch.mask).float()
+        logt, w = log10_targets(batch.targets, batch.target_mask,
+                                empty_weight=self.empty_weight, border=self.border,
+                                log_floor=self.log_floor)
+        pred = out[:, :k]
+        if self.uncertainty:
+            log_sigma = out[:, k:].clamp(-7.0, 7.0)
+            z = (logt - pred) * torch.exp(-log_sigma)
+            per_pixel = 0.5 * z * z + log_sigma + 0.5 * float(np.log(2 * np.pi))
+        else:
+            per_pixel = (pred - logt) ** 2
+        # Global normalisation: sum of weights over every rank, so that the
+        # data-parallel gradient equals the single-process one.
+        denom = all_reduce_sum(w.sum()).clamp_min(1e-12)
+        world = torch.distributed.get_world_size() if dist_active() else 1
+        return (w * per_pixel).sum() / denom * world

@@ -1,0 +1,455 @@
+"""An on-disk cache of preprocessed tensors: memory-mapped ``.npy`` arrays + JSON metadata.
+
+Preprocessing an IFU survey (reading FITS cubes, resampling, PCA) takes far
+longer than a training epoch. `PreprocessedCache` does it once and stores the
+result as plain ``.npy`` files (read back memory-mapped) with a ``meta.json``
+describing them; no pickle anywhere.
+
+A cache entry is keyed by the survey (name and plain parameters), the
+preprocessing (its name, parameters and fitted state), the input kind and
+targets, and the *source data*: the checksums of the survey's files, or, for
+a survey held in memory, a hash of its data. A changed input gives a new key
+(a stale entry is simply not used, and is rebuilt under the new key). An entry
+whose metadata is unreadable, whose arrays are truncated or missing, or whose
+arrays do not match their recorded checksums is corrupt: it is detected on
+open and rebuilt. Entries are written into a temporary directory and renamed
+into place, so a crash never leaves a half-written entry behind.
+"""
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+from astro_cl.exceptions import AstroCLWarning, ValidationError
+from astro_cl.utils.io import atomic_write, file_checksum
+
+__all__ = ["CACHE_FORMAT_VERSION", "CacheWarning", "CachedArrays", "PreprocessedCache"]
+
+#: Layout version of a cache entry.
+CACHE_FORMAT_VERSION = 1
+
+_ARRAYS = ("data", "mask", "uncertainty", "targets", "target_mask", "star_mask")
+
+
+class CacheWarning(AstroCLWarning):
+    """A cache entry was corrupt and is being rebuilt."""
+
+
+class _Corrupt(Exception):
+    pass
+
+
+def _plain(value):
+    """Return ``value`` if JSON-serialisable (recursively), else None."""
+    if isinstance(value, Path):
+        return str(value)
+    if isinstance(value, (str, int, float, bool)) or value is None:
+        return value
+    if isinstance(value, (list, tuple)):
+        items = [_plain(v) for v in value]
+        return None if any(i is None and v is not None for i, v in zip(items, value,
+                                                                      strict=True)) else items
+    if isinstance(value, dict):
+        items = {str(k): _plain(v) for k, v in value.items()}
+        return None if any(items[str(k)] is None and v is not None
+                           for k, v in value.items()) else items
+    if isinstance(value, np.generic):
+        return value.item()
+    return None
+
+
+def _source_files(survey):
+    """Files a survey reads: ``survey.source_files()`` if it has one, else its path parameters."""
+    hook = getattr(survey, "source_files", None)
+    if hook is not None:
+        files = hook() if callable(hook) else hook
+        return sorted(Path(f) for f in files)
+    files = []
+    for value in survey.get_params(deep=False).values():
+        if not isinstance(value, (str, Path)) or not str(value):
+            continue
+        path = Path(value)
+        try:
+            if path.is_file():
+                files.append(path)
+            elif path.is_dir():
+                files.extend(p for p in path.rglob("*") if p.is_file())
+        except OSError:
+            continue
+    return sorted(set(files))
+
+
+class CachedArrays:
+    """A cache entry: memory-mapped arrays of preprocessed galaxies (a batch source).
+
+    Parameters
+    ----------
+    directory : str or `~pathlib.Path`
+        The entry's directory (holding ``meta.json`` and ``<field>.npy``).
+    meta : dict
+        Its parsed ``meta.json``.
+    arrays : dict of str to `numpy.memmap`
+        The memory-mapped arrays.
+
+    Notes
+    -----
+    Use `PreprocessedCache.get_or_build` rather than building this directly.
+    """
+
+    def __init__(self, directory, meta, arrays):
+        self.directory = Path(directory)
+        self.meta = meta
+        self.arrays = arrays
+        self._index = {gid: i for i, gid in enumerate(meta["ids"])}
+
+    def __len__(self):
+        return len(self.meta["ids"])
+
+    @property
+    def ids(self):
+        """Galaxy ids (list of str), in cache order."""
+        return list(self.meta["ids"])
+
+    @property
+    def shape(self):
+        """Shape ``(N, C, H, W)`` of the data array (tuple of int)."""
+        return tuple(self.arrays["data"].shape)
+
+    def index_of(self, ids):
+        """Return the cache rows of galaxy ids.
+
+        Parameters
+        ----------
+        ids : sequence of str
+
+        Returns
+        -------
+        rows : `numpy.ndarray` of int
+        """
+        try:
+            return np.array([self._index[str(i)] for i in ids], dtype=int)
+        except KeyError as exc:
+            msg = f"cache {self.directory.name}: no galaxy with id {exc.args[0]!r}"
+            raise KeyError(msg) from None
+
+    def batch(self, indices):
+        """Read some galaxies as a `~astro_cl.data.batch.TensorBatch` (memory-mapped reads).
+
+        Parameters
+        ----------
+        indices : sequence of int, slice or `numpy.ndarray`
+            Rows (positions in `ids`).
+
+        Returns
+        -------
+        batch : `~astro_cl.data.batch.TensorBatch`
+        """
+        import torch
+
+        from astro_cl.data.batch import TensorBatch
+
+        rows = np.arange(len(self))[indices] if isinstance(indices, slice) \
+            else np.asarray(indices, dtype=int).reshape(-1)
+        if rows.size and (rows.min() < -len(self) or rows.max() >= len(self)):
+            msg = f"cache {self.directory.name}: row out of range for {len(self)} galaxies"
+            raise IndexError(msg)
+        # read in ascending file order, then restore the asked order
+        order = np.argsort(rows, kind="stable")
+        inverse = np.empty_like(order)
+        inverse[order] = np.arange(order.size)
+        fields = {}
+        for name, arr in self.arrays.items():
+            block = np.asarray(arr[rows[order]])[inverse]
+            fields[name] = torch.from_numpy(np.ascontiguousarray(block))
+        ids = [self.meta["ids"][i] for i in rows.tolist()]
+        return TensorBatch(ids=ids, meta=dict(self.meta.get("batch_meta", {})), **fields)
+
+    def __repr__(self):
+        return f"<CachedArrays {self.directory.name}: {len(self)} galaxies, data {self.shape}>"
+
+
+class PreprocessedCache:
+    """A directory of cached, preprocessed survey tensors.
+
+    Parameters
+    ----------
+    directory : str or `~pathlib.Path`
+        Where entries live (created on first build).
+    verify : {"full", "size"}, optional
+        On open, ``"full"`` checks every array against its SHA-256 (reads the
+        entry once); ``"size"`` only checks that the files have their
+        recorded shapes (catches truncation, not bit rot).
+    checksum : {"content", "stat"}, optional
+        How source files enter the key: SHA-256 of their content, or their
+        size and modification time (fast for very large surveys).
+
+    Examples
+    --------
+    >>> cache = PreprocessedCache("cache")                       # doctest: +SKIP
+    >>> source = cache.get_or_build(survey, preprocessor=pca)    # doctest: +SKIP
+    >>> batch = source.batch([0, 1, 2])                          # doctest: +SKIP
+    """
+
+    def __init__(self, directory, *, verify="full", checksum="content"):
+        self.directory = Path(directory)
+        if verify not in ("full", "size"):
+            msg = f"PreprocessedCache.verify: expected 'full' or 'size', got {verify!r}"
+            raise ValidationError(msg)
+        if checksum not in ("content", "stat"):
+            msg = f"PreprocessedCache.checksum: expected 'content' or 'stat', got {checksum!r}"
+            raise ValidationError(msg)
+        self.verify = verify
+        self.checksum = checksum
+
+    # -- keys ---------------------------------------------------------------
+    def _source_fingerprint(self, survey, kind, targets):
+        files = [f for f in _source_files(survey)
+                 if self.directory.resolve() not in f.resolve().parents]
+        if files:
+            if self.checksum == "content":
+                return {"files": {str(f): file_checksum(f) for f in files}}
+            return {"files": {str(f): [f.stat().st_size, f.stat().st_mtime_ns] for f in files}}
+        # no files: a survey held in memory; hash its data
+        h = hashlib.sha256()
+        for rec in survey:
+            h.update(rec.id.encode())
+            for arr in rec.as_arrays(kind):
+                if arr is not None:
+                    h.update(str(arr.shape).encode())
+                    h.update(np.ascontiguousarray(arr).tobytes())
+            if targets is not None:
+                for arr in rec.as_arrays("maps", map_names=_target_names(targets)):
+                    if arr is not None:
+                        h.update(np.ascontiguousarray(arr).tobytes())
+            if rec.star_mask is not None:
+                h.update(np.ascontiguousarray(rec.star_mask).tobytes())
+            if rec.cube is not None and kind != "cube":
+                h.update(np.ascontiguousarray(rec.cube.flux.value).tobytes())
+        return {"data_sha256": h.hexdigest()}
+
+    def key(self, survey, *, preprocessor=None, kind=None, targets=None):
+        """Return the cache key of a survey + preprocessing combination.
+
+        Parameters
+        ----------
+        survey : `~astro_cl.surveys.base.Survey`
+        preprocessor : `~astro_cl.preprocess.base.Preprocessor`, optional
+            Must be fitted.
+        kind : str, optional
+            Record field used without a preprocessor (default: the survey's).
+        targets : str or sequence of str, optional
+            ``"maps"`` (all maps) or map names stored as regression targets.
+
+        Returns
+        -------
+        key : str
+            Hex digest.
+        inputs : dict
+            What the key was computed from.
+        """
+        kind = kind or survey.default_kind
+        params = {k: _plain(v) for k, v in survey.get_params(deep=False).items()}
+        inputs = {
+            "format_version": CACHE_FORMAT_VERSION,
+            "survey": survey.name,
+            "survey_params": {k: v for k, v in params.items() if v is not None},
+            "ids": [str(i) for i in survey.ids],
+            "kind": kind,
+            "targets": _plain(targets),
+            "preprocessor": None if preprocessor is None else {
+                "name": preprocessor.name,
+                "params": _plain(preprocessor.get_params(deep=False)),
+                "fingerprint": preprocessor.fingerprint(),
+            },
+            "source": self._source_fingerprint(survey, kind, targets),
+        }
+        text = json.dumps(inputs, sort_keys=True)
+        return hashlib.sha256(text.encode()).hexdigest(), inputs
+
+    # -- public -------------------------------------------------------------
+    def get_or_build(self, survey, *, preprocessor=None, kind=None, targets=None,
+                     progress=True):
+        """Return the cached arrays of a survey, building (or rebuilding) them if needed.
+
+        Parameters
+        ----------
+        survey : `~astro_cl.surveys.base.Survey`
+        preprocessor : `~astro_cl.preprocess.base.Preprocessor`, optional
+            Applied to every record (`~astro_cl.preprocess.base.Preprocessor.transform_record`);
+            fitted on the survey first if it is not fitted yet. Without one,
+            the records' raw arrays of ``kind`` are cached.
+        kind : str, optional
+            Field stacked without a preprocessor (default: the survey's).
+        targets : str or sequence of str, optional
+            ``"maps"`` or map names to cache as regression targets.
+        progress : bool, optional
+            Show a progress bar while building.
+
+        Returns
+        -------
+        source : `CachedArrays`
+        """
+        if preprocessor is not None and not preprocessor.is_fitted:
+            preprocessor.fit(survey)
+        key, inputs = self.key(survey, preprocessor=preprocessor, kind=kind, targets=targets)
+        entry = self.directory / f"{_slug(survey.name)}-{key[:20]}"
+        if entry.exists():
+            try:
+                return self._open(entry, key)
+            except _Corrupt as exc:
+                warnings.warn(f"cache entry {entry}: {exc}; rebuilding it", CacheWarning,
+                              stacklevel=2)
+        self._build(entry, key, inputs, survey, preprocessor, inputs["kind"], targets, progress)
+        return self._open(entry, key)
+
+    def entries(self):
+        """Return the entry directories present.
+
+        Returns
+        -------
+        entries : list of `~pathlib.Path`
+        """
+        if not self.directory.is_dir():
+            return []
+        return sorted(p for p in self.directory.iterdir()
+                      if p.is_dir() and not p.name.startswith("."))
+
+    def clear(self):
+        """Delete every entry of this cache directory."""
+        for entry in self.entries():
+            shutil.rmtree(entry)
+
+    # -- internals ------------------------------------------------------------
+    def _open(self, entry, key):
+        try:
+            meta = json.loads((entry / "meta.json").read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise _Corrupt("meta.json is missing") from None
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise _Corrupt(f"meta.json is not valid JSON ({exc})") from None
+        if not isinstance(meta, dict) or meta.get("key") != key \
+                or meta.get("format_version") != CACHE_FORMAT_VERSION:
+            raise _Corrupt("meta.json does not describe this key/format")
+        arrays = {}
+        for name, info in meta.get("arrays", {}).items():
+            path = entry / f"{name}.npy"
+            try:
+                arr = np.load(path, mmap_mode="r", allow_pickle=False)
+            except (OSError, ValueError) as exc:
+                raise _Corrupt(f"{path.name} cannot be read ({exc})") from None
+            if list(arr.shape) != info["shape"] or str(arr.dtype) != info["dtype"]:
+                raise _Corrupt(f"{path.name} has shape {arr.shape} / dtype {arr.dtype}, "
+                               f"expected {info['shape']} / {info['dtype']}")
+            if self.verify == "full" and file_checksum(path) != info["sha256"]:
+                raise _Corrupt(f"{path.name} does not match its checksum")
+            arrays[name] = arr
+        if "data" not in arrays or "mask" not in arrays:
+            raise _Corrupt("data or mask array missing")
+        return CachedArrays(entry, meta, arrays)
+
+    def _build(self, entry, key, inputs, survey, preprocessor, kind, targets, progress):
+        from tqdm.auto import tqdm
+
+        self.directory.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{entry.name}.", suffix=".tmp", dir=self.directory))
+        try:
+            ids = [str(i) for i in survey.ids]
+            n = len(ids)
+            if n == 0:
+                msg = f"cache: survey {survey.name!r} has no galaxies"
+                raise ValidationError(msg)
+            arrays = {}
+            batch_meta = {"survey": survey.name, "kind": kind,
+                          "preprocessor": None if preprocessor is None else preprocessor.name}
+            bar = tqdm(ids, desc=f"caching {survey.name}", disable=not progress, unit="galaxy")
+            for i, gid in enumerate(bar):
+                rec = survey[gid]
+                row = _record_row(rec, preprocessor, kind, targets)
+                if i == 0:
+                    arrays = {name: np.lib.format.open_memmap(
+                        tmp / f"{name}.npy", mode="w+", dtype=value.dtype,
+                        shape=(n, *value.shape)) for name, value in row.items()}
+                    if kind == "images" and rec.bands:
+                        batch_meta["bands"] = list(rec.bands)
+                for name, arr in arrays.items():
+                    value = row.get(name)
+                    if value is None:  # this record lacks a field the first one had
+                        value = _missing(name, arr.shape[1:], arr.dtype)
+                    if value.shape != arr.shape[1:]:
+                        msg = (f"cache: galaxy {gid!r} gives {name} of shape {value.shape}, "
+                               f"the first galaxy {arr.shape[1:]}; resample to a common grid")
+                        raise ValidationError(msg)
+                    arr[i] = value
+            info = {}
+            for name, arr in arrays.items():
+                arr.flush()
+                info[name] = {"shape": list(arr.shape), "dtype": str(arr.dtype)}
+            del arrays
+            for name in info:
+                with open(tmp / f"{name}.npy", "rb+") as fh:
+                    os.fsync(fh.fileno())
+                info[name]["sha256"] = file_checksum(tmp / f"{name}.npy")
+            meta = {"format_version": CACHE_FORMAT_VERSION, "key": key, "ids": ids,
+                    "arrays": info, "batch_meta": batch_meta, "inputs": inputs}
+            with atomic_write(tmp / "meta.json") as fh:
+                json.dump(meta, fh, indent=1, sort_keys=True)
+            if entry.exists():  # a corrupt entry: move it aside, then swap in the new one
+                trash = Path(tempfile.mkdtemp(prefix=f".{entry.name}.", suffix=".old",
+                                              dir=self.directory))
+                os.replace(entry, trash / "entry")
+                os.replace(tmp, entry)
+                shutil.rmtree(trash, ignore_errors=True)
+            else:
+                os.replace(tmp, entry)
+        finally:
+            if tmp.exists():
+                shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _slug(name):
+    return "".join(c if c.isalnum() or c in "-_" else "_" for c in str(name)) or "survey"
+
+
+def _target_names(targets):
+    if targets is None or targets == "maps":
+        return None
+    return [targets] if isinstance(targets, str) else list(targets)
+
+
+def _missing(name, shape, dtype):
+    if name == "uncertainty":
+        return np.full(shape, np.inf, dtype)
+    if name in ("mask", "target_mask"):
+        return np.ones(shape, dtype)
+    return np.zeros(shape, dtype)
+
+
+def _record_row(rec, preprocessor, kind, targets):
+    """Return the arrays stored for one record."""
+    if preprocessor is not None:
+        data, mask, std = preprocessor.transform_record(rec)
+    else:
+        data, mask, std = rec.as_arrays(kind)
+    data = np.asarray(data, dtype=np.float32)
+    bad = ~np.isfinite(data)
+    if mask is None:
+        mask = bad
+    else:
+        mask = np.asarray(mask, dtype=bool)
+        mask = mask | (bad.any(axis=0, keepdims=True) if mask.shape[0] == 1 else bad)
+    row = {"data": np.where(mask, 0.0, data).astype(np.float32), "mask": mask}
+    if std is not None:
+        row["uncertainty"] = np.asarray(std, dtype=np.float32)
+    if targets is not None:
+        t, tm, _ = rec.as_arrays("maps", map_names=_target_names(targets))
+        row["targets"] = np.where(tm, 0.0, t).astype(np.float32)
+        row["target_mask"] = tm
+    if rec.star_mask is not None:
+        row["star_mask"] = np.asarray(rec.star_mask, bool)[None]
+    return row

@@ -1,0 +1,472 @@
+"""The eCALIFA contrastive-learning preprocessing: IFU cube -> 30-channel PCA image.
+
+Martinez-Solaeche et al. (2024, A&A 688, A160), in order:
+
+1. shift each spectrum to the rest frame with the catalogue redshift and scale
+   the flux to a luminosity density, ``L_lam = 4 pi d_L**2 (1 + z) f_lam``;
+2. crop to 3739-6803 A and resample to 2 A steps;
+3. fill bad pixels (linear interpolation along wavelength, refined by the
+   PCA reconstruction once the PCA is fitted);
+4. normalise each spaxel by its median in 5600-6000 A;
+5. project onto 29 principal components fitted on spaxels with S/N > 30;
+6. stack channel 0 = log10 of the 5600-6000 A median luminosity density
+   (erg/s/A) and channels 1-29 = PCA coefficients; spaxels outside the convex
+   hull of the S/N >= 3 spaxels are filled with sky-like noise (drawn from the
+   statistics of low-S/N spaxels in the training data) and masked.
+
+S/N of a spaxel is the median of flux / error over 5600-6000 A, or, for cubes
+without an error, the DER_SNR estimate (Stoehr et al. 2008) over the cropped
+range.
+"""
+
+import zlib
+
+import astropy.units as u
+import numpy as np
+
+from astro_cl.exceptions import ValidationError
+from astro_cl.preprocess.base import Preprocessor, register_preprocessor
+
+__all__ = ["CubePCA", "der_snr", "resample_spectra"]
+
+_FLAMBDA = u.erg / u.s / u.cm**2 / u.AA
+
+
+def _interp_weights(x_old, x_new):
+    """Return indices and weights for linear interpolation of ``x_old`` samples at ``x_new``."""
+    i1 = np.clip(np.searchsorted(x_old, x_new), 1, len(x_old) - 1)
+    i0 = i1 - 1
+    w1 = np.clip((x_new - x_old[i0]) / (x_old[i1] - x_old[i0]), 0.0, 1.0)
+    outside = (x_new < x_old[0]) | (x_new > x_old[-1])
+    return i0, i1, w1, outside
+
+
+def resample_spectra(wave, flux, new_wave, *, mask=None, method="linear"):
+    """Resample many spectra at once onto a new wavelength grid.
+
+    Parameters
+    ----------
+    wave : `numpy.ndarray`
+        ``(L,)`` increasing wavelengths of the input.
+    flux : `numpy.ndarray`
+        ``(L, N)`` flux densities (one spectrum per column).
+    new_wave : `numpy.ndarray`
+        ``(M,)`` increasing output wavelengths (bin centres for ``"flux"``).
+    mask : `numpy.ndarray` of bool, optional
+        ``(L, N)`` bad pixels.
+    method : {"linear", "flux"}, optional
+        ``"linear"``: linear interpolation; ``"flux"``: flux-conserving
+        rebinning (the cumulative integral is interpolated at the output bin
+        edges and differenced), which keeps the integral of each spectrum.
+
+    Returns
+    -------
+    flux : `numpy.ndarray`
+        ``(M, N)``.
+    mask : `numpy.ndarray` of bool
+        ``(M, N)``: bad if outside the input range or read from a bad pixel.
+    """
+    wave = np.asarray(wave, dtype=float)
+    new_wave = np.asarray(new_wave, dtype=float)
+    bad = np.zeros(flux.shape, bool) if mask is None else np.asarray(mask, bool)
+    i0, i1, w1, outside = _interp_weights(wave, new_wave)
+    bad_out = bad[i0] | bad[i1] | outside[:, None]
+    if method == "linear":
+        out = flux[i0] * (1 - w1)[:, None] + flux[i1] * w1[:, None]
+    elif method == "flux":
+        edges = np.concatenate([[1.5 * wave[0] - 0.5 * wave[1]],
+                                0.5 * (wave[1:] + wave[:-1]),
+                                [1.5 * wave[-1] - 0.5 * wave[-2]]])
+        cum = np.concatenate([np.zeros((1, flux.shape[1]), flux.dtype),
+                              np.cumsum(flux * np.diff(edges)[:, None], axis=0)])
+        new_edges = np.concatenate([[1.5 * new_wave[0] - 0.5 * new_wave[1]],
+                                    0.5 * (new_wave[1:] + new_wave[:-1]),
+                                    [1.5 * new_wave[-1] - 0.5 * new_wave[-2]]])
+        j0, j1, v1, _ = _interp_weights(edges, new_edges)
+        cum_new = cum[j0] * (1 - v1)[:, None] + cum[j1] * v1[:, None]
+        out = np.diff(cum_new, axis=0) / np.diff(new_edges)[:, None]
+    else:
+        msg = f"resample_spectra: method must be 'linear' or 'flux', got {method!r}"
+        raise ValidationError(msg)
+    return out.astype(flux.dtype, copy=False), bad_out
+
+
+def der_snr(flux, axis=0):
+    """Estimate the S/N of spectra with DER_SNR (Stoehr et al. 2008).
+
+    Parameters
+    ----------
+    flux : `numpy.ndarray`
+        Spectra (NaN for bad pixels), wavelength along ``axis``.
+    axis : int, optional
+
+    Returns
+    -------
+    snr : `numpy.ndarray`
+        ``median(flux) / (1.482602 / sqrt(6) * median(|2 f_i - f_{i-2} - f_{i+2}|))``.
+    """
+    f = np.moveaxis(np.asarray(flux, dtype=float), axis, 0)
+    signal = np.nanmedian(f, axis=0)
+    diff = np.abs(2.0 * f[2:-2] - f[:-4] - f[4:])
+    noise = 1.482602 / np.sqrt(6.0) * np.nanmedian(diff, axis=0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(noise > 0, signal / noise, np.inf * np.sign(signal))
+
+
+def _fill_along(values, bad):
+    """Fill bad pixels of (L, N) spectra by linear interpolation between good neighbours."""
+    n_l = values.shape[0]
+    pos = np.arange(n_l)[:, None]
+    good = ~bad
+    prev = np.maximum.accumulate(np.where(good, pos, -1), axis=0)
+    nxt = np.minimum.accumulate(np.where(good, pos, n_l)[::-1], axis=0)[::-1]
+    cols = np.arange(values.shape[1])[None, :]
+    has_p, has_n = prev >= 0, nxt < n_l
+    vp = values[np.clip(prev, 0, n_l - 1), cols]
+    vn = values[np.clip(nxt, 0, n_l - 1), cols]
+    span = np.where(has_p & has_n & (nxt > prev), nxt - prev, 1)
+    w = np.where(has_p & has_n, (pos - prev) / span, 0.0)
+    filled = np.where(has_p & has_n, vp * (1 - w) + vn * w,
+                      np.where(has_p, vp, np.where(has_n, vn, 0.0)))
+    return np.where(good, values, filled).astype(values.dtype, copy=False)
+
+
+def _robust_stats(x):
+    """Per-column median and 1.4826 * MAD of (N, C) values, ignoring non-finite."""
+    x = np.where(np.isfinite(x), x, np.nan)
+    with _quiet_nan():
+        med = np.nanmedian(x, axis=0)
+        mad = 1.4826 * np.nanmedian(np.abs(x - med), axis=0)
+    return med, mad
+
+
+@register_preprocessor
+class CubePCA(Preprocessor):
+    """The eCALIFA cube-to-image preprocessing (rest frame, 2 A grid, PCA, 30 channels).
+
+    Parameters
+    ----------
+    wave_range : (float, float), optional
+        Rest-frame crop in Angstrom.
+    step : float, optional
+        Output wavelength step in Angstrom.
+    norm_window : (float, float), optional
+        Rest-frame window (Angstrom) of the normalising median and of the S/N.
+    n_components : int, optional
+        Number of PCA components.
+    fit_snr : float, optional
+        Only spaxels with S/N above this are used to fit the PCA.
+    region_snr : float, optional
+        Spaxels outside the region of S/N >= this are noise-filled and masked.
+    region : {"hull", "snr"}, optional
+        ``"hull"``: the convex hull of the S/N >= ``region_snr`` spaxels (the
+        study's choice); ``"snr"``: those spaxels only.
+    luminosity_channel : bool, optional
+        Include channel 0, log10 luminosity density (the study's ablation
+        drops it, giving ``n_components`` channels).
+    resample : {"linear", "flux"}, optional
+        Linear interpolation or flux-conserving rebinning onto the 2 A grid.
+    cosmology : str, optional
+        Name of an `astropy.cosmology` realization for luminosity distances.
+    max_spectra_per_galaxy : int, optional
+        High-S/N spectra drawn (seeded) from each galaxy to fit the PCA.
+    fill_iterations : int, optional
+        Times bad pixels are replaced by the PCA reconstruction and the
+        spectrum re-projected.
+    seed : int, optional
+        Seed of the subsampling and of the sky-like noise (the noise of a
+        galaxy also depends on its id, so it does not depend on the order).
+
+    Attributes
+    ----------
+    wave_ : `numpy.ndarray`
+        Rest-frame wavelength grid (Angstrom).
+    mean_, components_, explained_variance_ : `numpy.ndarray`
+        The fitted PCA of the normalised spectra.
+    sky_mean_, sky_std_ : `numpy.ndarray`
+        Per output channel, the median and robust scatter of low-S/N
+        spaxels, used for the sky-like fill.
+    """
+
+    name = "cube-pca"
+    description = "eCALIFA recipe: rest frame, 3739-6803 A at 2 A, normalise, PCA -> 30 channels."
+    version = 1
+    _state_arrays = ("wave_", "mean_", "components_", "explained_variance_", "sky_mean_",
+                     "sky_std_")
+
+    def __init__(self, *, wave_range=(3739.0, 6803.0), step=2.0, norm_window=(5600.0, 6000.0),
+                 n_components=29, fit_snr=30.0, region_snr=3.0, region="hull",
+                 luminosity_channel=True, resample="linear", cosmology="Planck18",
+                 max_spectra_per_galaxy=100, fill_iterations=2, seed=0):
+        self.wave_range = wave_range
+        self.step = step
+        self.norm_window = norm_window
+        self.n_components = n_components
+        self.fit_snr = fit_snr
+        self.region_snr = region_snr
+        self.region = region
+        self.luminosity_channel = luminosity_channel
+        self.resample = resample
+        self.cosmology = cosmology
+        self.max_spectra_per_galaxy = max_spectra_per_galaxy
+        self.fill_iterations = fill_iterations
+        self.seed = seed
+
+    # -- per-galaxy spectra -------------------------------------------------
+    def _grid(self):
+        lo, hi = (float(v) for v in self.wave_range)
+        n = int(np.floor((hi - lo) / float(self.step) + 1e-9)) + 1
+        return lo + float(self.step) * np.arange(n)
+
+    def _luminosity_factor(self, z):
+        from astropy import cosmology
+
+        try:
+            cosmo = getattr(cosmology, self.cosmology)
+        except AttributeError:
+            msg = f"CubePCA.cosmology: {self.cosmology!r} is not an astropy.cosmology realization"
+            raise ValidationError(msg) from None
+        d_l = cosmo.luminosity_distance(max(float(z), 1e-4)).to_value(u.cm)
+        return 4.0 * np.pi * d_l**2 * (1.0 + z)
+
+    def _spectra(self, flux, mask, std, wave_obs, z, gid, scale):
+        """Rest-frame, resampled, filled, normalised spectra of one cube.
+
+        Returns a dict with ``x`` (M, N) normalised spectra, ``bad`` (M, N),
+        ``log_l`` (N,), ``snr`` (N,), ``valid`` (N,) and the spatial shape.
+        Spectra stay in the cube's unit (``scale`` converts it to erg/s/cm2/A)
+        and only the luminosity channel carries the absolute scale, which
+        would overflow single precision.
+        """
+        n_l, h, w = flux.shape
+        if wave_obs.shape != (n_l,):
+            msg = f"galaxy {gid!r}: {wave_obs.size} wavelengths for a cube of {n_l} channels"
+            raise ValidationError(msg)
+        if z is None or not np.isfinite(z):
+            msg = f"galaxy {gid!r}: no redshift (observing.redshift or a 'z' property)"
+            raise ValidationError(msg)
+        grid = self._grid()
+        wave_rest = wave_obs / (1.0 + z)
+        lum = flux.reshape(n_l, h * w).astype(np.float32)
+        bad = mask.reshape(n_l, h * w) | ~np.isfinite(lum)
+        lum = np.where(bad, 0.0, lum).astype(np.float32)
+        res, bad_r = resample_spectra(wave_rest, lum, grid, mask=bad, method=self.resample)
+        lo, hi = self.norm_window
+        win = (grid >= lo) & (grid <= hi)
+        if not win.any():
+            msg = (f"CubePCA.norm_window {self.norm_window} lies outside "
+                   f"wave_range {self.wave_range}")
+            raise ValidationError(msg)
+        res_nan = np.where(bad_r, np.nan, res)
+        with np.errstate(all="ignore"), _quiet_nan():
+            norm = np.nanmedian(res_nan[win], axis=0)
+            if std is not None:
+                var = std.reshape(n_l, h * w).astype(np.float32) ** 2
+                var = np.where(bad, 0.0, var).astype(np.float32)
+                var_r, _ = resample_spectra(wave_rest, var, grid, mask=bad, method="linear")
+                ratio = res_nan[win] / np.sqrt(np.where(var_r[win] > 0, var_r[win], np.nan))
+                snr = np.nanmedian(ratio, axis=0)
+            else:
+                snr = der_snr(res_nan, axis=0)
+        snr = np.where(np.isfinite(snr), snr, 0.0)
+        valid = np.isfinite(norm) & (norm > 0) & ((~bad_r).sum(axis=0) > 0.5 * len(grid))
+        safe = np.where(valid, norm, 1.0)
+        x = _fill_along(res, bad_r) / safe[None, :]
+        with np.errstate(divide="ignore"):
+            log_l = np.where(valid, np.log10(safe) + np.log10(scale * self._luminosity_factor(z)),
+                             np.nan)
+        return {"x": x.astype(np.float32), "bad": bad_r, "log_l": log_l, "snr": snr,
+                "valid": valid, "shape": (h, w)}
+
+    def _record_inputs(self, record):
+        from astro_cl.data.record import cube_to_array
+
+        if record.cube is None:
+            msg = f"galaxy {record.id!r}: CubePCA needs a cube, the record has none"
+            raise ValidationError(msg)
+        flux, mask, std = cube_to_array(record.cube)
+        try:
+            scale = (1.0 * record.cube.flux.unit).to_value(
+                _FLAMBDA, equivalencies=u.spectral_density(record.cube.spectral_axis[0]))
+        except u.UnitConversionError:
+            msg = (f"galaxy {record.id!r}: cube flux unit {record.cube.flux.unit} is not a "
+                   "flux density convertible to erg/s/cm2/A")
+            raise ValidationError(msg) from None
+        wave = record.cube.spectral_axis.to_value(u.AA, equivalencies=u.spectral())
+        z = record.observing.redshift
+        if z is None:
+            z = record.properties.get("z")
+            z = None if z is None else float(getattr(z, "value", z))
+        return flux, mask, std, np.asarray(wave, float), z, record.id, scale
+
+    def _iter_inputs(self, X, kwargs):
+        from astro_cl.preprocess.base import _as_records
+
+        records = _as_records(X)
+        if records is not None:
+            for rec in records:
+                yield self._record_inputs(rec)
+            return
+        flux = np.asarray(X)
+        if flux.ndim != 4:
+            msg = f"CubePCA: expected flux of shape (N, L, H, W), got {flux.shape}"
+            raise ValidationError(msg)
+        wave = kwargs.get("wavelength")
+        z = kwargs.get("redshift")
+        if wave is None or z is None:
+            msg = "CubePCA on arrays needs wavelength= (observed, Angstrom) and redshift= (N,)"
+            raise ValidationError(msg)
+        z = np.broadcast_to(np.asarray(z, dtype=float), (len(flux),))
+        scale = (1.0 * u.Unit(kwargs.get("flux_unit", "1e-16 erg / (s cm2 Angstrom)"))).to_value(
+            _FLAMBDA)
+        mask = kwargs.get("mask")
+        std = kwargs.get("std")
+        ids = kwargs.get("ids", [str(i) for i in range(len(flux))])
+        for i in range(len(flux)):
+            m = np.zeros(flux[i].shape, bool) if mask is None else np.asarray(mask[i], bool)
+            yield (flux[i], m, None if std is None else std[i],
+                   np.asarray(wave, float), float(z[i]), ids[i], scale)
+
+    # -- fitting ------------------------------------------------------------
+    def _fit_records(self, records):
+        self._fit_iter(self._iter_inputs(records, {}))
+
+    def _fit_arrays(self, X, **kwargs):
+        self._fit_iter(self._iter_inputs(X, kwargs))
+
+    def _fit_iter(self, inputs):
+        from sklearn.decomposition import PCA
+
+        rng = np.random.default_rng(self.seed)
+        cap = int(self.max_spectra_per_galaxy)
+        high, low, low_l = [], [], []
+        for inp in inputs:
+            s = self._spectra(*inp)
+            hi_idx = np.flatnonzero(s["valid"] & (s["snr"] > self.fit_snr))
+            lo_idx = np.flatnonzero(s["valid"] & (s["snr"] < self.region_snr))
+            if hi_idx.size > cap:
+                hi_idx = rng.choice(hi_idx, cap, replace=False)
+            if lo_idx.size > cap:
+                lo_idx = rng.choice(lo_idx, cap, replace=False)
+            high.append(s["x"][:, hi_idx].T)
+            low.append(s["x"][:, lo_idx].T)
+            low_l.append(s["log_l"][lo_idx])
+        high = np.concatenate(high) if high else np.zeros((0, 0))
+        k = int(self.n_components)
+        if high.shape[0] <= k:
+            msg = (f"CubePCA.fit: only {high.shape[0]} spaxels have S/N > {self.fit_snr}; "
+                   f"need more than n_components={k} (lower fit_snr or give more galaxies)")
+            raise ValidationError(msg)
+        pca = PCA(n_components=k, svd_solver="randomized" if min(high.shape) > 4 * k else "full",
+                  random_state=self.seed).fit(high)
+        self.wave_ = self._grid()
+        self.mean_ = pca.mean_.astype(np.float32)
+        self.components_ = pca.components_.astype(np.float32)
+        self.explained_variance_ = pca.explained_variance_.astype(np.float32)
+        good_coeffs = self._project(high.T, np.zeros(high.T.shape, bool))
+        low = np.concatenate(low) if low else np.zeros((0, high.shape[1]), np.float32)
+        lum_hi = np.full(len(high), np.nan)
+        if len(low) >= 2:
+            coeffs = self._project(low.T, np.zeros(low.T.shape, bool))
+            med, mad = _robust_stats(np.column_stack([np.concatenate(low_l), coeffs]))
+        else:  # no sky-dominated spaxels: a faint, narrow noise around the mean spectrum
+            med, mad = _robust_stats(np.column_stack([lum_hi, good_coeffs]))
+            med[1:] = 0.0
+            mad = 0.05 * np.nan_to_num(mad)
+        med[0] = med[0] if np.isfinite(med[0]) else 0.0
+        mad[0] = mad[0] if np.isfinite(mad[0]) else 0.0
+        self.sky_mean_ = np.nan_to_num(med).astype(np.float32)
+        self.sky_std_ = np.nan_to_num(mad).astype(np.float32)
+
+    def _project(self, x, bad):
+        """PCA coefficients (N, K) of normalised spectra x (M, N), refining bad pixels."""
+        comp = self.components_.astype(np.float32)
+        mean = self.mean_.astype(np.float32)[:, None]
+        coeffs = (comp @ (x - mean)).T
+        for _ in range(int(self.fill_iterations) if bad.any() else 0):
+            recon = mean + comp.T @ coeffs.T
+            x = np.where(bad, recon, x)
+            coeffs = (comp @ (x - mean)).T
+        return coeffs
+
+    # -- applying -----------------------------------------------------------
+    @property
+    def n_channels(self):
+        """int: number of output channels."""
+        return int(self.n_components) + (1 if self.luminosity_channel else 0)
+
+    def _image(self, flux, mask, std, wave, z, gid, scale):
+        s = self._spectra(flux, mask, std, wave, z, gid, scale)
+        if s["x"].shape[0] != len(self.wave_):
+            msg = "CubePCA: the wavelength grid differs from the fitted one (parameters changed?)"
+            raise ValidationError(msg)
+        h, w = s["shape"]
+        coeffs = self._project(s["x"], s["bad"])
+        region = self._region(s["snr"] >= self.region_snr, h, w)
+        good = region & s["valid"]
+        chans = np.column_stack([s["log_l"], coeffs]) if self.luminosity_channel else coeffs
+        sky_mean = self.sky_mean_ if self.luminosity_channel else self.sky_mean_[1:]
+        sky_std = self.sky_std_ if self.luminosity_channel else self.sky_std_[1:]
+        rng = np.random.default_rng([int(self.seed), zlib.crc32(str(gid).encode())])
+        noise = sky_mean + sky_std * rng.standard_normal(chans.shape)
+        out = np.where(good[:, None], chans, noise).T.reshape(-1, h, w).astype(np.float32)
+        return out, (~good).reshape(1, h, w), None
+
+    def _region(self, above, h, w):
+        if self.region == "snr":
+            return above
+        if self.region != "hull":
+            msg = f"CubePCA.region: expected 'hull' or 'snr', got {self.region!r}"
+            raise ValidationError(msg)
+        from scipy.spatial import ConvexHull, QhullError
+
+        yy, xx = np.divmod(np.arange(h * w), w)
+        pts = np.column_stack([yy, xx]).astype(float)
+        if above.sum() < 3:
+            return above
+        try:
+            hull = ConvexHull(pts[above])
+        except QhullError:  # collinear points: no area
+            return above
+        # inside when on the inner side of every facet: n . p + d <= 0
+        dist = pts @ hull.equations[:, :2].T + hull.equations[:, 2]
+        return np.all(dist <= 1e-9, axis=1) | above
+
+    def transform_record(self, record):
+        """Turn one galaxy's cube into the ``(C, H, W)`` image.
+
+        Parameters
+        ----------
+        record : `~astro_cl.data.GalaxyRecord`
+            With a cube and a redshift (``observing.redshift`` or a ``z`` property).
+
+        Returns
+        -------
+        data : `numpy.ndarray` of float32
+            ``(n_channels, H, W)``.
+        mask : `numpy.ndarray` of bool
+            ``(1, H, W)``: True outside the S/N >= ``region_snr`` region.
+        std : None
+        """
+        self._check_fitted()
+        return self._image(*self._record_inputs(record))
+
+    def _transform_arrays(self, X, **kwargs):
+        outs = [self._image(*inp) for inp in self._iter_inputs(X, kwargs)]
+        return (np.stack([o[0] for o in outs]), np.stack([o[1] for o in outs]), None)
+
+
+class _quiet_nan:
+    """Silence numpy's all-NaN slice warnings (fully bad spaxels are expected)."""
+
+    def __enter__(self):
+        import warnings
+
+        self._ctx = warnings.catch_warnings()
+        self._ctx.__enter__()
+        warnings.filterwarnings("ignore", message="All-NaN slice", category=RuntimeWarning)
+        warnings.filterwarnings("ignore", message="Mean of empty slice", category=RuntimeWarning)
+        return self
+
+    def __exit__(self, *exc):
+        return self._ctx.__exit__(*exc)

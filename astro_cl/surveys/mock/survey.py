@@ -1,0 +1,220 @@
+"""Machinery shared by the ``sdss-mock`` and ``ecalifa-mock`` surveys.
+
+A mock survey draws its population (or twins a real catalogue), lays each
+galaxy on the renderer's grid, and either builds records in memory or writes
+the real file formats, in parallel and deterministically: galaxy ``i`` only
+depends on ``(seed, i)``, never on the worker that made it.
+"""
+
+import concurrent.futures as cf
+import os
+from pathlib import Path
+
+import astropy.units as u
+import numpy as np
+from astropy.nddata import NDData
+from astropy.table import QTable
+
+from astro_cl.exceptions import SurveyError
+from astro_cl.surveys.base import Survey
+from astro_cl.surveys.mock import io as mock_io
+from astro_cl.surveys.mock.population import draw_galaxy, galaxy_seed, twin_population
+from astro_cl.surveys.mock.structure import MAP_UNITS, build_state
+
+__all__ = ["MockSurvey", "catalogue_from_rows"]
+
+_COLUMNS = [
+    ("id", None), ("ID", None), ("Name", None), ("RA", u.deg), ("DEC", u.deg), ("z", None),
+    ("type", None), ("environment", None), ("sfms_class", None), ("Re", u.arcsec),
+    ("Re_kpc", u.kpc), ("log_Mass", u.dex(u.Msun)), ("log_Mass_total", u.dex(u.Msun)),
+    ("log_SFR_Ha", u.dex(u.Msun / u.yr)), ("EW_Ha_cen", u.AA), ("Age_LW_Re_fit", u.dex(u.yr)),
+    ("Age_MW_Re_fit", u.dex(u.yr)), ("ZH_LW_Re_fit", u.dex), ("log_NII_Ha_cen", None),
+    ("OH_N2_cen", u.dex), ("Sigma_Mass_cen", u.dex(u.Msun / u.pc**2)), ("Av_gas_Re", u.mag),
+    ("PA", u.deg), ("ellip", None), ("DL", u.Mpc), ("bulge_fraction", None), ("n_bulge", None),
+    ("inclination", u.deg),
+]
+
+
+def _row(params, state):
+    s = state.summary
+    kpc_arcsec = state.kpc_per_pixel / state.pixel_scale
+    return {
+        "id": params["name"], "ID": int(params["index"]), "Name": params["name"],
+        "RA": params["ra"], "DEC": params["dec"], "z": params["z"], "type": params["type"],
+        "environment": params["environment"], "sfms_class": s["sfms_class"],
+        "Re": params["re_kpc"] / kpc_arcsec, "Re_kpc": params["re_kpc"],
+        "log_Mass": s["log_Mass"], "log_Mass_total": state.params["log_mass_total"],
+        "log_SFR_Ha": s["log_SFR_Ha"], "EW_Ha_cen": s["EW_Ha_cen"],
+        "Age_LW_Re_fit": s["Age_LW_Re_fit"], "Age_MW_Re_fit": s["Age_MW_Re_fit"],
+        "ZH_LW_Re_fit": s["ZH_LW_Re_fit"], "log_NII_Ha_cen": s["log_NII_Ha_cen"],
+        "OH_N2_cen": s["OH_N2_cen"], "Sigma_Mass_cen": s["Sigma_Mass_cen"],
+        "Av_gas_Re": s["Av_gas_Re"], "PA": params["pa"], "ellip": s["ellip"], "DL": s["DL"],
+        "bulge_fraction": params["bt"], "n_bulge": params["n_bulge"],
+        "inclination": float(np.degrees(np.arccos(np.clip(params["cos_i"], 0, 1)))),
+    }
+
+
+def catalogue_from_rows(rows, meta=None):
+    """Build the eCALIFA-style mock catalogue from per-galaxy rows.
+
+    Parameters
+    ----------
+    rows : list of dict
+    meta : dict, optional
+
+    Returns
+    -------
+    catalogue : `~astropy.table.QTable`
+    """
+    cols = {}
+    for name, unit in _COLUMNS:
+        values = [r[name] for r in rows]
+        if name in ("id", "Name", "type", "environment", "sfms_class"):
+            cols[name] = np.asarray(values, dtype=str) if values else np.array([], str)
+        elif name == "ID":
+            cols[name] = np.asarray(values, dtype=np.int64)
+        else:
+            arr = np.asarray(values, dtype=float)
+            cols[name] = arr * unit if unit is not None else arr
+    return QTable(cols, meta=dict(meta or {}))
+
+
+def _maps_nd(state, wcs):
+    return {k: NDData(v.astype(np.float32), unit=MAP_UNITS[k], wcs=wcs)
+            for k, v in state.truth.items()}
+
+
+def _write_one(survey, index, directory):
+    """Render and write galaxy ``index``; return its catalogue row (runs in a worker)."""
+    params = survey._params(index)
+    state, out, wcs = survey._render(params, index)
+    survey._write_files(Path(directory), params, state, out, wcs)
+    return _row(params, state)
+
+
+class MockSurvey(Survey):
+    """Base class of the mock surveys (see `SDSSMockSurvey` and `ECALIFAMockSurvey`)."""
+
+    #: ``(module, class)`` of the real-format reader used when ``path`` is given.
+    reader_class = ("", "")
+
+    # -- configuration helpers -------------------------------------------------
+    @property
+    def fov_arcsec(self):
+        """float: field of view (arcsec) used by the diameter selection."""
+        return self.size * self.pixel_scale
+
+    def _twin_params(self):
+        cache = self.__dict__.get("_twin_cache")
+        if cache is None:
+            cache = twin_population(self.twin, self.seed, fov_arcsec=self.fov_arcsec)
+            self.__dict__["_twin_cache"] = cache
+        return cache
+
+    def _n(self):
+        return len(self._twin_params()) if self.twin is not None else int(self.n)
+
+    def _params(self, index):
+        if self.twin is not None:
+            return self._twin_params()[index]
+        return draw_galaxy(self.seed, index, fov_arcsec=self.fov_arcsec)
+
+    def _state(self, params):
+        return build_state(params, (self.size, self.size), self.pixel_scale)
+
+    def _rng(self, index):
+        return np.random.default_rng(galaxy_seed(self.seed, index, 1))
+
+    # -- Survey interface --------------------------------------------------------
+    def _reader(self):
+        reader = self.__dict__.get("_reader_cache")
+        if reader is None:
+            import importlib
+
+            module, cls_name = self.reader_class
+            reader = getattr(importlib.import_module(module), cls_name)(path=self.path)
+            self.__dict__["_reader_cache"] = reader
+        return reader
+
+    def _open(self):
+        if self.path is not None:
+            cat = QTable(self._reader().catalogue, copy=False)
+            cat.meta["mock"] = self.name
+            return cat
+        n = self._n()
+        if n < 1:
+            msg = f"survey {self.name!r}: n must be at least 1, got {self.n!r}"
+            raise SurveyError(msg)
+        rows = [_row(p, self._state(p)) for p in (self._params(i) for i in range(n))]
+        return catalogue_from_rows(rows, meta=self._meta())
+
+    def _read_record(self, index):
+        if self.path is not None:
+            rec = self._reader()[index]
+            rec.survey = self.name
+            return rec
+        params = self._params(index)
+        state, out, wcs = self._render(params, index)
+        return self._record(params, state, out, wcs, self.catalogue[index])
+
+    def write(self, directory, *, workers=1, progress=True):
+        """Write the survey in the real file format.
+
+        Parameters
+        ----------
+        directory : str or `~pathlib.Path`
+            Created if needed.
+        workers : int, optional
+            Worker processes (results do not depend on it).
+        progress : bool, optional
+            Show a tqdm progress bar.
+
+        Returns
+        -------
+        catalogue : `~astropy.table.QTable`
+            The catalogue written to ``catalogue.ecsv``.
+        """
+        from tqdm.auto import tqdm
+
+        if self.path is not None:
+            msg = f"survey {self.name!r}: reads existing files from {self.path}; nothing to write"
+            raise SurveyError(msg)
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        n = self._n()
+        workers = max(1, min(int(workers or 1), os.cpu_count() or 1, n))
+        rows = [None] * n
+        bar = tqdm(total=n, desc=f"{self.name} -> {directory}", disable=not progress)
+        if workers == 1:
+            for i in range(n):
+                rows[i] = _write_one(self, i, directory)
+                bar.update()
+        else:
+            with cf.ProcessPoolExecutor(max_workers=workers) as pool:
+                futures = {pool.submit(_write_one, self, i, directory): i for i in range(n)}
+                for fut in cf.as_completed(futures):
+                    rows[futures[fut]] = fut.result()
+                    bar.update()
+        bar.close()
+        cat = catalogue_from_rows(rows, meta=self._meta())
+        mock_io.write_catalogue(directory / "catalogue.ecsv", cat)
+        return cat
+
+    def __getstate__(self):
+        state = dict(self.__dict__)
+        for key in ("_catalogue_cache", "_index", "_reader_cache"):
+            state.pop(key, None)
+        return state
+
+    # -- to implement ------------------------------------------------------------
+    def _meta(self):
+        raise NotImplementedError
+
+    def _render(self, params, index):
+        raise NotImplementedError
+
+    def _record(self, params, state, out, wcs, row):
+        raise NotImplementedError
+
+    def _write_files(self, directory, params, state, out, wcs):
+        raise NotImplementedError

@@ -1,0 +1,312 @@
+"""Two-sample tests: do galaxies in different environments occupy the embedding differently.
+
+`EnvironmentTest` compares the embedding distributions of galaxies in each
+environment (voids, walls, filaments, clusters, or any label column) with
+two-sample tests whose p-values come from label permutations:
+
+* the energy distance (Szekely & Rizzo 2013), computed from one matrix of
+  pairwise embedding distances, so that all permutations are one matrix
+  product;
+* a classifier two-sample test: the cross-validated balanced accuracy of a
+  logistic regression telling the two samples apart (0.5 when they are
+  indistinguishable).
+
+Each test is run overall (labels permuted freely) and at matched stellar mass:
+labels are permuted only among galaxies in the same stellar-mass bin, so the
+null distribution keeps each environment's mass distribution and a difference
+that is entirely due to mass is not significant (a conditional permutation
+test).
+"""
+
+import itertools
+import warnings
+
+import numpy as np
+from astropy.table import QTable
+
+from astro_cl.exceptions import AstroCLWarning, CatalogueError
+from astro_cl.tasks._common import _align, _check_fitted, _float_column, _label_column
+from astro_cl.tasks.base import DownstreamTask
+
+__all__ = ["EnvironmentTest", "energy_distance_matrix", "permutation_energy_test"]
+
+
+def energy_distance_matrix(distances, in_a, in_b):
+    """Energy distances between pairs of samples, from pairwise distances.
+
+    ``E = 2 mean|a - b| - mean|a - a'| - mean|b - b'|`` (V-statistic form),
+    for every row of the indicator matrices at once.
+
+    Parameters
+    ----------
+    distances : `numpy.ndarray`
+        ``(n, n)`` pairwise distances.
+    in_a, in_b : `numpy.ndarray` of bool
+        ``(n,)`` or ``(n_sets, n)`` membership of the two samples.
+
+    Returns
+    -------
+    energy : float or `numpy.ndarray`
+    """
+    a = np.atleast_2d(in_a).astype(np.float64)
+    b = np.atleast_2d(in_b).astype(np.float64)
+    na, nb = a.sum(axis=1), b.sum(axis=1)
+    ad, bd = a @ distances, b @ distances
+    ab = np.einsum("ij,ij->i", ad, b) / (na * nb)
+    aa = np.einsum("ij,ij->i", ad, a) / na**2
+    bb = np.einsum("ij,ij->i", bd, b) / nb**2
+    energy = 2 * ab - aa - bb
+    return float(energy[0]) if np.ndim(in_a) == 1 else energy
+
+
+def _permuted_labels(labels, strata, n_permutations, rng):
+    """``(n_permutations, n)`` copies of ``labels`` permuted within each stratum."""
+    _, codes = np.unique(strata, return_inverse=True)
+    # integer stratum code + uniform key in [0, 1): sorting groups by stratum and
+    # shuffles within it, for all permutations in one call
+    keys = codes[None, :] + rng.random((n_permutations, len(labels)))
+    shuffled = np.argsort(keys, axis=1)
+    base = np.argsort(codes, kind="stable")
+    out = np.empty((n_permutations, len(labels)), dtype=labels.dtype)
+    out[:, base] = labels[shuffled]
+    return out
+
+
+def permutation_energy_test(distances, labels, *, strata=None, n_permutations=199, rng=None):
+    """Energy-distance two-sample test with a permutation p-value.
+
+    Parameters
+    ----------
+    distances : `numpy.ndarray`
+        ``(n, n)`` pairwise distances of the galaxies of both samples.
+    labels : `numpy.ndarray` of bool
+        True for sample A, False for sample B.
+    strata : `numpy.ndarray` of int, optional
+        Permute labels only within equal strata (e.g. stellar-mass bins).
+    n_permutations : int, optional
+    rng : `numpy.random.Generator`, optional
+
+    Returns
+    -------
+    statistic : float
+        Observed energy distance.
+    p_value : float
+        ``(1 + #{null >= observed}) / (1 + n_permutations)``.
+    null : `numpy.ndarray`
+        The permutation distribution.
+    """
+    rng = np.random.default_rng(rng)
+    labels = np.asarray(labels, bool)
+    strata = np.zeros(len(labels), np.int64) if strata is None else np.asarray(strata)
+    observed = energy_distance_matrix(distances, labels, ~labels)
+    perms = _permuted_labels(labels, strata, n_permutations, rng)
+    null = energy_distance_matrix(distances, perms, ~perms)
+    p_value = (1 + np.sum(null >= observed - 1e-12)) / (1 + n_permutations)
+    return observed, float(p_value), null
+
+
+def _classifier_test(X, labels, *, strata, n_permutations, cv, seed, rng):
+    """Cross-validated balanced accuracy of a logistic regression, with permutations."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.metrics import balanced_accuracy_score
+    from sklearn.model_selection import StratifiedKFold, cross_val_predict
+
+    # standardising does not look at the labels, so it is done once, outside the folds
+    X = (X - X.mean(axis=0)) / np.where(X.std(axis=0) > 0, X.std(axis=0), 1.0)
+    n_min = int(min(labels.sum(), (~labels).sum()))
+    folds = StratifiedKFold(min(cv, n_min), shuffle=True, random_state=seed)
+    model = LogisticRegression(C=1.0, max_iter=500)
+
+    def score(y):
+        pred = cross_val_predict(model, X, y, cv=folds)
+        return balanced_accuracy_score(y, pred)
+
+    observed = score(labels)
+    perms = _permuted_labels(labels, strata, n_permutations, rng)
+    null = np.array([score(p) for p in perms])
+    p_value = (1 + np.sum(null >= observed - 1e-12)) / (1 + n_permutations)
+    return float(observed), float(p_value), null
+
+
+class EnvironmentTest(DownstreamTask):
+    """Two-sample tests of the embedding between environments.
+
+    Parameters
+    ----------
+    column : str, optional
+        Catalogue column with the environment labels.
+    comparison : {"one-vs-rest", "pairs"}, optional
+        Compare each environment with all the others, or every pair.
+    tests : sequence of {"energy", "classifier"}, optional
+        Which statistics to compute.
+    mass_column : str or None, optional
+        log10 stellar mass for the matched-mass tests (None: overall only).
+    mass_bin_width : float, optional
+        Width in dex of the stellar-mass bins within which labels are permuted.
+    n_permutations : int, optional
+        Permutations of the energy test.
+    n_permutations_classifier : int, optional
+        Permutations of the classifier test (each refits ``cv`` models).
+    cv : int, optional
+        Folds of the classifier test.
+    metric : str, optional
+        Distance of the energy test (any `scipy.spatial.distance.cdist` metric).
+    min_group : int, optional
+        Environments with fewer galaxies are skipped.
+    seed : int, optional
+        Seed of the permutations and folds.
+
+    Attributes
+    ----------
+    results_ : `~astropy.table.QTable`
+        See `evaluate`.
+    nulls_ : dict of tuple to `numpy.ndarray`
+        Permutation distributions per ``(group_a, group_b, test, conditioning)``.
+    groups_ : dict of str to int
+        Number of galaxies per environment.
+    """
+
+    name = "environment"
+    description = "Energy-distance and classifier two-sample tests of the embedding by environment."
+
+    def __init__(self, *, column="environment", comparison="one-vs-rest",
+                 tests=("energy", "classifier"), mass_column="log_Mass", mass_bin_width=0.25,
+                 n_permutations=199, n_permutations_classifier=49, cv=5, metric="euclidean",
+                 min_group=5, seed=0):
+        self.column = column
+        self.comparison = comparison
+        self.tests = tests
+        self.mass_column = mass_column
+        self.mass_bin_width = mass_bin_width
+        self.n_permutations = n_permutations
+        self.n_permutations_classifier = n_permutations_classifier
+        self.cv = cv
+        self.metric = metric
+        self.min_group = min_group
+        self.seed = seed
+
+    def fit(self, embeddings, catalogue=None):
+        """Run every two-sample test.
+
+        Parameters
+        ----------
+        embeddings : `numpy.ndarray` or `~astropy.table.QTable`
+        catalogue : `~astropy.table.QTable`
+            With the environment column (and the stellar-mass column).
+
+        Returns
+        -------
+        self : `EnvironmentTest`
+        """
+        from scipy.spatial.distance import cdist
+
+        X, cat, _ = _align(embeddings, catalogue)
+        if cat is None:
+            msg = "environment needs a catalogue with an environment column"
+            raise CatalogueError(msg)
+        env = _label_column(cat, self.column)
+        mass = (_float_column(cat, self.mass_column) if self.mass_column is not None
+                else np.full(len(X), np.nan))
+        valid = np.array([e is not None for e in env])
+        names, counts = np.unique(env[valid].astype(str), return_counts=True)
+        groups = [g for g, c in zip(names, counts, strict=True) if c >= self.min_group]
+        skipped = [g for g, c in zip(names, counts, strict=True) if c < self.min_group]
+        if skipped:
+            warnings.warn(f"environment: groups {skipped} have fewer than {self.min_group} "
+                          f"galaxies and are skipped", AstroCLWarning)
+        if len(groups) < 2:
+            msg = (f"environment: column {self.column!r} needs at least 2 groups with "
+                   f">= {self.min_group} galaxies, found {dict(zip(names, counts, strict=True))}")
+            raise CatalogueError(msg)
+        unknown = set(self.tests) - {"energy", "classifier"}
+        if unknown:
+            msg = f"environment: unknown tests {sorted(unknown)}; use 'energy' or 'classifier'"
+            raise ValueError(msg)
+        if self.comparison == "pairs":
+            pairs = [([a], [b]) for a, b in itertools.combinations(groups, 2)]
+        elif self.comparison == "one-vs-rest":
+            pairs = [([g], [h for h in groups if h != g]) for g in groups]
+            if len(groups) == 2:
+                pairs = pairs[:1]
+        else:
+            msg = (f"environment: comparison must be 'one-vs-rest' or 'pairs', "
+                   f"got {self.comparison!r}")
+            raise ValueError(msg)
+        env_str = np.array([e if e is not None else "" for e in env], dtype=str)
+        rng = np.random.default_rng(self.seed)
+        conditions = ["none"]
+        if self.mass_column is not None and np.any(np.isfinite(mass)):
+            conditions.append("stellar mass")
+        rows, nulls = [], {}
+        for a_groups, b_groups in pairs:
+            in_a = np.isin(env_str, a_groups)
+            in_b = np.isin(env_str, b_groups)
+            for condition in conditions:
+                use = in_a | in_b
+                if condition == "stellar mass":
+                    use &= np.isfinite(mass)
+                    strata = np.floor(mass[use] / self.mass_bin_width).astype(np.int64)
+                else:
+                    strata = np.zeros(int(use.sum()), np.int64)
+                labels = in_a[use]
+                if labels.sum() < 2 or (~labels).sum() < 2:
+                    continue
+                Xu = X[use]
+                a_name, b_name = "+".join(a_groups), "+".join(b_groups)
+                if len(b_groups) > 1:
+                    b_name = "rest"
+                for test in self.tests:
+                    if test == "energy":
+                        dist = cdist(Xu, Xu, metric=self.metric)
+                        stat, p, null = permutation_energy_test(
+                            dist, labels, strata=strata, n_permutations=self.n_permutations,
+                            rng=rng)
+                        n_perm = self.n_permutations
+                    else:
+                        stat, p, null = _classifier_test(
+                            Xu, labels, strata=strata,
+                            n_permutations=self.n_permutations_classifier, cv=self.cv,
+                            seed=self.seed, rng=rng)
+                        n_perm = self.n_permutations_classifier
+                    rows.append((a_name, b_name, test, condition, int(labels.sum()),
+                                 int((~labels).sum()), stat, float(np.mean(null)), p, n_perm))
+                    nulls[(a_name, b_name, test, condition)] = null
+        table = QTable(rows=rows, names=("group_a", "group_b", "test", "conditioning", "n_a",
+                                         "n_b", "statistic", "null_mean", "p_value",
+                                         "n_permutations"),
+                       dtype=(str, str, str, str, np.int64, np.int64, np.float64, np.float64,
+                              np.float64, np.int64))
+        table.meta["task"] = self.name
+        table.meta["statistics"] = {
+            "energy": "energy distance (V-statistic) in embedding units",
+            "classifier": "cross-validated balanced accuracy of a logistic regression"}
+        table.meta["mass_bin_width_dex"] = self.mass_bin_width
+        self.groups_ = {g: int(c) for g, c in zip(names, counts, strict=True)}
+        self.nulls_ = nulls
+        self.results_ = table
+        self._fitted_on = (embeddings, catalogue)
+        return self
+
+    def evaluate(self, embeddings=None, catalogue=None):
+        """Return the test results.
+
+        Parameters
+        ----------
+        embeddings : `numpy.ndarray` or `~astropy.table.QTable`, optional
+            Other data to test (default: what `fit` saw).
+        catalogue : `~astropy.table.QTable`, optional
+
+        Returns
+        -------
+        table : `~astropy.table.QTable`
+            One row per comparison, test and conditioning (``"none"`` or
+            ``"stellar mass"``): ``group_a``, ``group_b``, ``test``,
+            ``conditioning``, ``n_a``, ``n_b``, ``statistic``, ``null_mean``
+            (mean of the permutation distribution), ``p_value``,
+            ``n_permutations``.
+        """
+        _check_fitted(self, "results_")
+        if embeddings is None or (embeddings is self._fitted_on[0]
+                                  and catalogue is self._fitted_on[1]):
+            return self.results_.copy()
+        return type(self)(**self.get_params(deep=False)).fit(embeddings, catalogue).results_

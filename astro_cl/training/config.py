@@ -1,0 +1,196 @@
+"""One TOML file describes a training run; everything is built through the registry.
+
+Layout (see ``examples/configs/*.toml``)::
+
+    [survey]              # name = registered survey; other keys are its parameters
+    name = "sdss-mock"
+    n = 256
+
+    [preprocess]          # optional: astro_cl.preprocess.build_preprocessor spec
+    name = "image-scaler"
+
+    [[augment.steps]]     # optional: astro_cl.augment.config.build_augmenter steps
+    name = "flip"
+    p = 1.0
+
+    [model]               # name = registered encoder; other keys are its parameters
+    name = "simclr"
+    width = 1.0
+
+    [optimizer]           # merged into the model parameters
+    name = "adam"         # -> optimizer
+    lr = 8e-4
+
+    [training]            # merged into the model parameters, except:
+    epochs = 50           #   output (final model file) and kind/targets (data reading)
+    output = "runs/simclr/model.pt"
+
+Command-line overrides use dotted keys: ``--set model.width=0.5``,
+``--set training.epochs=3``; values are parsed as TOML (strings may be bare).
+"""
+
+import copy
+import tomllib
+from pathlib import Path
+
+from astro_cl.exceptions import ValidationError
+
+__all__ = ["apply_overrides", "build_run", "load_config", "train_from_config"]
+
+_SECTIONS = ("survey", "preprocess", "augment", "model", "optimizer", "training")
+
+
+def _parse_value(text):
+    try:
+        return tomllib.loads(f"v = {text}")["v"]
+    except tomllib.TOMLDecodeError:
+        return text
+
+
+def apply_overrides(config, overrides):
+    """Return a copy of ``config`` with dotted ``key=value`` overrides applied.
+
+    Parameters
+    ----------
+    config : dict
+    overrides : sequence of str
+        E.g. ``"model.lr=1e-3"``, ``"survey.path='data/sdss'"``.
+
+    Returns
+    -------
+    config : dict
+    """
+    out = copy.deepcopy(config)
+    for item in overrides or ():
+        key, sep, value = str(item).partition("=")
+        if not sep or not key.strip():
+            msg = f"--set {item!r}: expected SECTION.KEY=VALUE"
+            raise ValidationError(msg)
+        parts = key.strip().split(".")
+        if parts[0] not in _SECTIONS or len(parts) < 2:
+            msg = f"--set {item!r}: the key must start with one of {list(_SECTIONS)}"
+            raise ValidationError(msg)
+        node = out
+        for p in parts[:-1]:
+            node = node.setdefault(p, {})
+            if not isinstance(node, dict):
+                msg = f"--set {item!r}: {p!r} is not a table"
+                raise ValidationError(msg)
+        node[parts[-1]] = _parse_value(value.strip())
+    return out
+
+
+def load_config(path, overrides=()):
+    """Read a training configuration file.
+
+    Parameters
+    ----------
+    path : str or `~pathlib.Path`
+        TOML file.
+    overrides : sequence of str, optional
+        Dotted ``key=value`` overrides.
+
+    Returns
+    -------
+    config : dict
+    """
+    path = Path(path)
+    try:
+        with open(path, "rb") as fh:
+            config = tomllib.load(fh)
+    except tomllib.TOMLDecodeError as exc:
+        msg = f"{path}: invalid TOML ({exc})"
+        raise ValidationError(msg) from exc
+    unknown = sorted(set(config) - set(_SECTIONS))
+    if unknown:
+        msg = f"{path}: unknown sections {unknown}; expected {list(_SECTIONS)}"
+        raise ValidationError(msg)
+    for needed in ("survey", "model"):
+        if "name" not in config.get(needed, {}):
+            msg = f"{path}: section [{needed}] needs a 'name'"
+            raise ValidationError(msg)
+    config = apply_overrides(config, overrides)
+    config["_path"] = str(path)
+    return config
+
+
+def build_run(config):
+    """Build the survey, training data and encoder described by a configuration.
+
+    Parameters
+    ----------
+    config : dict
+        From `load_config`.
+
+    Returns
+    -------
+    run : dict
+        ``survey``, ``data`` (what to pass to ``encoder.fit``), ``encoder``,
+        ``output`` (path of the final model file or None).
+    """
+    from astro_cl.plugins.registry import get_component_class, get_survey
+
+    survey_cfg = dict(config["survey"])
+    survey = get_survey(survey_cfg.pop("name"), **survey_cfg)
+    training = dict(config.get("training", {}))
+    output = training.pop("output", None)
+    kind = training.pop("kind", None)
+    targets = training.pop("targets", None)
+    model_cfg = dict(config["model"])
+    name = model_cfg.pop("name")
+    opt = dict(config.get("optimizer", {}))
+    if "name" in opt:
+        opt["optimizer"] = opt.pop("name")
+    params = {**model_cfg, **opt, **training}
+    if kind is not None:
+        params.setdefault("kind", kind)
+    steps = config.get("augment", {}).get("steps")
+    if steps:
+        from astro_cl.augment.config import build_augmenter
+
+        params["augmenter"] = build_augmenter(list(steps))
+    cls = get_component_class("encoder", name)
+    valid = set(cls._param_names())
+    bad = sorted(set(params) - valid)
+    if bad:
+        msg = (f"{config.get('_path', 'config')}: {bad} are not parameters of encoder {name!r}; "
+               f"valid: {sorted(valid)}")
+        raise ValidationError(msg)
+    encoder = cls(**params)
+    data = survey
+    if config.get("preprocess"):
+        from astro_cl.preprocess import build_preprocessor
+        from astro_cl.preprocess.cache import PreprocessedCache
+
+        pre = build_preprocessor(dict(config["preprocess"]))
+        cache_dir = Path(params.get("checkpoint_dir") or ".") / "cache"
+        pre.fit(survey)
+        data = PreprocessedCache(cache_dir).get_or_build(
+            survey, preprocessor=pre, kind=kind,
+            targets=targets or ("maps" if cls.output_kind == "maps" else None),
+            progress=params.get("progress", True))
+    return {"survey": survey, "data": data, "encoder": encoder, "output": output}
+
+
+def train_from_config(config, *, resume=False):
+    """Train the encoder a configuration describes, and save it.
+
+    Parameters
+    ----------
+    config : dict
+        From `load_config`.
+    resume : bool, optional
+        Continue from the checkpoint in ``training.checkpoint_dir``.
+
+    Returns
+    -------
+    encoder : `~astro_cl.models.Encoder`
+        Fitted; saved to ``training.output`` when given (rank 0 only).
+    """
+    from astro_cl.training.distributed import init_distributed
+
+    run = build_run(config)
+    encoder = run["encoder"].fit(run["data"], resume=resume)
+    if run["output"] and init_distributed(getattr(encoder, "device", None)).is_main:
+        encoder.save(run["output"])
+    return encoder

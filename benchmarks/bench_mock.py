@@ -1,0 +1,55 @@
+"""Benchmark the mock surveys: galaxies (images + truth maps) and cubes per second on one core.
+
+Targets (issue 3): >= 100 sdss-mock galaxies (5 x 64 x 64 + truth maps) per second per
+core and >= 5 ecalifa-mock cubes (64 x 64 x 1877) per second per core.
+
+Usage::
+
+    python benchmarks/bench_mock.py [--n-images 200] [--n-cubes 20] [--size 64]
+"""
+
+import argparse
+import time
+
+import numpy as np
+
+from astro_cl.surveys.ecalifa_mock import ECALIFAMockSurvey
+from astro_cl.surveys.sdss_mock import SDSSMockSurvey
+
+
+def _rate(survey, n):
+    survey._render(survey._params(0), 0)  # warm caches (basis, filters, cosmology)
+    start = time.perf_counter()
+    for i in range(n):
+        state, out, _ = survey._render(survey._params(i), i)
+        assert np.isfinite(out["model"]).all() and state.truth
+    return n / (time.perf_counter() - start)
+
+
+def main(argv=None):
+    """Run the benchmark and print galaxies per second.
+
+    Parameters
+    ----------
+    argv : list of str, optional
+
+    Returns
+    -------
+    rates : dict
+    """
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--n-images", type=int, default=200)
+    parser.add_argument("--n-cubes", type=int, default=20)
+    parser.add_argument("--size", type=int, default=64)
+    args = parser.parse_args(argv)
+    rates = {
+        "sdss-mock galaxies/s": _rate(SDSSMockSurvey(seed=1, size=args.size), args.n_images),
+        "ecalifa-mock cubes/s": _rate(ECALIFAMockSurvey(seed=1, size=args.size), args.n_cubes),
+    }
+    for key, value in rates.items():
+        print(f"{key} ({args.size}x{args.size}): {value:.1f}")
+    return rates
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,96 @@
+"""The image-folder reader on the real Galaxy Zoo 1 sample and tiny PNG/FITS fixtures."""
+
+import astropy.units as u
+import numpy as np
+import pytest
+from astropy.io import fits
+from PIL import Image
+
+from astro_cl.exceptions import AstroCLWarning, CatalogueError, SurveyError
+from astro_cl.surveys.image_folder import ImageFolderSurvey
+
+
+@pytest.fixture(scope="module")
+def gz1(shared_data):
+    return ImageFolderSurvey(path=shared_data / "gz1").open()
+
+
+def test_gz1_catalogue(gz1, shared_data):
+    assert len(gz1) == 4615
+    cat = gz1.catalogue
+    assert {"id", "file", "objid", "class"} <= set(cat.colnames)
+    assert set(np.unique(cat["class"])) <= set(range(6))
+    assert gz1.images_without_label_ == [] and gz1.labels_without_image_ == []
+    # 18-digit SDSS objids survive as exact strings (no float round-off)
+    assert all(len(i) == 18 for i in gz1.ids[:50])
+    assert (shared_data / "gz1" / "images" / f"{gz1.ids[0]}.jpeg").is_file()
+
+
+def test_gz1_record_matches_pillow(gz1, shared_data):
+    gid = gz1.ids[5]
+    rec = gz1[gid]
+    raw = np.asarray(Image.open(shared_data / "gz1" / "images" / f"{gid}.jpeg"))
+    assert rec.images.data.shape == (3, 423, 423)
+    np.testing.assert_allclose(rec.images.data[0], raw[..., 0] / 255.0, rtol=1e-6)
+    assert rec.bands == ("i", "r", "g")
+    assert rec.images.unit == u.dimensionless_unscaled
+    assert rec.properties["class"] == gz1.catalogue["class"][5]
+
+
+def test_open_does_not_decode(shared_data, monkeypatch):
+    calls = []
+    monkeypatch.setattr(ImageFolderSurvey, "_read_raster",
+                        lambda self, path: calls.append(path))
+    ImageFolderSurvey(path=shared_data / "gz1").open()
+    assert calls == []
+
+
+def test_resize_and_check_survey(shared_data):
+    from astro_cl.testing import check_survey
+
+    survey = ImageFolderSurvey(path=shared_data / "gz1", size=32)
+    check_survey(survey)
+    batch = survey.to_tensors(survey.ids[:4])
+    assert tuple(batch.data.shape) == (4, 3, 32, 32)
+    assert 0 <= float(batch.data.min()) and float(batch.data.max()) <= 1
+
+
+def test_png_fits_mix_and_missing_labels(tmp_path):
+    rgb = np.zeros((10, 12, 3), np.uint8)
+    rgb[..., 0] = 255
+    Image.fromarray(rgb).save(tmp_path / "a.png")
+    hdu = fits.PrimaryHDU(np.ones((3, 10, 12), np.float32))
+    hdu.header["BUNIT"] = "nanomaggy"
+    hdu.header["BANDS"] = "g,r,i"
+    hdu.writeto(tmp_path / "b.fits")
+    (tmp_path / "labels.csv").write_text("id,class\na,1\nc,2\n")
+    with pytest.warns(AstroCLWarning) as caught:
+        survey = ImageFolderSurvey(path=tmp_path).open()
+    text = " ".join(str(w.message) for w in caught)
+    assert "1 galaxies with data have no row" in text and "1 rows" in text
+    assert survey.images_without_label_ == ["b"] and survey.labels_without_image_ == ["c"]
+    a = survey["a"]
+    np.testing.assert_array_equal(a.images.data[0], 1.0)
+    np.testing.assert_array_equal(a.images.data[1:], 0.0)
+    b = survey["b"]
+    assert b.images.unit == u.nanomaggy and b.bands == ("g", "r", "i")
+    with pytest.warns(AstroCLWarning):
+        only = ImageFolderSurvey(path=tmp_path, require_labels=True).open()
+    assert only.ids == ["a"]
+
+
+def test_labels_without_id_column(tmp_path):
+    Image.fromarray(np.zeros((4, 4, 3), np.uint8)).save(tmp_path / "a.png")
+    (tmp_path / "labels.csv").write_text("galaxy,class\na,1\n")
+    with pytest.raises(CatalogueError, match="no id column"):
+        ImageFolderSurvey(path=tmp_path).open()
+    survey = ImageFolderSurvey(path=tmp_path, id_column="galaxy").open()
+    assert survey[0].properties["class"] == 1
+
+
+def test_not_an_image(tmp_path):
+    (tmp_path / "a.jpg").write_bytes(b"\xff\xd8 not really a jpeg")
+    survey = ImageFolderSurvey(path=tmp_path).open()
+    with pytest.raises(SurveyError, match="a.jpg"):
+        survey[0]
+
