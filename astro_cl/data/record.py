@@ -123,8 +123,10 @@ def uncertainty_as_std(uncertainty, data_unit=None):
     """
     if uncertainty is None:
         return None
-    std = uncertainty.represent_as(StdDevUncertainty) if not isinstance(
-        uncertainty, StdDevUncertainty) else uncertainty
+    if isinstance(uncertainty, StdDevUncertainty):
+        return np.asarray(uncertainty.array, dtype=float)
+    with np.errstate(divide="ignore"):  # ivar == 0 means "no information": inf sigma
+        std = uncertainty.represent_as(StdDevUncertainty)
     return np.asarray(std.array, dtype=float)
 
 
