@@ -2,9 +2,14 @@
 
 The reference is the original approach: each 30x192x184 galaxy image is
 augmented on its own with numpy/scipy.ndimage (multiplicative noise, block-sum
-rebinning, cubic rotation + flip, translation, Gaussian blur, star masks). The
-astro_cl chain (`astro_cl.augment.presets.ecalifa_views` with every step
-applied) does the same on a whole (B, 30, 192, 184) tensor batch.
+rebinning, cubic rotation (``ndimage.rotate(order=3, reshape=False)``) + flip,
+translation, Gaussian blur ``sigma=(0, 1, 1)``, star masks), in float32 like
+the torch side. The astro_cl chain (`astro_cl.augment.presets.ecalifa_views`
+with every step applied) does the same on a whole (B, 30, 192, 184) tensor
+batch, and carries the mask along as well (the scipy reference does not).
+
+On a shared machine the figures depend on the load: the script prints the
+load average with them.
 
 Usage::
 
@@ -12,6 +17,7 @@ Usage::
 """
 
 import argparse
+import os
 import time
 
 import numpy as np
@@ -23,12 +29,14 @@ def scipy_chain(cube, rng):
     """One galaxy through the study's chain with numpy/scipy.ndimage."""
     c, h, w = cube.shape
     sn = rng.integers(1, 11)
-    cube = cube * (1 + rng.standard_normal(cube.shape) / sn)
+    # float32 throughout, like the torch chain
+    cube = cube * (1 + rng.standard_normal(cube.shape, dtype=np.float32) / np.float32(sn))
     f = int(rng.integers(1, 6))
     if f > 1:
         hp, wp = -(-h // f) * f, -(-w // f) * f
         padded = np.zeros((c, hp, wp), cube.dtype)
-        padded[:, :h, :w] = cube
+        y0, x0 = (hp - h) // 2, (wp - w) // 2  # centred, as astro_cl's Rebin
+        padded[:, y0:y0 + h, x0:x0 + w] = cube
         small = padded.reshape(c, hp // f, f, wp // f, f).sum(axis=(2, 4))
         cube = np.zeros_like(cube)
         y0, x0 = (h - small.shape[1]) // 2, (w - small.shape[2]) // 2
@@ -80,8 +88,9 @@ def main(argv=None):
             scipy_chain(data[i], rng)
         t_scipy.append(time.perf_counter() - t0)
     best_t, best_s = min(t_torch), min(t_scipy)
+    load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
     print(f"input: {args.batch} x {args.channels} x {h} x {w} float32, "
-          f"torch threads {torch.get_num_threads()}")
+          f"torch threads {torch.get_num_threads()}, load average {load}")
     for label, t in (("batched torch chain", best_t), ("per-sample scipy   ", best_s)):
         print(f"{label} : {t:8.3f} s per batch ({args.batch / t:7.1f} galaxies/s)")
     print(f"speed-up            : {best_s / best_t:8.1f}x (target >= 10x)")

@@ -18,7 +18,8 @@ def main(repeats=7):
     print(f"import astro_cl: median {statistics.median(times) * 1e3:.0f} ms "
           f"(min {min(times) * 1e3:.0f} ms over {repeats} fresh interpreters); "
           f"torch imported: {torch_loaded}")
-    code_torch = "import time; t = time.perf_counter(); import torch; print(time.perf_counter() - t)"
+    code_torch = (
+        "import time; t = time.perf_counter(); import torch; print(time.perf_counter() - t)")
     t_torch = float(subprocess.run([sys.executable, "-c", code_torch], capture_output=True,
                                    text=True, check=True).stdout)
     print(f"for comparison, import torch: {t_torch * 1e3:.0f} ms")

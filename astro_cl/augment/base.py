@@ -150,19 +150,30 @@ class Augmenter(Component):
 class Compose(Augmenter):
     """Apply augmenters in order, each with its own probability.
 
+    Consecutive affine steps of probability 1 (rotations, flips,
+    translations, 90-degree turns: subclasses of
+    `~astro_cl.augment.geometric.AffineAugmenter`) are fused into a single
+    resampling of the batch: their maps are composed and the data are
+    interpolated once, with the random numbers drawn in the same order as
+    step by step, so the result equals the step-by-step one up to
+    interpolation error (and is exact for pixel-exact steps).
+
     Parameters
     ----------
     steps : sequence of `Augmenter` or (`Augmenter`, float)
         The chain; a bare augmenter has probability 1. A step with
         probability ``p`` is applied to each batch element independently with
         probability ``p``.
+    fuse : bool, optional
+        Fuse consecutive affine steps of probability 1 (see above).
     """
 
     name = "compose"
     description = "Apply a chain of augmenters, each with a per-galaxy probability."
 
-    def __init__(self, *, steps=()):
+    def __init__(self, *, steps=(), fuse=True):
         self.steps = steps
+        self.fuse = fuse
 
     def _normalised_steps(self):
         out = []
@@ -192,7 +203,16 @@ class Compose(Augmenter):
         """
         import torch
 
-        for aug, p in self._normalised_steps():
+        steps = self._normalised_steps()
+        i = 0
+        while i < len(steps):
+            aug, p = steps[i]
+            run = _fusable_run(steps, i, tuple(batch.data.shape)) if self.fuse else ()
+            if len(run) > 1:
+                batch = _fused_affine(batch, run, generator)
+                i += len(run)
+                continue
+            i += 1
             if p >= 1.0:
                 batch = aug(batch, generator=generator)
                 continue
@@ -221,6 +241,28 @@ class Compose(Augmenter):
         """
         gen = generator if generator is not None else make_generator(seed, batch.device)
         return self(batch, generator=gen), self(batch, generator=gen)
+
+
+def _fusable_run(steps, start, shape):
+    """Return the run of fusable affine steps of probability 1 starting at ``start``."""
+    from astro_cl.augment.geometric import AffineAugmenter
+
+    run = []
+    for aug, p in steps[start:]:
+        if p < 1.0 or not isinstance(aug, AffineAugmenter) or not aug.can_fuse(shape):
+            break
+        run.append(aug)
+    return run
+
+
+def _fused_affine(batch, run, generator):
+    """Apply a run of affine augmenters as one resampling of ``batch``."""
+    from astro_cl.augment.geometric import _ORDER, _affine_warp
+
+    shape = tuple(batch.data.shape)
+    thetas = [aug.affine(shape, generator, batch.device) for aug in run]
+    mode = max((aug.interpolation for aug in run), key=_ORDER.__getitem__)
+    return _affine_warp(batch, thetas, mode)
 
 
 def _scatter(batch, changed, idx):

@@ -21,6 +21,7 @@ from astro_cl.augment.base import Augmenter
 from astro_cl.exceptions import ValidationError
 
 __all__ = [
+    "AffineAugmenter",
     "CropResize",
     "RandomFlip",
     "RandomRot90",
@@ -112,44 +113,234 @@ def _fill_value(dtype, name):
     return 0
 
 
-# ---------------------------------------------------------------------------
-def _affine_warp(batch, theta, mode):
-    """Resample every spatial field of ``batch`` through the affine map ``theta`` (B, 2, 3).
+def _shift_images(t, dy, dx, fill):
+    """Shift each image of ``t`` (B, C, H, W) by whole pixels (lists ``dy``, ``dx``).
 
-    ``theta`` maps normalised output coordinates to normalised input coordinates
-    (`torch.nn.functional.affine_grid` convention, ``align_corners=False``).
+    Slice copies, one per image (no resampling); pixels shifted in from
+    outside the frame take ``fill``. The memory format of ``t`` is kept.
     """
+    h, w = t.shape[-2:]
+    out = torch.empty_like(t)
+    for i, (sy, sx) in enumerate(zip(dy, dx, strict=True)):
+        sy, sx = max(-h, min(h, sy)), max(-w, min(w, sx))
+        ys, yd = (slice(0, h - sy), slice(sy, h)) if sy >= 0 else (slice(-sy, h), slice(0, h + sy))
+        xs, xd = (slice(0, w - sx), slice(sx, w)) if sx >= 0 else (slice(-sx, w), slice(0, w + sx))
+        out[i, :, yd, xd] = t[i, :, ys, xs]
+        if sy:
+            out[i, :, slice(0, sy) if sy > 0 else slice(h + sy, h)] = fill
+        if sx:
+            out[i, :, :, slice(0, sx) if sx > 0 else slice(w + sx, w)] = fill
+    return out
+
+
+# ---------------------------------------------------------------------------
+# affine resampling
+#
+# An affine step is described by ``theta`` (B, 2, 3), the
+# `torch.nn.functional.affine_grid` convention (``align_corners=False``): it
+# maps normalised *output* coordinates to normalised *input* coordinates.
+# Consecutive steps compose by multiplying their 3x3 homogeneous matrices,
+# first step on the left, so a chain of rotations, flips and translations is
+# resampled once.
+
+#: Interpolation order of each resampling mode ("exact" = pixel permutation).
+_ORDER = {"exact": 0, "nearest": 1, "bilinear": 2, "bicubic": 3}
+
+#: Keys (1981) cubic-convolution parameter used by ``grid_sample(mode="bicubic")``.
+_CUBIC_A = -0.75
+
+#: Tolerance, in pixels, of the in-frame test of a sampling position.
+_FRAME_TOL = 1e-3
+
+#: Index/weight elements per chunk of the embedding-bag resampler (memory bound).
+_CHUNK_ELEMENTS = 1 << 22
+
+
+def _homogeneous(theta):
+    """(B, 2, 3) -> (B, 3, 3) homogeneous matrices."""
+    last = torch.zeros(theta.shape[0], 1, 3, dtype=theta.dtype, device=theta.device)
+    last[:, 0, 2] = 1.0
+    return torch.cat([theta, last], dim=1)
+
+
+def _to_pixels(matrix, height, width):
+    """Turn normalised (B, 3, 3) output->input maps into maps between pixel coordinates.
+
+    Pixel ``(x, y)`` has its centre at normalised ``((2x + 1) / W - 1, (2y + 1) / H - 1)``.
+    """
+    s = torch.tensor([[2.0 / width, 0.0, 1.0 / width - 1.0],
+                      [0.0, 2.0 / height, 1.0 / height - 1.0],
+                      [0.0, 0.0, 1.0]], dtype=matrix.dtype, device=matrix.device)
+    return torch.linalg.inv(s) @ matrix @ s
+
+
+def _pixel_grid(pix, height, width):
+    """Input pixel coordinates (B, H, W) x and y of every output pixel under ``pix`` (B, 3, 3)."""
+    dev, dt = pix.device, pix.dtype
+    xs = torch.arange(width, device=dev, dtype=dt).view(1, 1, width)
+    ys = torch.arange(height, device=dev, dtype=dt).view(1, height, 1)
+    m = pix[:, :2, :, None, None]  # (B, 2, 3, 1, 1)
+    gx = m[:, 0, 0] * xs + m[:, 0, 1] * ys + m[:, 0, 2]
+    gy = m[:, 1, 0] * xs + m[:, 1, 1] * ys + m[:, 1, 2]
+    return gx, gy
+
+
+def _outside(gx, gy, height, width):
+    """Flag the sampling positions that lie outside the pixel-centre frame."""
+    return ((gx < -_FRAME_TOL) | (gx > width - 1 + _FRAME_TOL)
+            | (gy < -_FRAME_TOL) | (gy > height - 1 + _FRAME_TOL))
+
+
+def _normalised_grid(gx, gy, height, width, dtype):
+    """Pixel coordinates -> `grid_sample` grid (B, H, W, 2)."""
+    return torch.stack([(2 * gx + 1) / width - 1, (2 * gy + 1) / height - 1], dim=-1).to(dtype)
+
+
+def _tap_weights(t, mode):
+    """1-D interpolation weights (..., taps) at fractional offsets ``t`` in [0, 1)."""
+    if mode == "bilinear":
+        return torch.stack([1 - t, t], dim=-1)
+    a = _CUBIC_A
+    u, v = t + 1, 1 - t
+    return torch.stack([((a * u - 5 * a) * u + 8 * a) * u - 4 * a,
+                        ((a + 2) * t - (a + 3)) * t * t + 1,
+                        ((a + 2) * v - (a + 3)) * v * v + 1,
+                        ((a * (v + 1) - 5 * a) * (v + 1) + 8 * a) * (v + 1) - 4 * a], dim=-1)
+
+
+def _resample_channels_last(x, gx, gy, mode, skip=None):
+    """Bilinear or bicubic resampling of ``x`` (B, C, H, W) at pixel positions (B, H, W).
+
+    Equivalent to ``grid_sample(..., padding_mode="zeros", align_corners=False)``
+    (same Keys cubic kernel), but computed channels-last: every output pixel
+    is a weighted sum of 4 or 16 input pixels, each a contiguous vector of the
+    C channels, which `torch.nn.functional.embedding_bag` evaluates without
+    gathers across channel planes. The interpolation indices and weights are
+    computed once per pixel for all channels; taps outside the frame get zero
+    weight, and so do all taps of the output pixels flagged in ``skip``
+    (B, 1, H, W), which come out as exactly zero. The result is a
+    ``torch.channels_last`` tensor.
+    """
+    b, c, h, w = x.shape
+    n_tap = 2 if mode == "bilinear" else 4
+    first = 0 if mode == "bilinear" else -1  # offset of the first tap from floor()
+    dev = x.device
+    steps = torch.arange(first, first + n_tap, device=dev)
+    chunk = max(1, _CHUNK_ELEMENTS // (h * w * n_tap * n_tap))
+    chunk = -(-b // -(-b // chunk))  # balanced chunks
+    itype = torch.int32 if b * h * w < 2**31 else torch.int64
+    steps = steps.to(itype)
+    pieces = []
+    for lo in range(0, b, chunk):
+        hi = min(b, lo + chunk)
+        n = hi - lo
+        table = x[lo:hi].permute(0, 2, 3, 1).reshape(n * h * w, c)  # a view if channels-last
+        fx, fy = torch.floor(gx[lo:hi]), torch.floor(gy[lo:hi])
+        wx = _tap_weights((gx[lo:hi] - fx).to(x.dtype), mode)  # (n, H, W, taps)
+        wy = _tap_weights((gy[lo:hi] - fy).to(x.dtype), mode)
+        ix = fx.clamp(-n_tap, w + n_tap).to(itype).unsqueeze(-1) + steps
+        iy = fy.clamp(-n_tap, h + n_tap).to(itype).unsqueeze(-1) + steps
+        wx = wx * ((ix >= 0) & (ix < w))
+        wy = wy * ((iy >= 0) & (iy < h))
+        if skip is not None:
+            wy = wy.masked_fill_(skip[lo:hi, 0, :, :, None], 0)
+        first_row = torch.arange(n, device=dev, dtype=itype).view(n, 1, 1, 1) * (h * w)
+        row = iy.clamp_(0, h - 1) * w + first_row
+        index = (row.unsqueeze(-1) + ix.clamp_(0, w - 1).unsqueeze(-2)).view(-1, n_tap * n_tap)
+        weight = (wy.unsqueeze(-1) * wx.unsqueeze(-2)).view(-1, n_tap * n_tap)
+        pieces.append(F.embedding_bag(index, table, mode="sum", per_sample_weights=weight))
+    out = pieces[0] if len(pieces) == 1 else torch.cat(pieces)
+    return out.view(b, h, w, c).permute(0, 3, 1, 2)
+
+
+def _resample(x, gx, gy, mode):
+    """Resample ``x`` (B, C, H, W) at pixel positions ``gx``, ``gy`` (B, H, W), zero outside."""
+    h, w = x.shape[-2:]
+    if mode in ("bilinear", "bicubic") and x.shape[1] >= 4:
+        return _resample_channels_last(x, gx, gy, mode)
+    grid = _normalised_grid(gx, gy, h, w, x.dtype)
+    return F.grid_sample(x, grid, mode="nearest" if mode == "exact" else mode,
+                         padding_mode="zeros", align_corners=False)
+
+
+def _any_bad(bad, gx, gy, mode):
+    """Any-bad propagation of a boolean mask; out-of-frame samples are bad."""
+    h, w = bad.shape[-2:]
+    grid = _normalised_grid(gx, gy, h, w, torch.float32)
+    good = (~bad).to(torch.float32)
+    if mode in ("exact", "nearest"):
+        return F.grid_sample(good, grid, mode="nearest", padding_mode="zeros",
+                             align_corners=False) < 0.5
+    if mode == "bicubic" and bool(bad.any()):
+        # bicubic reads a 4x4 neighbourhood: dilate the bad pixels by one
+        # before the bilinear (2x2) read below.
+        good = 1.0 - F.max_pool2d(1.0 - good, 3, stride=1, padding=1)
+    return F.grid_sample(good, grid, mode="bilinear", padding_mode="zeros",
+                         align_corners=False) < 1.0 - 1e-4
+
+
+def _affine_warp(batch, thetas, mode):
+    """Resample every spatial field of ``batch`` through a chain of affine maps.
+
+    Parameters
+    ----------
+    batch : `~astro_cl.data.batch.TensorBatch`
+    thetas : (B, 2, 3) tensor or sequence of them
+        Output->input maps of the steps, in the order they are applied; the
+        chain is composed and resampled once.
+    mode : {"exact", "nearest", "bilinear", "bicubic"}
+        Interpolation of the data ("exact" for pixel permutations).
+
+    Notes
+    -----
+    An output pixel is bad if its any-bad footprint in the input touches a
+    bad pixel or leaves the input frame, or if it maps outside the frame at
+    any intermediate step of the chain: the fused chain reproduces the masks
+    of the steps applied one after the other.
+    """
+    if isinstance(thetas, torch.Tensor):
+        thetas = [thetas]
     data = batch.data
-    grid = F.affine_grid(theta.to(data.dtype), list(data.shape), align_corners=False)
-    out = {"data": F.grid_sample(data, grid, mode=mode, padding_mode="zeros",
-                                 align_corners=False)}
-    # any-bad propagation, with out-of-frame = bad; bicubic reads a 4x4
-    # neighbourhood, so dilate the bad pixels by one before a bilinear read.
-    bad = batch.mask.to(data.dtype)
-    if mode == "bicubic":
-        bad = F.max_pool2d(bad, 3, stride=1, padding=1)
-    good = F.grid_sample(1.0 - bad, grid, mode="bilinear", padding_mode="zeros",
-                         align_corners=False)
-    out["mask"] = good < 1.0 - 1e-4
-    if batch.uncertainty is not None:
-        var = F.grid_sample(batch.uncertainty.square(), grid, mode="bilinear",
-                            padding_mode="zeros", align_corners=False)
-        out["uncertainty"] = var.clamp_min(0).sqrt()
+    h, w = data.shape[-2:]
+    mats = [_homogeneous(t.to(device=data.device, dtype=torch.float64)) for t in thetas]
+    total = mats[0]
+    for m in mats[1:]:
+        total = total @ m
+    gx, gy = _pixel_grid(_to_pixels(total, h, w), h, w)
+    # intermediate frames: the input of step k sees the output through steps k..n
+    lost, suffix = None, None
+    for m in reversed(mats[1:]):
+        suffix = m if suffix is None else m @ suffix
+        ix, iy = _pixel_grid(_to_pixels(suffix, h, w), h, w)
+        out_k = _outside(ix, iy, h, w).unsqueeze(1)
+        lost = out_k if lost is None else lost | out_k
+    mask = _any_bad(batch.mask, gx, gy, mode)
+    if lost is not None:
+        mask = mask | lost
+    if mode in ("bilinear", "bicubic") and data.shape[1] >= 4 and mask.shape[1] == 1:
+        # masked output pixels get zero interpolation weights: zero without another pass
+        resampled = _resample_channels_last(data, gx, gy, mode, skip=mask)
+    else:
+        resampled = _resample(data, gx, gy, mode).masked_fill_(mask, 0)
+    out = {"data": resampled, "mask": mask}
+    if batch.uncertainty is not None and mode in ("exact", "nearest"):
+        out["uncertainty"] = _resample(batch.uncertainty, gx, gy, "exact")
+    elif batch.uncertainty is not None:
+        var = _resample(batch.uncertainty.square(), gx, gy, "bilinear")
+        out["uncertainty"] = var.clamp_min_(0).sqrt_()
     if batch.star_mask is not None:
-        stars = F.grid_sample(batch.star_mask.to(data.dtype), grid, mode="nearest",
+        grid = _normalised_grid(gx, gy, h, w, torch.float32)
+        stars = F.grid_sample(batch.star_mask.to(torch.float32), grid, mode="nearest",
                               padding_mode="zeros", align_corners=False)
         out["star_mask"] = stars > 0.5
     if batch.targets is not None:
-        tgt = batch.targets.to(data.dtype)
-        out["targets"] = F.grid_sample(tgt, grid, mode="bilinear", padding_mode="zeros",
-                                       align_corners=False).to(batch.targets.dtype)
-        tbad = (torch.zeros_like(tgt) if batch.target_mask is None
-                else batch.target_mask.to(data.dtype))
-        tgood = F.grid_sample(1.0 - tbad, grid, mode="bilinear", padding_mode="zeros",
-                              align_corners=False)
-        out["target_mask"] = tgood < 1.0 - 1e-4
-    out["data"] = torch.where(out["mask"], torch.zeros((), dtype=data.dtype, device=data.device),
-                              out["data"])
+        tmode = "exact" if mode in ("exact", "nearest") else "bilinear"
+        tgt = batch.targets
+        out["targets"] = _resample(tgt.to(data.dtype), gx, gy, tmode).to(tgt.dtype)
+        tbad = (torch.zeros(tgt.shape, dtype=torch.bool, device=tgt.device)
+                if batch.target_mask is None else batch.target_mask)
+        tmask = _any_bad(tbad, gx, gy, tmode)
+        out["target_mask"] = tmask if lost is None else tmask | lost
     return batch.replace(**out)
 
 
@@ -162,7 +353,60 @@ def _pixel_affine(matrix, height, width):
     return torch.cat([lin, zeros], dim=2)
 
 
-class RandomRotation(Augmenter):
+class AffineAugmenter(Augmenter):
+    """Base class of augmenters that are affine maps of the pixel grid.
+
+    Subclasses implement `affine`, which draws the random parameters of a
+    batch and returns the per-image affine maps, and set `interpolation`.
+    `~astro_cl.augment.base.Compose` fuses consecutive affine steps of
+    probability 1 into a single resampling (composing the maps, with the
+    random numbers drawn in the same order as step by step).
+    """
+
+    #: Interpolation the transform needs ("exact" for pixel permutations).
+    interpolation = "exact"
+
+    def can_fuse(self, shape):
+        """Whether the transform of a batch of ``shape`` can be fused with other affine steps.
+
+        Parameters
+        ----------
+        shape : tuple of int
+            ``(B, C, H, W)``.
+
+        Returns
+        -------
+        bool
+        """
+        return True
+
+    def affine(self, shape, generator, device=None):
+        """Draw the random parameters and return each image's affine map.
+
+        Parameters
+        ----------
+        shape : tuple of int
+            Batch shape ``(B, C, H, W)``.
+        generator : `torch.Generator`
+            Source of the random numbers (drawn in the order `transform` draws them).
+        device : `torch.device`, optional
+            Device of the result.
+
+        Returns
+        -------
+        theta : `torch.Tensor`
+            ``(B, 2, 3)`` float64 maps from normalised output to normalised
+            input coordinates (`torch.nn.functional.affine_grid` convention,
+            ``align_corners=False``).
+        """
+        raise NotImplementedError
+
+    def transform(self, batch, generator):  # noqa: D102 - see Augmenter
+        theta = self.affine(tuple(batch.data.shape), generator, batch.device)
+        return _affine_warp(batch, theta, self.interpolation)
+
+
+class RandomRotation(AffineAugmenter):
     """Rotate each image by a random angle, optionally with a random x or y flip.
 
     This is the eCALIFA study's rotation: an angle drawn uniformly in
@@ -193,14 +437,19 @@ class RandomRotation(Augmenter):
         self.flip = flip
         self.mode = mode
 
-    def transform(self, batch, generator):  # noqa: D102 - see Augmenter
+    @property
+    def interpolation(self):
+        """str: the data interpolation (``mode``)."""
+        return self.mode
+
+    def affine(self, shape, generator, device=None):  # noqa: D102 - see AffineAugmenter
         if self.mode not in ("bicubic", "bilinear", "nearest"):
             msg = ("RandomRotation.mode: expected 'bicubic', 'bilinear' or 'nearest', "
                    f"got {self.mode!r}")
             raise ValidationError(msg)
         low, high = _as_range(self.angle, "angle", "RandomRotation")
-        b, _, h, w = batch.data.shape
-        dev = batch.device
+        b, _, h, w = shape
+        dev = generator.device if device is None else device
         phi = torch.deg2rad(_uniform(low, high, b, generator, dev, torch.float64))
         cos, sin = torch.cos(phi), torch.sin(phi)
         # affine_grid maps output -> input: use the inverse rotation
@@ -211,11 +460,10 @@ class RandomRotation(Augmenter):
             sign[:, 0] = torch.where(flip_x, -1.0, 1.0)
             sign[:, 1] = torch.where(flip_x, 1.0, -1.0)
             rot = rot * sign.view(b, 1, 2)
-        theta = _pixel_affine(rot, h, w)
-        return _affine_warp(batch, theta, self.mode)
+        return _pixel_affine(rot, h, w)
 
 
-class RandomFlip(Augmenter):
+class RandomFlip(AffineAugmenter):
     """Flip each image left-right and/or up-down, each with probability 1/2.
 
     Pixel-exact and an involution: applying it twice with the same seed gives
@@ -237,18 +485,28 @@ class RandomFlip(Augmenter):
         self.horizontal = horizontal
         self.vertical = vertical
 
+    def _coins(self, b, generator, device):
+        return [_coin(b, generator, device) if allowed else None
+                for allowed in (self.horizontal, self.vertical)]
+
+    def affine(self, shape, generator, device=None):  # noqa: D102 - see AffineAugmenter
+        b = shape[0]
+        dev = generator.device if device is None else device
+        theta = torch.zeros(b, 2, 3, dtype=torch.float64, device=dev)
+        for axis, chosen in enumerate(self._coins(b, generator, dev)):
+            theta[:, axis, axis] = 1.0 if chosen is None else torch.where(chosen, -1.0, 1.0)
+        return theta
+
     def transform(self, batch, generator):  # noqa: D102 - see Augmenter
-        b = len(batch)
         out = {name: getattr(batch, name) for name in _FIELDS if getattr(batch, name) is not None}
-        for allowed, dim in ((self.horizontal, -1), (self.vertical, -2)):
-            if not allowed:
-                continue
-            chosen = _coin(b, generator, batch.device)
-            out = {k: _select(chosen, v.flip(dim), v) for k, v in out.items()}
+        for chosen, dim in zip(self._coins(len(batch), generator, batch.device), (-1, -2),
+                               strict=True):
+            if chosen is not None:
+                out = {k: _select(chosen, v.flip(dim), v) for k, v in out.items()}
         return batch.replace(**out)
 
 
-class RandomRot90(Augmenter):
+class RandomRot90(AffineAugmenter):
     """Rotate by a random multiple of 90 degrees, optionally with a transpose.
 
     With ``transpose=True`` the eight symmetries of the square (the PICASSSO
@@ -273,15 +531,48 @@ class RandomRot90(Augmenter):
         self.k = k
         self.transpose = transpose
 
-    def transform(self, batch, generator):  # noqa: D102 - see Augmenter
-        b, _, h, w = batch.data.shape
-        dev = batch.device
+    def _draw(self, b, generator, dev):
         if self.k is None:
             ks = _randint(0, 3, b, generator, dev)
         else:
             ks = torch.full((b,), int(self.k) % 4, device=dev, dtype=torch.long)
         tr = (_coin(b, generator, dev) if self.transpose
               else torch.zeros(b, dtype=torch.bool, device=dev))
+        return ks, tr
+
+    def can_fuse(self, shape):
+        """Whether the images are square (a quarter turn of a rectangle is cropped).
+
+        Parameters
+        ----------
+        shape : tuple of int
+            ``(B, C, H, W)``.
+
+        Returns
+        -------
+        bool
+        """
+        return shape[-1] == shape[-2]
+
+    def affine(self, shape, generator, device=None):  # noqa: D102 - see AffineAugmenter
+        if not self.can_fuse(shape):
+            msg = f"RandomRot90.affine: needs square images, got shape {tuple(shape)}"
+            raise ValidationError(msg)
+        dev = generator.device if device is None else device
+        ks, tr = self._draw(shape[0], generator, dev)
+        # torch.rot90(k=1, dims=(-2, -1)): out[i, j] = in[j, n-1-i], i.e.
+        # (x_in, y_in) = (-y_out, x_out) in normalised coordinates
+        quarter = torch.tensor([[0.0, -1.0], [1.0, 0.0]], dtype=torch.float64, device=dev)
+        powers = torch.stack([torch.linalg.matrix_power(quarter, k) for k in range(4)])
+        lin = powers[ks.to(dev)]
+        swap = torch.tensor([[0.0, 1.0], [1.0, 0.0]], dtype=torch.float64, device=dev)
+        lin = torch.where(tr.to(dev).view(-1, 1, 1), swap @ lin, lin)  # transpose first
+        zeros = torch.zeros(shape[0], 2, 1, dtype=torch.float64, device=dev)
+        return torch.cat([lin, zeros], dim=2)
+
+    def transform(self, batch, generator):  # noqa: D102 - see Augmenter
+        b, _, h, w = batch.data.shape
+        ks, tr = self._draw(b, generator, batch.device)
         code = ks + 4 * tr.long()
         fields = {name: getattr(batch, name) for name in _FIELDS
                   if getattr(batch, name) is not None}
@@ -297,7 +588,7 @@ class RandomRot90(Augmenter):
         return batch.replace(**out)
 
 
-class RandomTranslation(Augmenter):
+class RandomTranslation(AffineAugmenter):
     """Shift each image by a random integer number of pixels along each axis.
 
     The eCALIFA study's translation (up to +-16 px). Pixel exact: pixels
@@ -318,31 +609,33 @@ class RandomTranslation(Augmenter):
     def __init__(self, *, max_shift=16):
         self.max_shift = max_shift
 
-    def transform(self, batch, generator):  # noqa: D102 - see Augmenter
+    def _shifts(self, b, generator, dev):
         m = int(self.max_shift)
         if m < 0:
             msg = f"RandomTranslation.max_shift: expected >= 0, got {self.max_shift!r}"
             raise ValidationError(msg)
-        b, _, h, w = batch.data.shape
-        dev = batch.device
         dy = _randint(-m, m, b, generator, dev)
         dx = _randint(-m, m, b, generator, dev)
-        rows = torch.arange(h, device=dev).view(1, h) + m - dy.view(b, 1)  # (B, H)
-        cols = torch.arange(w, device=dev).view(1, w) + m - dx.view(b, 1)  # (B, W)
-        bidx = torch.arange(b, device=dev).view(b, 1, 1)
+        return dy, dx
+
+    def affine(self, shape, generator, device=None):  # noqa: D102 - see AffineAugmenter
+        b, _, h, w = shape
+        dev = generator.device if device is None else device
+        dy, dx = self._shifts(b, generator, dev)
+        theta = torch.zeros(b, 2, 3, dtype=torch.float64, device=dev)
+        theta[:, 0, 0] = theta[:, 1, 1] = 1.0
+        theta[:, 0, 2] = -2.0 * dx.to(torch.float64) / w  # input = output - shift
+        theta[:, 1, 2] = -2.0 * dy.to(torch.float64) / h
+        return theta
+
+    def transform(self, batch, generator):  # noqa: D102 - see Augmenter
+        dy, dx = self._shifts(len(batch), generator, batch.device)
         out = {}
         for name in _FIELDS:
             value = getattr(batch, name)
-            if value is None:
-                continue
-            if value.dtype == torch.bool:
-                fill = name != "star_mask"  # outside the frame: bad, but not a star
-                padded = F.pad(value.to(torch.uint8), (m, m, m, m), value=int(fill)).bool()
-            else:
-                padded = F.pad(value, (m, m, m, m), value=0.0)
-            # advanced indices separated by a slice go first: (B, H, W, C)
-            moved = padded[bidx, :, rows[:, :, None], cols[:, None, :]]
-            out[name] = moved.permute(0, 3, 1, 2).contiguous()
+            if value is not None:
+                out[name] = _shift_images(value, dy.tolist(), dx.tolist(),
+                                          _fill_value(value.dtype, name))
         return batch.replace(**out)
 
 

@@ -89,43 +89,80 @@ def _gaussian_kernels(sigma, truncate, dtype):
     return k.to(dtype), radius
 
 
+def _band_matrices(kernels, radius, size):
+    """(B, size, size) matrices applying each 1-D kernel (B, K) along an axis, zero outside."""
+    i = torch.arange(size, device=kernels.device)
+    d = i.view(-1, 1) - i.view(1, -1) + radius
+    inside = (d >= 0) & (d <= 2 * radius)
+    return kernels[:, d.clamp(0, 2 * radius)] * inside
+
+
 def _separable_conv(x, kernels, radius):
     """Convolve each sample of ``x`` (B, C, H, W) with its kernel (B, K) along y and x.
 
-    Zero padding; a grouped convolution with one group per image and channel
-    (on CPU faster than summing shifted copies, measured).
+    Zero padding. Samples sharing a kernel are convolved together as a
+    depthwise convolution (one group per channel) on channels-last memory,
+    the fast layout of the CPU depthwise kernels; the result is
+    channels-last. Single-channel inputs (masks) are convolved as products
+    with banded matrices instead, which beats a one-channel convolution.
     """
-    b, c, h, w = x.shape
-    weight = kernels.to(x.dtype).repeat_interleave(c, dim=0)  # (B*C, K)
-    flat = x.reshape(1, b * c, h, w)
-    flat = F.conv2d(flat, weight.view(b * c, 1, -1, 1), padding=(radius, 0), groups=b * c)
-    flat = F.conv2d(flat, weight.view(b * c, 1, 1, -1), padding=(0, radius), groups=b * c)
-    return flat.view(b, c, h, w)
+    _, c, h, w = x.shape
+    kernels = kernels.to(x.dtype)
+    if c == 1:
+        return _band_matrices(kernels, radius, h).unsqueeze(1) @ x \
+            @ _band_matrices(kernels, radius, w).transpose(-2, -1).unsqueeze(1)
+    x = x.contiguous(memory_format=torch.channels_last)
+    unique, inverse = torch.unique(kernels, dim=0, return_inverse=True)
+    out = None
+    for g in range(len(unique)):
+        k = unique[g]
+        wy = k.view(1, 1, -1, 1).expand(c, 1, -1, 1)
+        wx = k.view(1, 1, 1, -1).expand(c, 1, 1, -1)
+        if len(unique) == 1:
+            part = x
+        else:
+            idx = torch.nonzero(inverse == g).flatten()
+            part = x[idx]
+        part = F.conv2d(part, wy, padding=(radius, 0), groups=c)
+        part = F.conv2d(part, wx, padding=(0, radius), groups=c)
+        if len(unique) == 1:
+            return part
+        if out is None:
+            out = torch.empty_like(x)
+        out[idx] = part
+    return out
 
 
 def _blur(batch, sigma, truncate=4.0, min_good=0.5):
     """Normalised Gaussian convolution of a batch with per-sample ``sigma`` in pixels.
 
     Bad pixels get zero weight and the kernel is renormalised over the good
-    ones (normalised convolution), so masked zeros do not darken their
-    neighbours. A pixel is bad afterwards if it was bad, or if less than
-    ``min_good`` of its kernel weight came from good pixels. Variances are
-    convolved with the squared kernel (exact for independent pixel noise).
+    ones (normalised convolution), so masked zeros (and the zeros beyond the
+    frame edges) do not darken their neighbours. A pixel is bad afterwards
+    if it was bad, or if less than ``min_good`` of its kernel weight came
+    from good pixels. Variances are convolved with the squared kernel (exact
+    for independent pixel noise). The weights are computed once on the mask
+    (one channel when the mask is per pixel), not per data channel.
     """
     data = batch.data
     if float(sigma.max()) < 1e-3:
         return batch
     kernels, radius = _gaussian_kernels(sigma, truncate, data.dtype)
-    good = (~batch.mask).to(data.dtype)
-    num = _separable_conv(data * good, kernels, radius)
+    mask = batch.mask
+    good = (~mask).to(data.dtype)
     den = _separable_conv(good, kernels, radius)
-    mask = batch.mask | (den < min_good)
-    safe = den.clamp_min(1e-12)
-    zero = torch.zeros((), dtype=data.dtype, device=data.device)
-    out = {"data": torch.where(mask, zero, num / safe), "mask": mask}
+    new_mask = mask | (den < min_good)
+    # 1 / den on good pixels, 0 on bad ones: one multiplication normalises and masks
+    inv = den.clamp_min_(1e-12).reciprocal_()
+    has_bad = bool(mask.any())
+    num = _separable_conv(data.masked_fill(mask, 0) if has_bad else data, kernels, radius)
+    out = {"data": num.mul_(inv.masked_fill(new_mask, 0)), "mask": new_mask}
     if batch.uncertainty is not None:
-        var = _separable_conv(batch.uncertainty.square() * good, kernels.square(), radius)
-        out["uncertainty"] = (var.clamp_min(0) / safe.square()).sqrt()
+        var = batch.uncertainty.square()
+        if has_bad:
+            var.masked_fill_(mask, 0)
+        var = _separable_conv(var, kernels.square(), radius)
+        out["uncertainty"] = var.clamp_min_(0).sqrt_().mul_(inv)
     return batch.replace(**out)
 
 
@@ -184,12 +221,15 @@ class MultiplicativeNoise(Augmenter):
         data = batch.data
         sn = _randint(low, high, len(batch), generator, batch.device).to(data.dtype)
         sn = sn.view(-1, 1, 1, 1)
-        noise = _randn_like(data, generator)
-        new = data * (1 + noise / sn)
-        zero = torch.zeros((), dtype=data.dtype, device=data.device)
-        out = {"data": torch.where(batch.mask, zero, new)}
+        # one fresh tensor, updated in place: data * (1 + N(0, 1) / SN)
+        new = _randn_like(data, generator).div_(sn).add_(1.0).mul_(data)
+        if bool(batch.mask.any()):
+            new.masked_fill_(batch.mask, 0)
+        out = {"data": new}
         if batch.uncertainty is not None:
-            out["uncertainty"] = torch.sqrt(batch.uncertainty.square() + (data / sn).square())
+            added = data / sn
+            out["uncertainty"] = added.square_().addcmul_(batch.uncertainty,
+                                                           batch.uncertainty).sqrt_()
         return batch.replace(**out)
 
 

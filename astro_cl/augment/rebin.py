@@ -69,21 +69,27 @@ class Rebin(Augmenter):
         factors = _randint(low, high, b, generator, dev)
         fields = {name: getattr(batch, name) for name in _FIELDS
                   if getattr(batch, name) is not None}
-        out = {name: value.clone() for name, value in fields.items()}
-        for f in torch.unique(factors).tolist():
-            if f == 1:
-                continue
-            idx = torch.nonzero(factors == f).flatten()
-            for name, value in fields.items():
-                part = value[idx]
+        if bool((factors == 1).all()):
+            return batch
+        out = {}
+        for name, value in fields.items():
+            # a fresh output in the input's memory format, filled image by image
+            # (one read of each input image, no gathers or scatters)
+            new = torch.empty_like(value)
+            for i, f in enumerate(factors.tolist()):
+                part = value[i:i + 1]
+                if f == 1:
+                    new[i].copy_(value[i])
+                    continue
                 if name == "data":
                     red = _block_reduce(part, f, "sum")
                 elif name == "uncertainty":
-                    red = _block_reduce(part.square(), f, "sum").sqrt()
+                    red = _block_reduce(part.square(), f, "sum").sqrt_()
                 elif name == "targets":
                     red = _block_reduce(part, f, "mean")
                 else:
                     red = _block_reduce(part, f, "any")
                 fill = (name != "star_mask") if red.dtype == torch.bool else 0
-                out[name][idx] = _fit_shape(red, h, w, fill).to(value.dtype)
+                new[i].copy_(_fit_shape(red, h, w, fill)[0])
+            out[name] = new
         return batch.replace(**out)

@@ -1,0 +1,130 @@
+"""Fused affine chains in Compose equal the step-by-step chain; fast paths equal the slow ones."""
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from astro_cl.augment import (
+    Compose,
+    RandomFlip,
+    RandomRot90,
+    RandomRotation,
+    RandomTranslation,
+    ecalifa_views,
+    picasso_augmentations,
+)
+from astro_cl.augment import geometric as geo
+from astro_cl.augment.photometric import _separable_conv
+from astro_cl.data.batch import TensorBatch
+from astro_cl.testing import check_augmenter
+
+
+def batch_of(b=4, c=6, h=40, w=36, seed=0, square=False):
+    """Smooth random images with a masked patch, an uncertainty and star masks."""
+    rng = np.random.default_rng(seed)
+    w = h if square else w
+    data = rng.lognormal(size=(b, c, h, w)).astype(np.float32)
+    mask = np.zeros((b, 1, h, w), bool)
+    mask[:, :, 10:14, 5:9] = True
+    stars = np.zeros((b, 1, h, w), bool)
+    stars[:, :, 20:24, 15:19] = True
+    return TensorBatch.from_arrays(np.where(mask, 0, data), mask, uncertainty=0.1 * data,
+                                   star_mask=stars)
+
+
+def fused_and_sequential(steps, batch, seed):
+    fused = Compose(steps=steps)(batch, seed=seed)
+    sequential = Compose(steps=steps, fuse=False)(batch, seed=seed)
+    return fused, sequential
+
+
+@pytest.mark.parametrize("mode", ["bicubic", "bilinear"])
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_rotation_translation_fused_equals_sequential(mode, seed):
+    batch = batch_of()
+    steps = [RandomRotation(mode=mode), RandomTranslation(max_shift=6)]
+    fused, seq = fused_and_sequential(steps, batch, seed)
+    assert torch.equal(fused.mask, seq.mask)
+    assert torch.equal(fused.star_mask, seq.star_mask)
+    scale = float(batch.data.abs().max())
+    assert torch.allclose(fused.data, seq.data, atol=1e-5 * scale, rtol=0)
+    good = ~fused.mask.expand_as(fused.data)  # the uncertainty of masked pixels is moot
+    assert torch.allclose(fused.uncertainty[good], seq.uncertainty[good], atol=1e-5 * scale)
+    # the translation moved pixels in from outside the rotated frame: masked, zero
+    assert bool(fused.mask.any())
+    assert float(fused.data.masked_select(fused.mask.expand_as(fused.data)).abs().max()) == 0.0
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2, 3])
+def test_pixel_exact_chains_fuse_exactly(seed):
+    batch = batch_of(square=True)
+    steps = [RandomRot90(transpose=True), RandomFlip(), RandomTranslation(max_shift=5)]
+    fused, seq = fused_and_sequential(steps, batch, seed)
+    for name in ("data", "mask", "uncertainty", "star_mask"):
+        assert torch.equal(getattr(fused, name), getattr(seq, name)), name
+    chain = picasso_augmentations()
+    assert torch.equal(chain(batch, seed=seed).data,
+                       Compose(steps=chain.steps, fuse=False)(batch, seed=seed).data)
+
+
+def test_non_square_rot90_is_not_fused():
+    batch = batch_of()  # 40 x 36
+    steps = [RandomRot90(), RandomFlip()]
+    fused, seq = fused_and_sequential(steps, batch, 5)
+    assert torch.equal(fused.data, seq.data)
+    assert torch.equal(fused.mask, seq.mask)
+
+
+def test_rotation_then_rotation_fused_close_to_sequential_inside():
+    """Two interpolations vs one: equal up to interpolation error away from edges."""
+    h = w = 48
+    yy, xx = np.mgrid[:h, :w]
+    prof = np.exp(-0.5 * (((yy - 23.5) / 6.0) ** 2 + ((xx - 23.5) / 5.0) ** 2))
+    data = np.repeat(prof[None, None].astype(np.float32), 4, axis=1).repeat(2, axis=0)
+    batch = TensorBatch.from_arrays(data, np.zeros((2, 1, h, w), bool))
+    steps = [RandomRotation(angle=(10, 80)), RandomRotation(angle=(10, 80), flip=False)]
+    fused, seq = fused_and_sequential(steps, batch, 0)
+    good = ~(fused.mask | seq.mask).expand_as(fused.data)
+    assert torch.allclose(fused.data[good], seq.data[good], atol=2e-2)  # peak is 1
+    # a compact source keeps its flux through both
+    assert torch.allclose(fused.data.sum(dim=(-2, -1)), batch.data.sum(dim=(-2, -1)), rtol=1e-3)
+
+
+def test_channels_last_resampler_matches_grid_sample():
+    x = torch.rand(3, 7, 21, 17, dtype=torch.float32)
+    theta = RandomRotation().affine(tuple(x.shape), torch.Generator().manual_seed(0))
+    theta[:, :, 2] = torch.tensor([0.3, -0.2], dtype=torch.float64)  # off-centre as well
+    h, w = x.shape[-2:]
+    gx, gy = geo._pixel_grid(geo._to_pixels(geo._homogeneous(theta), h, w), h, w)
+    grid = F.affine_grid(theta.float(), list(x.shape), align_corners=False)
+    for mode in ("bicubic", "bilinear"):
+        ref = F.grid_sample(x, grid, mode=mode, padding_mode="zeros", align_corners=False)
+        got = geo._resample_channels_last(x, gx, gy, mode)
+        assert got.shape == ref.shape
+        assert torch.allclose(got, ref, atol=1e-5), mode
+
+
+def test_depthwise_and_band_blur_match_grouped_convolution():
+    x = torch.rand(3, 5, 19, 23, dtype=torch.float64)
+    sigma = torch.tensor([0.7, 1.3, 0.7], dtype=torch.float64)
+    radius = 5
+    t = torch.arange(-radius, radius + 1, dtype=torch.float64)
+    k = torch.exp(-0.5 * (t.view(1, -1) / sigma.view(-1, 1)) ** 2)
+    k = k / k.sum(1, keepdim=True)
+    ref = torch.stack([F.conv2d(F.conv2d(x[i:i + 1], k[i].view(1, 1, -1, 1).expand(5, 1, -1, 1),
+                                         padding=(radius, 0), groups=5),
+                                k[i].view(1, 1, 1, -1).expand(5, 1, 1, -1),
+                                padding=(0, radius), groups=5)[0] for i in range(3)])
+    assert torch.allclose(_separable_conv(x, k, radius), ref, atol=1e-12)
+    assert torch.allclose(_separable_conv(x[:, :1], k, radius), ref[:, :1], atol=1e-12)
+
+
+def test_ecalifa_chain_fused_is_conformant_and_seeded():
+    batch = batch_of(b=3, c=5, h=32, w=30)
+    chain = ecalifa_views(noise_p=1.0, blur_p=1.0, star_p=1.0, rebin_p=1.0, max_shift=4)
+    check_augmenter(chain, batch)
+    out = chain(batch, seed=7)
+    assert out.data.shape == batch.data.shape and out.data.dtype == batch.data.dtype
+    assert torch.equal(out.data, chain(batch, seed=7).data)
+    assert not torch.equal(out.data, chain(batch, seed=8).data)
