@@ -7,7 +7,7 @@ os.environ.setdefault("MPLBACKEND", "Agg")
 
 project = "astro_cl"
 author = "The astro_cl developers"
-copyright = "2026, The astro_cl developers"  # noqa: A001
+copyright = "2026, The astro_cl developers"
 release = _version("astro_cl")
 version = ".".join(release.split(".")[:2])
 
@@ -47,6 +47,32 @@ intersphinx_mapping = {
 if os.environ.get("ASTRO_CL_DOCS_OFFLINE", "1") == "1":
     intersphinx_mapping = {}
 
+def _figure_scraper(block, block_vars, gallery_conf):
+    """Scrape matplotlib figures that are not managed by pyplot.
+
+    astro_cl's report functions return `matplotlib.figure.Figure` objects built
+    without pyplot (they never touch a global figure manager), so the default
+    matplotlib scraper does not see them. This scraper shows every such figure
+    that an example binds to a top-level name, once, after the block that made it.
+    """
+    import weakref
+
+    from matplotlib.figure import Figure
+    from sphinx_gallery.scrapers import figure_rst
+
+    seen = block_vars.setdefault("_astro_cl_seen_figures", weakref.WeakSet())
+    paths = []
+    for value in list(block_vars["example_globals"].values()):
+        if isinstance(value, Figure) and value not in seen and value.canvas.manager is None:
+            seen.add(value)
+            path = next(block_vars["image_path_iterator"])
+            value.savefig(path, dpi=90)
+            paths.append(path)
+    if not paths:
+        return ""
+    return figure_rst(paths, gallery_conf["src_dir"])
+
+
 sphinx_gallery_conf = {
     "examples_dirs": ["../examples"],
     "gallery_dirs": ["auto_examples"],
@@ -55,6 +81,15 @@ sphinx_gallery_conf = {
     "download_all_examples": False,
     "remove_config_comments": True,
     "within_subsection_order": "FileNameSortKey",
+    "subsection_order": [
+        "../examples/getting_started",
+        "../examples/studies",
+        "../examples/extending",
+        "../examples/scaling",
+    ],
+    "image_scrapers": ("matplotlib", _figure_scraper),
+    "matplotlib_animations": False,
+    "show_memory": False,
 }
 
 templates_path = ["_templates"]

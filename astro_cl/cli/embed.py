@@ -1,5 +1,7 @@
 """``astro-cl embed``: embed a survey with a trained contrastive encoder."""
 
+__all__ = ["HELP", "add_arguments", "load_model", "run"]
+
 HELP = "Write the embedding table (ECSV and FITS) of a survey for a trained encoder."
 
 

@@ -1,5 +1,7 @@
 """``astro-cl plugins``: list every registered component and where it comes from."""
 
+__all__ = ["HELP", "add_arguments", "run"]
+
 HELP = "List registered surveys, augmenters, encoders and tasks with their providers."
 
 

@@ -1,5 +1,7 @@
 """``astro-cl predict``: predict property maps with a trained map regressor."""
 
+__all__ = ["HELP", "add_arguments", "run"]
+
 HELP = "Predict property maps of a survey and write them as multi-extension FITS files."
 
 

@@ -1,5 +1,7 @@
 """``astro-cl train``: train an encoder from one TOML configuration file."""
 
+__all__ = ["HELP", "add_arguments", "run"]
+
 HELP = "Train a model from a TOML configuration (survey, preprocessing, augmentations, model)."
 
 

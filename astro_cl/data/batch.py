@@ -79,6 +79,15 @@ class TensorBatch:
     def __len__(self):
         return int(self.data.shape[0])
 
+    def __repr__(self):
+        fields = [f"data={tuple(self.data.shape)} {self.data.dtype}",
+                  f"mask={tuple(self.mask.shape)}"]
+        fields += [f"{name}={tuple(getattr(self, name).shape)}"
+                   for name in ("uncertainty", "targets", "target_mask", "star_mask")
+                   if getattr(self, name) is not None]
+        ids = ", ".join(self.ids[:3]) + (", ..." if len(self.ids) > 3 else "")
+        return f"<TensorBatch of {len(self)} on {self.device}: {', '.join(fields)}; ids [{ids}]>"
+
     @property
     def device(self):
         """`torch.device`: where the data live."""
@@ -119,7 +128,7 @@ class TensorBatch:
 
         Parameters
         ----------
-        idx : sequence of int or `torch.Tensor`
+        idx : slice, sequence of int or `torch.Tensor`
 
         Returns
         -------
@@ -127,6 +136,8 @@ class TensorBatch:
         """
         import torch
 
+        if isinstance(idx, slice):
+            idx = range(len(self))[idx]
         idx = torch.as_tensor(idx, dtype=torch.long)
         picked = {name: getattr(self, name)[idx]
                   for name in ("data", "mask", "uncertainty", "targets", "target_mask", "star_mask")
