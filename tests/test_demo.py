@@ -1,0 +1,124 @@
+"""Tests of the end-to-end demo (`astro_cl.demo.run_demo`) and ``astro-cl demo``."""
+
+import json
+
+import numpy as np
+import pytest
+from astropy.table import QTable
+
+from astro_cl.demo import ACCEPTANCE, SIZES, AcceptanceError, format_summary, run_demo
+from astro_cl.exceptions import ValidationError
+
+# At the tiny size some morphological types have too few galaxies to be scored;
+# the property-correlation task says so, which is expected here.
+# the same holds for the rarest environment (voids).
+pytestmark = [pytest.mark.filterwarnings("ignore:property-correlation.*skipped"),
+              pytest.mark.filterwarnings("ignore:environment. groups.*skipped")]
+
+#: The smallest pipeline that still exercises every step (seconds, not minutes).
+_TINY = {"base": "tiny"}
+
+
+@pytest.fixture(scope="module")
+def tiny_demo(tmp_path_factory):
+    """Run the tiny demo once with ``check=True``; return (out, summary, raised)."""
+    out = tmp_path_factory.mktemp("demo")
+    try:
+        summary = run_demo(out, size=_TINY, seed=3, check=True, progress=False)
+        raised = False
+    except AcceptanceError as exc:
+        summary, raised = exc.summary, True
+    return out, summary, raised
+
+
+def test_tiny_demo_writes_the_report(tiny_demo):
+    out, summary, _ = tiny_demo
+    index = out / "report" / "index.html"
+    assert summary["report"] == str(index)
+    html = index.read_text(encoding="utf-8")
+    figures = sorted(p.name for p in (out / "report" / "figures").glob("*.png"))
+    for stem in ("property_ranking", "UMAP_coloured_by_property", "clusters_on_the_SFMS_plane",
+                 "environment", "similarity_search", "training_curves_simclr",
+                 "training_curves_unet", "maps_typical_held-out_galaxy"):
+        hits = [f for f in figures if f.startswith(stem)]
+        assert hits, f"no figure {stem}* among {figures}"
+        assert hits[0] in html
+    tables = {p.stem for p in (out / "report" / "tables").glob("*.ecsv")}
+    assert {"property-correlation", "study-comparison", "sfms-clustering", "environment",
+            "similarity-search", "property-regression", "map-metrics", "ablation-rankings",
+            "property-correlation-no-luminosity", "acceptance"} <= tables
+    maps = QTable.read(out / "report" / "tables" / "map-metrics.ecsv", format="ascii.ecsv")
+    assert set(maps["property"]) == set(summary["map_metrics"])
+    assert np.isfinite(maps["study_sigma"][list(maps["property"]).index("stellar_mass")])
+    # the results folder can be rebuilt into a report by `astro-cl report`
+    for name in ("run.json", "galaxies.ecsv", "history.json", "thumbnails.npz",
+                 "embeddings.ecsv"):
+        assert (out / "results" / name).is_file()
+    emb = QTable.read(out / "results" / "embeddings.ecsv", format="ascii.ecsv")
+    assert emb["embedding"].shape == (summary["n_ecalifa"], SIZES["tiny"]["simclr"]
+                                      ["embedding_dim"])
+    assert len(list((out / "cache").iterdir())) == 2  # PCA cubes, scaled cutouts + maps
+
+
+def test_tiny_demo_summary(tiny_demo):
+    out, summary, raised = tiny_demo
+    assert summary["n_ecalifa"] == SIZES["tiny"]["n_ecalifa"]
+    ranked = [r[0] for r in summary["ranking"]]
+    assert "EW_Ha_cen" in ranked and "log_Mass" in ranked
+    scores = [r[1] for r in summary["ranking"]]
+    assert scores == sorted(scores, reverse=True)
+    assert -1.0 <= summary["kendall_tau"] <= 1.0
+    assert {"kmeans-k2", "kmeans-k3", "gmm-k2", "gmm-k3"} <= set(summary["clustering"])
+    for v in summary["clustering"].values():
+        assert 0.0 < v["purity"] <= 1.0
+    assert set(summary["checks"]) == set(ACCEPTANCE)
+    for c in summary["checks"].values():
+        assert np.isfinite(c["value"])
+    # check=True raised exactly when a threshold was missed
+    assert raised == (not summary["passed"])
+    assert summary["passed"] == all(c["passed"] for c in summary["checks"].values())
+    saved = json.loads((out / "summary.json").read_text(encoding="utf-8"))
+    assert saved["checks"].keys() == summary["checks"].keys()
+    assert saved["wall_time"] > 0
+    text = format_summary(summary)
+    assert "Kendall's tau" in text and "stellar_mass" in text and str(out) in text
+
+
+def test_invalid_size(tmp_path):
+    with pytest.raises(ValidationError, match="size must be one of"):
+        run_demo(tmp_path, size="huge", progress=False)
+
+
+def test_cli_exit_status(tiny_demo, monkeypatch, capsys):
+    """``--check`` turns a missed threshold into exit status 1; the summary is printed."""
+    import astro_cl.demo
+    from astro_cl.cli import main
+
+    _, summary, _ = tiny_demo
+    calls = []
+
+    def fake(out, **kwargs):
+        calls.append((out, kwargs))
+        if kwargs["check"]:
+            raise AcceptanceError("demo acceptance failed: fake", summary)
+        return summary
+
+    monkeypatch.setattr(astro_cl.demo, "run_demo", fake)
+    assert main(["demo", "--out", "somewhere", "--size", "tiny", "--seed", "5",
+                 "--no-progress"]) == 0
+    assert "Report:" in capsys.readouterr().out
+    assert calls[-1] == ("somewhere", {"size": "tiny", "seed": 5, "catalogue": None,
+                                       "check": False, "progress": False})
+    assert main(["demo", "--check", "--no-progress"]) == 1
+    captured = capsys.readouterr()
+    assert "Acceptance:" in captured.out and "acceptance failed" in captured.err
+    with pytest.raises(SystemExit):
+        main(["demo", "--size", "huge"])
+
+
+@pytest.mark.slow
+def test_default_demo_meets_acceptance(tmp_path):
+    """The acceptance thresholds of the default size (minutes on a 2-core CPU)."""
+    summary = run_demo(tmp_path, size="small", seed=0, check=False, progress=False)
+    failed = {k: c["value"] for k, c in summary["checks"].items() if not c["passed"]}
+    assert not failed, f"missed: {failed}\n{format_summary(summary)}"
