@@ -400,10 +400,11 @@ class _ContrastiveLoss:
         self.negatives = negatives
 
     def __call__(self, model, batch, generator):
-        import torch
+        return self.compute(model, self.prepare(batch, generator))
 
-        from astro_cl.models.losses import nt_xent
-        from astro_cl.training.distributed import all_gather_with_grad
+    def prepare(self, batch, generator):
+        """Augment two views and stack them into one network input (data work only)."""
+        import torch
 
         if self.augmenter is None:
             v1 = v2 = batch
@@ -417,7 +418,14 @@ class _ContrastiveLoss:
         m1, m2 = v1.mask, v2.mask
         if m1.shape[1] != m2.shape[1]:
             m1, m2 = m1.expand_as(v1.data), m2.expand_as(v2.data)
-        out = model(torch.cat([v1.data, v2.data]), torch.cat([m1, m2]))
-        z1, z2 = out.float().chunk(2)
+        return torch.cat([v1.data, v2.data]), torch.cat([m1, m2])
+
+    def compute(self, model, prepared):
+        """Return the NT-Xent loss of the stacked views (embeddings gathered over ranks)."""
+        from astro_cl.models.losses import nt_xent
+        from astro_cl.training.distributed import all_gather_with_grad
+
+        data, mask = prepared
+        z1, z2 = model(data, mask).float().chunk(2)
         return nt_xent(all_gather_with_grad(z1), all_gather_with_grad(z2), self.temperature,
                        negatives=self.negatives)

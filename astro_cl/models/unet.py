@@ -247,21 +247,31 @@ class _RegressionLoss:
         self.uncertainty = uncertainty
 
     def __call__(self, model, batch, generator):
-        import torch
+        return self.compute(model, self.prepare(batch, generator))
 
+    def prepare(self, batch, generator):
+        """Augment the batch and turn its targets into log10 values and weights."""
         from astro_cl.models.losses import log10_targets
-        from astro_cl.training.distributed import all_reduce_sum, dist_active
 
         if self.augmenter is not None:
             batch = self.augmenter(batch, generator=generator)
         if batch.targets is None:
             msg = "cnn-regressor: a training batch has no targets"
             raise ValidationError(msg)
-        k = batch.targets.shape[1]
-        out = model(batch.data, batch.mask).float()
         logt, w = log10_targets(batch.targets, batch.target_mask,
                                 empty_weight=self.empty_weight, border=self.border,
                                 log_floor=self.log_floor)
+        return batch.data, batch.mask, logt, w
+
+    def compute(self, model, prepared):
+        """Return the weighted loss of the network on a prepared batch."""
+        import torch
+
+        from astro_cl.training.distributed import all_reduce_sum, dist_active
+
+        data, mask, logt, w = prepared
+        k = logt.shape[1]
+        out = model(data, mask).float()
         pred = out[:, :k]
         if self.uncertainty:
             log_sigma = out[:, k:].clamp(-7.0, 7.0)

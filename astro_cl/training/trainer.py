@@ -8,6 +8,13 @@ checkpoints every epoch and on Ctrl-C, bit-for-bit resumption, a tqdm progress
 bar, a CSV history, bf16 autocast and data-parallel training under
 ``torchrun``.
 
+Speed: while the network trains on step ``s``, a background thread reads batch
+``s + 1`` from the source and, when the loss function offers a
+``prepare(batch, generator)`` method (as the astro_cl model losses do),
+augments it too, so data reading and augmentation overlap the model step. The
+optimiser uses PyTorch's fused (single-kernel) Adam/AdamW where the device
+and the parameters' memory layout allow it.
+
 Determinism: the shuffle of epoch ``e`` and the augmentation generator of step
 ``s`` are derived from ``(seed, e, s)``, and the global torch / numpy random
 states (dropout) are saved in every checkpoint, so a resumed run repeats the
@@ -22,6 +29,7 @@ import signal
 import threading
 import time
 import warnings
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -138,7 +146,12 @@ class Trainer:
     loss_fn : callable
         ``loss_fn(module, batch, generator) -> scalar tensor``; ``generator``
         (a `torch.Generator` on ``device``) is the source of every random
-        number of the step (augmentations).
+        number of the step (augmentations). A loss object may split this
+        into ``prepare(batch, generator) -> prepared`` (data work only:
+        augmentation, target transforms; no model, no collectives, no global
+        random state) and ``compute(module, prepared) -> scalar tensor``; the
+        trainer then runs ``prepare`` for the next step in a background
+        thread while the current step computes.
     optimizer : {"adam", "adamw"}, optional
     lr : float, optional
         Base learning rate.
@@ -183,13 +196,21 @@ class Trainer:
     callbacks : sequence of callable, optional
         Called as ``callback(trainer, event, info)`` with ``event`` in
         ``"step_end"`` and ``"epoch_end"``.
+    prefetch : bool, optional
+        Read (and, with a ``prepare`` method, augment) the next training batch
+        in a background thread during the current step. The results are
+        identical either way.
+    fused : bool or None, optional
+        Use the fused Adam/AdamW kernel; None: when the device supports it and
+        every parameter is contiguous (else the multi-tensor implementation).
     """
 
     def __init__(self, module, loss_fn, *, optimizer="adam", lr=1e-3, weight_decay=0.0,
                  betas=(0.9, 0.999), schedule=None, epochs=10, batch_size=32, drop_last=False,
                  validation_fraction=0.0, patience=None, min_delta=0.0, restore_best=True,
                  seed=0, device=None, checkpoint_dir=None, header=None, extra_state=None,
-                 progress=True, num_threads=None, bf16=False, callbacks=()):
+                 progress=True, num_threads=None, bf16=False, callbacks=(), prefetch=True,
+                 fused=None):
         self.module = module
         self.loss_fn = loss_fn
         self.optimizer = optimizer
@@ -213,6 +234,8 @@ class Trainer:
         self.num_threads = num_threads
         self.bf16 = bf16
         self.callbacks = list(callbacks)
+        self.prefetch = prefetch
+        self.fused = fused
         self.history = []
         self._stop_requested = False
 
@@ -232,8 +255,24 @@ class Trainer:
         if kind not in classes:
             msg = f"optimizer: expected 'adam' or 'adamw', got {self.optimizer!r}"
             raise ValueError(msg)
-        return classes[kind](params, lr=float(self.lr), betas=tuple(self.betas),
-                             weight_decay=float(self.weight_decay))
+        params = list(params)
+        kwargs = {"lr": float(self.lr), "betas": tuple(self.betas),
+                  "weight_decay": float(self.weight_decay)}
+        fused = self.fused
+        if fused is None:
+            # The fused kernels copy non-contiguous (e.g. channels-last convolution)
+            # weights to contiguous buffers and back on every step, which costs more
+            # than the multi-tensor (foreach) implementation they would replace.
+            fused = all(p.dtype in (torch.float32, torch.float64, torch.float16, torch.bfloat16)
+                        and p.device.type in ("cpu", "cuda") and p.is_contiguous()
+                        for p in params)
+        if fused:
+            try:
+                return classes[kind](params, fused=True, **kwargs)
+            except (RuntimeError, ValueError):
+                if self.fused:  # explicitly asked for
+                    raise
+        return classes[kind](params, **kwargs)
 
     def _split(self, n):
         frac = float(self.validation_fraction or 0.0)
@@ -436,21 +475,44 @@ class Trainer:
                    disable=not (self.progress and dist_info.is_main), leave=False,
                    unit="step", dynamic_ncols=True)
         world = dist_info.world_size
+        prepare = getattr(self.loss_fn, "prepare", None)
+        compute = getattr(self.loss_fn, "compute", None)
+        split = callable(prepare) and callable(compute)
+
+        def load(step):
+            """Read (and prepare) the batch of a step; runs in the prefetch thread."""
+            global_idx = shuffled[step * batch_size:(step + 1) * batch_size]
+            local_idx = shard_indices(global_idx, dist_info.rank, world)
+            batch = source.batch(local_idx).to(device)
+            gen = torch.Generator(device=device).manual_seed(
+                _mix(self.seed, 5, epoch, step, dist_info.rank))
+            if split:
+                return len(global_idx), prepare(batch, gen), None
+            return len(global_idx), batch, gen
+
+        pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="astro-cl-prefetch") \
+            if self.prefetch and n_steps - start_step > 1 else None
+        pending = None
+        module.train()
+        t_log = 0.0
         try:
             for step in range(start_step, n_steps):
                 t0 = time.perf_counter()
-                global_idx = shuffled[step * batch_size:(step + 1) * batch_size]
-                local_idx = shard_indices(global_idx, dist_info.rank, world)
-                batch = source.batch(local_idx).to(device)
-                gen = torch.Generator(device=device).manual_seed(
-                    _mix(self.seed, 5, epoch, step, dist_info.rank))
-                module.train()
+                if pending is not None:
+                    n_global, item, gen = pending.result()
+                else:
+                    n_global, item, gen = load(step)
+                pending = pool.submit(load, step + 1) \
+                    if pool is not None and step + 1 < n_steps else None
                 optimizer.zero_grad(set_to_none=True)
                 with self._autocast(device):
-                    loss = self.loss_fn(model, batch, gen)
-                value = all_reduce_sum(loss.detach().float().reshape(1)) / world \
-                    if world > 1 else loss.detach().float().reshape(1)
-                value = float(value.item())
+                    loss = compute(model, item) if split else self.loss_fn(model, item, gen)
+                loss_value = loss.detach().float().reshape(1)
+                if world > 1:
+                    loss_value = all_reduce_sum(loss_value) / world
+                # One host read per step: needed to stop *before* a non-finite
+                # update (free on CPU; on a GPU it waits for the forward pass).
+                value = float(loss_value.item())
                 if not math.isfinite(value):
                     where = (f"; the last good checkpoint is {self.checkpoint_path}"
                              if self.checkpoint_path is not None and self.checkpoint_path.exists()
@@ -461,17 +523,26 @@ class Trainer:
                     raise NonFiniteLossError(msg)
                 loss.backward()
                 optimizer.step()
-                dt = time.perf_counter() - t0
-                loss_sum += value * len(global_idx)
-                count += len(global_idx)
+                del loss, item
+                t1 = time.perf_counter()
+                dt = t1 - t0
+                loss_sum += value * n_global
+                count += n_global
                 seconds += dt
+                if not bar.disable and (t1 - t_log > 0.5 or step + 1 == n_steps):
+                    # throttled: formatting the bar text every step is wasted work
+                    bar.set_postfix(loss=f"{value:.4g}", img_s=f"{n_global / dt:.1f}",
+                                    refresh=False)
+                    t_log = t1
                 bar.update(1)
-                bar.set_postfix(loss=f"{value:.4g}", img_s=f"{len(global_idx) / dt:.1f}")
-                self._callback("step_end", {"epoch": epoch, "step": step, "loss": value})
+                if self.callbacks:
+                    self._callback("step_end", {"epoch": epoch, "step": step, "loss": value})
                 if self._stop_requested:
                     self._save(optimizer, epoch, step + 1, (loss_sum, count, seconds), best)
                     raise KeyboardInterrupt
         finally:
+            if pool is not None:
+                pool.shutdown(wait=True, cancel_futures=True)
             bar.close()
         train_loss = loss_sum / max(count, 1)
         val_loss = self._validate(model, module, source, val_idx, batch_size, device, dist_info)
