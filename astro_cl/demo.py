@@ -38,7 +38,7 @@ ACCEPTANCE = {
 
 #: Maps the U-Net predicts. The network regresses log10 of linear, non-negative
 #: maps, so the maps stored in dex (metallicities) are not among them.
-_MAP_TARGETS = ("stellar_mass", "age_mw", "sfr", "gas_mass")
+_MAP_TARGETS = ("stellar_mass", "metallicity", "age_mw", "sfr", "gas_mass", "gas_metallicity")
 
 #: Catalogue properties ranked and regressed (those of the study's order and
 #: a few more the mocks provide).
@@ -125,12 +125,10 @@ class AcceptanceError(AstroCLError):
 class _SourceView:
     """A batch source seen through a row subset, a channel subset and extra metadata."""
 
-    def __init__(self, source, *, rows=None, channels=None, meta=None, target_scale=None):
+    def __init__(self, source, *, rows=None, channels=None, meta=None):
         self._source = source
         self._rows = None if rows is None else np.asarray(rows, dtype=int)
         self._channels = channels
-        self._target_scale = None if target_scale is None else \
-            np.asarray(target_scale, dtype=np.float32)
         base = getattr(source, "meta", None)
         base = dict(base.get("batch_meta", base)) if isinstance(base, dict) else {}
         self.meta = {**base, **(meta or {})}
@@ -155,11 +153,6 @@ class _SourceView:
                 value = getattr(batch, name)
                 if value is not None and value.shape[1] == batch.data.shape[1] > 1:
                     changes[name] = value[:, self._channels]
-        if self._target_scale is not None and batch.targets is not None:
-            import torch
-
-            scale = torch.as_tensor(self._target_scale).reshape(1, -1, 1, 1)
-            changes["targets"] = batch.targets / scale
         return batch.replace(**changes)
 
 
@@ -172,19 +165,6 @@ def _to_unit(nd, unit):
         StdDevUncertainty(np.asarray(nd.uncertainty.array) * factor)
     return NDData(np.asarray(nd.data) * np.float32(factor), unit=unit, wcs=nd.wcs,
                   uncertainty=unc, meta=dict(nd.meta))
-
-
-def _target_scales(source, rows):
-    """Per map, a power of ten near the median populated value (targets then sit near 1)."""
-    batch = source.batch(np.asarray(rows, dtype=int))
-    t = batch.targets.numpy().astype(np.float64)
-    bad = batch.target_mask.numpy().astype(bool)
-    bad = np.broadcast_to(bad, t.shape)
-    scales = []
-    for k in range(t.shape[1]):
-        good = t[:, k][~bad[:, k] & (t[:, k] > 0) & np.isfinite(t[:, k])]
-        scales.append(10.0 ** np.round(np.median(np.log10(good))) if good.size else 1.0)
-    return np.asarray(scales)
 
 
 def _resolve_size(size):
@@ -459,24 +439,14 @@ def run_demo(out, *, size="small", seed=0, catalogue=None, check=False, progress
         n_scale = min(n_sd, 100)
         scaler = ImageScaler().fit([sdss[i] for i in range(n_scale)])
         scaler.save(models_dir / "image_scaler")
-        first = sdss[0]
         cutouts = cache.get_or_build(sdss, preprocessor=scaler, targets=list(_MAP_TARGETS),
                                      progress=progress)
         rng = np.random.default_rng(seed)
         order = rng.permutation(n_sd)
         n_test = max(2, round(float(cfg["test_fraction"]) * n_sd))
         test_rows, train_rows = np.sort(order[:n_test]), np.sort(order[n_test:])
-        # The U-Net regresses log10 of the maps from a zero-centred output, so
-        # the maps are given in units of a power of ten near their typical
-        # value (e.g. 1e8 Msun/kpc2); the predicted maps carry that unit.
-        import astropy.units as u
-
-        scales = _target_scales(cutouts, train_rows[:256])
-        target_units = [u.Unit(float(sc) * first.maps[n].unit).to_string()
-                        for sc, n in zip(scales, _MAP_TARGETS, strict=True)]
-        meta = {"target_names": list(_MAP_TARGETS), "target_units": target_units}
-        train = _SourceView(cutouts, rows=train_rows, meta=meta, target_scale=scales)
-        test = _SourceView(cutouts, rows=test_rows, meta=meta, target_scale=scales)
+        train = _SourceView(cutouts, rows=train_rows)
+        test = _SourceView(cutouts, rows=test_rows)
 
         # 7. the U-Net ---------------------------------------------------------------
         stage("training the U-Net (cnn-regressor) and predicting held-out maps")

@@ -156,6 +156,9 @@ def test_atomic_write_keeps_old_file_on_error(tmp_path):
     assert json.loads(path.read_text()) == {"v": 1}
     assert [p.name for p in tmp_path.iterdir()] == ["a.json"]
     assert len(file_checksum(path)) == 64
+    plain = tmp_path / "plain.txt"
+    plain.write_text("x")
+    assert path.stat().st_mode & 0o777 == plain.stat().st_mode & 0o777
 
 
 def test_fits_maps_roundtrip(tmp_path):

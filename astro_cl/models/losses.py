@@ -61,7 +61,8 @@ def nt_xent(z1, z2, temperature=0.5, *, negatives="cross"):
     raise ValueError(msg)
 
 
-def log10_targets(targets, target_mask=None, *, empty_weight=0.0, border=0, log_floor=None):
+def log10_targets(targets, target_mask=None, *, empty_weight=0.0, border=0, log_floor=None,
+                  as_is=None):
     """Turn linear target maps into log10 values and per-pixel loss weights.
 
     Parameters
@@ -79,6 +80,10 @@ def log10_targets(targets, target_mask=None, *, empty_weight=0.0, border=0, log_
     log_floor : float or sequence of float, optional
         log10 value given to empty pixels, scalar or one per map. Default:
         1 dex below the smallest populated value of that map in the batch.
+    as_is : sequence of bool, optional
+        One flag per map: True for maps that are already logarithmic (e.g.
+        metallicity in dex) or may be negative; those are passed through
+        unchanged and every finite, unmasked pixel counts as populated.
 
     Returns
     -------
@@ -92,11 +97,14 @@ def log10_targets(targets, target_mask=None, *, empty_weight=0.0, border=0, log_
     bad = ~finite
     if target_mask is not None:
         bad = bad | target_mask.to(torch.bool).expand_as(targets)
-    populated = (targets > 0) & ~bad
-    empty = ~populated & ~bad
-    safe = torch.where(populated, targets, torch.ones_like(targets))
-    logt = torch.log10(safe)
     k = targets.shape[1]
+    keep = torch.zeros(k, dtype=torch.bool, device=targets.device) if as_is is None \
+        else torch.as_tensor(list(as_is), dtype=torch.bool, device=targets.device)
+    keep = keep.view(1, k, 1, 1)
+    populated = ((targets > 0) | keep) & ~bad
+    empty = ~populated & ~bad
+    safe = torch.where(populated & ~keep, targets, torch.ones_like(targets))
+    logt = torch.where(keep, torch.where(bad, 0.0, targets), torch.log10(safe))
     if log_floor is None:
         big = torch.full_like(logt, float("inf"))
         lo = torch.where(populated, logt, big).amin(dim=(0, 2, 3))

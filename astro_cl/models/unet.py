@@ -21,13 +21,22 @@ def __getattr__(name):
     raise AttributeError(msg)
 
 
+#: Units of maps that are already logarithmic: regressed as they are, not as log10.
+_LOG_UNITS = ("dex", "mag", "dB")
+
+
 class CNNRegressor(_NetworkEncoder):
     """U-Net from images (e.g. ugriz) to K resolved property maps.
 
-    The network predicts log10 of each target map; the loss is the squared
-    error on log10 values with weight 1 on populated pixels, ``empty_weight``
-    on empty ones (target <= 0) and 0 on masked pixels and on a cropped border
-    (PICASSSO). With ``predict_uncertainty`` the network also predicts a
+    The network predicts log10 of each target map (maps that are already
+    logarithmic, such as metallicities in dex, are regressed as they are); the
+    loss is the squared error on those values with weight 1 on populated
+    pixels, ``empty_weight`` on empty ones (target <= 0) and 0 on masked pixels
+    and on a cropped border (PICASSSO). Each map's values are standardised with
+    the mean and standard deviation of its populated training pixels, so that
+    maps of very different magnitude (1e8 Msun/kpc2 and 1e-3 Msun/yr/kpc2)
+    train at the same pace; predictions are returned in the original units.
+    With ``predict_uncertainty`` the network also predicts a
     per-pixel log-uncertainty and is trained with the Gaussian negative
     log-likelihood. Defaults are PICASSSO's: Adam, lr 1e-5 divided by 10
     after epochs 8 and 10, 13 epochs, batch 16, 20% validation.
@@ -45,6 +54,9 @@ class CNNRegressor(_NetworkEncoder):
     target_names : tuple of str, optional
         Maps to predict (default: every map of the training records, or
         ``batch.meta["target_names"]``).
+    linear_targets : tuple of str, optional
+        Maps regressed as they are rather than as log10. Default: maps whose
+        unit is logarithmic (dex, mag) or that have negative training values.
     predict_uncertainty : bool, optional
         Also predict a one-sigma uncertainty per pixel (Gaussian NLL loss).
     empty_weight : float, optional
@@ -65,7 +77,8 @@ seed, device, checkpoint_dir, progress, num_threads, bf16
     output_kind = "maps"
 
     def __init__(self, *, width=1.0, channels=(64, 128, 256, 512), bottom=1024, batch_norm=True,
-                 target_names=None, predict_uncertainty=False, empty_weight=1e-3, border=4,
+                 target_names=None, linear_targets=None, predict_uncertainty=False,
+                 empty_weight=1e-3, border=4,
                  augmenter=None, kind=None, optimizer="adam", lr=1e-5, weight_decay=0.0,
                  schedule="multistep", epochs=13, batch_size=16, validation_fraction=0.2,
                  patience=None, seed=0, device=None, checkpoint_dir=None, progress=True,
@@ -75,6 +88,7 @@ seed, device, checkpoint_dir, progress, num_threads, bf16
         self.bottom = bottom
         self.batch_norm = batch_norm
         self.target_names = target_names
+        self.linear_targets = linear_targets
         self.predict_uncertainty = predict_uncertainty
         self.empty_weight = empty_weight
         self.border = border
@@ -125,24 +139,70 @@ seed, device, checkpoint_dir, progress, num_threads, bf16
         if len(names) != k or len(units) != k:
             msg = (f"cnn-regressor: {k} target maps but target names {names} / units {units}")
             raise ValidationError(msg)
-        # Fixed log10 floor for empty pixels: 1 dex below the smallest populated value.
+        # One pass over the training targets: which maps may be negative, the
+        # log10 floor for empty pixels (1 dex below the smallest populated
+        # value) and the mean / std used to standardise each map.
+        chunks = [source.batch(torch.arange(s, min(len(source), s + 256)))
+                  for s in range(0, len(source), 256)]
+        negative = torch.zeros(k, dtype=torch.bool)
+        for b in chunks:
+            finite = torch.isfinite(b.targets)
+            if b.target_mask is not None:
+                finite &= ~b.target_mask.expand_as(b.targets)
+            negative |= ((b.targets < 0) & finite).any(dim=(0, 2, 3))
+        if self.linear_targets is None:
+            as_is = [bool(negative[i]) or str(units[i]) in _LOG_UNITS for i in range(k)]
+        else:
+            unknown = sorted(set(self.linear_targets) - set(map(str, names)))
+            if unknown:
+                msg = f"cnn-regressor: linear_targets {unknown} are not among the targets {names}"
+                raise ValidationError(msg)
+            as_is = [str(n) in self.linear_targets for n in names]
+        bad_log = [str(n) for n, keep, neg in zip(names, as_is, negative.tolist(), strict=True)
+                   if neg and not keep]
+        if bad_log:
+            msg = (f"cnn-regressor: target maps {bad_log} have negative values and cannot be "
+                   "regressed in log10; list them in linear_targets")
+            raise ValidationError(msg)
         lo = torch.full((k,), float("inf"))
-        for start in range(0, len(source), 256):
-            b = source.batch(torch.arange(start, min(len(source), start + 256)))
-            logt, w = log10_targets(b.targets, b.target_mask, empty_weight=0.0)
-            masked = torch.where(w > 0, logt, torch.full_like(logt, float("inf")))
-            lo = torch.minimum(lo, masked.amin(dim=(0, 2, 3)))
+        total = torch.zeros(k, dtype=torch.float64)
+        total_sq = torch.zeros(k, dtype=torch.float64)
+        count = torch.zeros(k, dtype=torch.float64)
+        for b in chunks:
+            logt, w = log10_targets(b.targets, b.target_mask, empty_weight=0.0, as_is=as_is)
+            good = w > 0
+            lo = torch.minimum(lo, torch.where(good, logt, float("inf")).amin(dim=(0, 2, 3)))
+            v = torch.where(good, logt, 0.0).double()
+            total += v.sum(dim=(0, 2, 3))
+            total_sq += (v * v).sum(dim=(0, 2, 3))
+            count += good.sum(dim=(0, 2, 3)).double()
         floor = torch.where(torch.isfinite(lo), lo - 1.0, torch.zeros_like(lo))
+        mean = total / count.clamp_min(1)
+        std = (total_sq / count.clamp_min(1) - mean**2).clamp_min(0).sqrt()
+        std = torch.where(std > 1e-6, std, torch.ones_like(std))
         info.update(out_channels=k, target_names=[str(n) for n in names],
                     target_units=[str(u) for u in units],
-                    log_floor=[float(f) for f in floor])
+                    log_floor=[float(f) for f in floor], target_as_is=as_is,
+                    target_offset=[float(m) for m in mean],
+                    target_scale=[float(s) for s in std])
         return info
+
+    def _target_transform(self):
+        """Return (as_is, offset, scale) of the targets (identity for old checkpoints)."""
+        k = int(self.info_["out_channels"]) if hasattr(self, "info_") else 0
+        info = getattr(self, "info_", {})
+        return (info.get("target_as_is", [False] * k), info.get("target_offset", [0.0] * k),
+                info.get("target_scale", [1.0] * k))
 
     def _build_module(self, info):
         from astro_cl.models.backbones import UNet
 
         k = int(info["out_channels"])
         self._log_floor = info.get("log_floor")
+        k0 = int(info["out_channels"])
+        self._standardise = (info.get("target_as_is", [False] * k0),
+                             info.get("target_offset", [0.0] * k0),
+                             info.get("target_scale", [1.0] * k0))
         return UNet(info["in_channels"], 2 * k if self.predict_uncertainty else k,
                     channels=tuple(self.channels), bottom=int(self.bottom),
                     width=float(self.width), batch_norm=bool(self.batch_norm))
@@ -150,7 +210,7 @@ seed, device, checkpoint_dir, progress, num_threads, bf16
     def _loss(self):
         return _RegressionLoss(_resolve_augmenter(self.augmenter), self._log_floor,
                                float(self.empty_weight), int(self.border),
-                               bool(self.predict_uncertainty))
+                               bool(self.predict_uncertainty), self._standardise)
 
     # -- outputs ------------------------------------------------------------
     def _predict(self, source, batch_size=None):
@@ -166,12 +226,15 @@ seed, device, checkpoint_dir, progress, num_threads, bf16
                 means.append(out[:, :k])
                 if self.predict_uncertainty:
                     sigmas.append(torch.exp(out[:, k:].clamp(-7.0, 7.0)))
-        mu = torch.cat(means).numpy()
-        sig = torch.cat(sigmas).numpy() if sigmas else None
+        _, offset, scale = self._target_transform()
+        offset = np.asarray(offset, dtype=np.float32).reshape(1, k, 1, 1)
+        scale = np.asarray(scale, dtype=np.float32).reshape(1, k, 1, 1)
+        mu = torch.cat(means).numpy() * scale + offset
+        sig = torch.cat(sigmas).numpy() * scale if sigmas else None
         return mu, sig
 
     def transform(self, X, *, batch_size=None):
-        """Return the predicted log10 maps.
+        """Return the predicted maps as regressed: log10 values (as they are for linear targets).
 
         Parameters
         ----------
@@ -181,8 +244,9 @@ seed, device, checkpoint_dir, progress, num_threads, bf16
         Returns
         -------
         log_maps : `numpy.ndarray`
-            ``(N, K, H, W)`` float32 log10 predictions, in the order of
-            ``info_["target_names"]``.
+            ``(N, K, H, W)`` float32 predictions in the order of
+            ``info_["target_names"]``: log10 of the map, or the map itself for
+            the maps in ``info_["target_as_is"]``.
         """
         return self._predict(self._source(X, with_targets=False), batch_size)[0]
 
@@ -213,6 +277,7 @@ seed, device, checkpoint_dir, progress, num_threads, bf16
         mu, sig = self._predict(source, batch_size)
         names = self.info_["target_names"]
         units = [u.Unit(s) if s else u.dimensionless_unscaled for s in self.info_["target_units"]]
+        as_is, _, _ = self._target_transform()
         ids = source.ids
         out = []
         for i, gid in enumerate(ids):
@@ -224,12 +289,17 @@ seed, device, checkpoint_dir, progress, num_threads, bf16
                     wcs = wcs.celestial
             maps = {}
             for j, (name, unit) in enumerate(zip(names, units, strict=True)):
-                value = np.power(10.0, mu[i, j].astype(np.float64))
                 unc, meta = None, {"id": gid, "model": self.name}
-                if sig is not None:
-                    # one-sigma of a log-normal variable: sigma_log * ln(10) * value
-                    unc = StdDevUncertainty(value * np.log(10.0) * sig[i, j])
-                    meta["log10_sigma"] = sig[i, j]
+                if as_is[j]:
+                    value = mu[i, j].astype(np.float64)
+                    if sig is not None:
+                        unc = StdDevUncertainty(sig[i, j])
+                else:
+                    value = np.power(10.0, mu[i, j].astype(np.float64))
+                    if sig is not None:
+                        # one-sigma of a log-normal variable: sigma_log * ln(10) * value
+                        unc = StdDevUncertainty(value * np.log(10.0) * sig[i, j])
+                        meta["log10_sigma"] = sig[i, j]
                 maps[name] = NDData(value.astype(np.float32), unit=unit, wcs=wcs,
                                     uncertainty=unc, meta=meta)
             out.append(maps)
@@ -239,7 +309,10 @@ seed, device, checkpoint_dir, progress, num_threads, bf16
 class _RegressionLoss:
     """Masked log10 squared error (or Gaussian NLL), exact under data parallelism."""
 
-    def __init__(self, augmenter, log_floor, empty_weight, border, uncertainty):
+    def __init__(self, augmenter, log_floor, empty_weight, border, uncertainty, standardise):
+        self.as_is, offset, scale = standardise
+        self.offset = np.asarray(offset, dtype=np.float32)
+        self.scale = np.asarray(scale, dtype=np.float32)
         self.augmenter = augmenter
         self.log_floor = log_floor
         self.empty_weight = empty_weight
@@ -258,10 +331,15 @@ class _RegressionLoss:
         if batch.targets is None:
             msg = "cnn-regressor: a training batch has no targets"
             raise ValidationError(msg)
+        import torch
+
         logt, w = log10_targets(batch.targets, batch.target_mask,
                                 empty_weight=self.empty_weight, border=self.border,
-                                log_floor=self.log_floor)
-        return batch.data, batch.mask, logt, w
+                                log_floor=self.log_floor, as_is=self.as_is)
+        k = logt.shape[1]
+        offset = torch.as_tensor(self.offset, device=logt.device).view(1, k, 1, 1)
+        scale = torch.as_tensor(self.scale, device=logt.device).view(1, k, 1, 1)
+        return batch.data, batch.mask, (logt - offset) / scale, w
 
     def compute(self, model, prepared):
         """Return the weighted loss of the network on a prepared batch."""

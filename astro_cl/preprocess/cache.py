@@ -159,14 +159,9 @@ class CachedArrays:
         if rows.size and (rows.min() < -len(self) or rows.max() >= len(self)):
             msg = f"cache {self.directory.name}: row out of range for {len(self)} galaxies"
             raise IndexError(msg)
-        # read in ascending file order, then restore the asked order
-        order = np.argsort(rows, kind="stable")
-        inverse = np.empty_like(order)
-        inverse[order] = np.arange(order.size)
-        fields = {}
-        for name, arr in self.arrays.items():
-            block = np.asarray(arr[rows[order]])[inverse]
-            fields[name] = torch.from_numpy(np.ascontiguousarray(block))
+        # one gather per array: fancy indexing a memmap reads just those rows
+        fields = {name: torch.from_numpy(np.ascontiguousarray(arr[rows]))
+                  for name, arr in self.arrays.items()}
         ids = [self.meta["ids"][i] for i in rows.tolist()]
         return TensorBatch(ids=ids, meta=dict(self.meta.get("batch_meta", {})), **fields)
 
@@ -215,7 +210,12 @@ class PreprocessedCache:
             if self.checksum == "content":
                 return {"files": {str(f): file_checksum(f) for f in files}}
             return {"files": {str(f): [f.stat().st_size, f.stat().st_mtime_ns] for f in files}}
-        # no files: a survey held in memory; hash its data
+        # no files: a generator that can name what determines its data ...
+        token = getattr(survey, "cache_token", None)
+        token = token() if callable(token) else None
+        if token is not None:
+            return {"generator": _plain(token)}
+        # ... or a survey held in memory: hash its data
         h = hashlib.sha256()
         for rec in survey:
             h.update(rec.id.encode())
@@ -377,6 +377,11 @@ class PreprocessedCache:
                         shape=(n, *value.shape)) for name, value in row.items()}
                     if kind == "images" and rec.bands:
                         batch_meta["bands"] = list(rec.bands)
+                    if targets is not None:
+                        names = _target_names(targets) or list(rec.maps)
+                        batch_meta["target_names"] = names
+                        batch_meta["target_units"] = [rec.maps[t].unit.to_string()
+                                                      for t in names]
                 for name, arr in arrays.items():
                     value = row.get(name)
                     if value is None:  # this record lacks a field the first one had

@@ -9,6 +9,12 @@ from pathlib import Path
 __all__ = ["atomic_path", "atomic_write", "file_checksum"]
 
 
+def _umask():
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 @contextlib.contextmanager
 def atomic_path(path):
     """Yield a temporary path next to ``path``; rename it onto ``path`` on success.
@@ -33,6 +39,8 @@ def atomic_path(path):
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
     tmp = Path(tmp)
+    # mkstemp creates the file 0600; give the result the mode a plain open() would.
+    os.chmod(tmp, 0o666 & ~_umask())
     try:
         yield tmp
         with open(tmp, "rb+") as fh:

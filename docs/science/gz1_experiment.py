@@ -16,7 +16,7 @@ predictions from stratified 5-fold cross-validation; uncertainties are the
 standard deviation over galaxy bootstrap resamples of those predictions, and
 the differences between methods are bootstrapped pairwise (same resamples).
 
-Run from the repository root (about 10-15 minutes on 2 CPU cores)::
+Run from the repository root (a few minutes on 2 CPU cores)::
 
     python docs/science/gz1_experiment.py
 
@@ -48,6 +48,7 @@ __all__ = [
     "load_gz1",
     "main",
     "pixel_pca_predict",
+    "results_table",
     "run_experiment",
 ]
 
@@ -60,17 +61,20 @@ _GZ1_TO_CLASS = {0: 0, 1: 1, 2: 1, 3: 2}
 
 #: Default settings of the experiment (the numbers on the docs page).
 DEFAULTS = {
-    "crop": 144,          # centre crop of the 423 px cutouts, px
-    "size": 48,           # downsampled image size, px
+    "crop": 96,           # centre crop of the 423 px cutouts, px
+    "size": 32,           # downsampled image size, px
     "backbone": "conv",
-    "width": 0.5,
+    "width": 0.25,
     "pooling": "mean",
     "crop_scale": (0.55, 1.0),
+    "jitter": 1.0,
+    "n_views": 1,
+    "aperture": 0.7,
     "embedding_dim": 64,
     "projection_head": (64, 64),
     "temperature": 0.2,
-    "epochs": 25,
-    "batch_size": 256,
+    "epochs": 12,
+    "batch_size": 128,
     "lr": 2e-3,
     "k": 15,
     "n_splits": 5,
@@ -84,7 +88,7 @@ def _repo_root():
     return Path(__file__).resolve().parents[2]
 
 
-def load_gz1(data_dir, *, crop=144, size=48, limit=None, seed=0, progress=True):
+def load_gz1(data_dir, *, crop=96, size=32, limit=None, seed=0, progress=True):
     """Read the GZ1 cutouts through the ``image-folder`` survey, centre-cropped and binned.
 
     Parameters
@@ -144,7 +148,7 @@ def load_gz1(data_dir, *, crop=144, size=48, limit=None, seed=0, progress=True):
     return images, labels_all[index], np.asarray(survey.ids)[index].astype(str)
 
 
-def gz1_views(size=48, *, crop_scale=(0.55, 1.0)):
+def gz1_views(size=48, *, crop_scale=(0.55, 1.0), jitter=1.0):
     """Return the augmentation chain used for the two SimCLR views of a gri cutout.
 
     Rotations by any angle with a flip (morphology does not depend on
@@ -162,6 +166,10 @@ def gz1_views(size=48, *, crop_scale=(0.55, 1.0)):
         Image side in pixels (scales the blur).
     crop_scale : (float, float), optional
         Range of the area fraction of the random crop.
+    jitter : float, optional
+        Strength of the brightness and colour changes: the largest target
+        redshift of the dimming is ``0.15 * jitter`` and the largest E(B-V)
+        ``0.1 * jitter`` (0: none).
 
     Returns
     -------
@@ -170,14 +178,16 @@ def gz1_views(size=48, *, crop_scale=(0.55, 1.0)):
     from astro_cl.augment.config import build_augmenter
 
     scale = size / 48.0
-    return build_augmenter([
+    steps = [
         {"name": "random-rotation", "angle": [0.0, 360.0], "flip": True, "mode": "bilinear"},
         {"name": "crop-resize", "scale": [float(v) for v in crop_scale], "ratio": [0.8, 1.25]},
         {"name": "gaussian-blur", "p": 0.5, "sigma": [0.1, 1.2 * scale]},
         {"name": "multiplicative-noise", "p": 0.5, "sn": [5, 20]},
-        {"name": "sb-dimming", "p": 0.8, "redshift": [0.0, 0.15]},
-        {"name": "reddening", "p": 0.8, "ebv": [0.0, 0.1]},
-    ])
+    ]
+    if jitter > 0:
+        steps += [{"name": "sb-dimming", "p": 0.8, "redshift": [0.0, 0.15 * float(jitter)]},
+                  {"name": "reddening", "p": 0.8, "ebv": [0.0, 0.1 * float(jitter)]}]
+    return build_augmenter(steps)
 
 
 def knn_predict(train_x, train_y, test_x, *, k=15, n_classes=3):
@@ -311,6 +321,8 @@ def _fold_scores(labels, pred, folds):
 def run_experiment(data_dir, *, crop=DEFAULTS["crop"], size=DEFAULTS["size"],
                    backbone=DEFAULTS["backbone"], width=DEFAULTS["width"],
                    pooling=DEFAULTS["pooling"], crop_scale=DEFAULTS["crop_scale"],
+                   jitter=DEFAULTS["jitter"], n_views=DEFAULTS["n_views"],
+                   aperture=DEFAULTS["aperture"],
                    embedding_dim=DEFAULTS["embedding_dim"],
                    projection_head=DEFAULTS["projection_head"],
                    temperature=DEFAULTS["temperature"], epochs=DEFAULTS["epochs"],
@@ -331,6 +343,16 @@ def run_experiment(data_dir, *, crop=DEFAULTS["crop"], size=DEFAULTS["size"],
         decay over ``epochs``, no early stopping).
     crop_scale : (float, float), optional
         Area range of the random crops, see `gz1_views`.
+    jitter : float, optional
+        Strength of the brightness and colour changes, see `gz1_views`.
+    n_views : int, optional
+        A galaxy's embedding (trained or random weights) is the median of
+        its unit vectors over this many augmented views, as in the eCALIFA
+        study (1: the un-augmented image).
+    aperture : float, optional
+        Mask (astropy convention) every pixel farther from the centre than
+        this fraction of half the image side, for all three methods (the
+        pixel-PCA baseline sees zeros there); None: no mask.
     k : int, optional
         Neighbours of the kNN classifier.
     n_splits : int, optional
@@ -359,7 +381,9 @@ def run_experiment(data_dir, *, crop=DEFAULTS["crop"], size=DEFAULTS["size"],
                                    progress=progress)
     t_load = time.perf_counter() - t0
     result = evaluate_sample(images, labels, ids, backbone=backbone, width=width, pooling=pooling,
-                             crop_scale=crop_scale, embedding_dim=embedding_dim,
+                             crop_scale=crop_scale, jitter=jitter, n_views=n_views,
+                             aperture=aperture,
+                             embedding_dim=embedding_dim,
                              projection_head=projection_head,
                              temperature=temperature, epochs=epochs, batch_size=batch_size,
                              lr=lr, k=k, n_splits=n_splits, n_boot=n_boot, seed=seed,
@@ -372,7 +396,9 @@ def run_experiment(data_dir, *, crop=DEFAULTS["crop"], size=DEFAULTS["size"],
 
 def evaluate_sample(images, labels, ids, *, backbone=DEFAULTS["backbone"],
                     width=DEFAULTS["width"], pooling=DEFAULTS["pooling"],
-                    crop_scale=DEFAULTS["crop_scale"], embedding_dim=DEFAULTS["embedding_dim"],
+                    crop_scale=DEFAULTS["crop_scale"], jitter=DEFAULTS["jitter"],
+                    n_views=DEFAULTS["n_views"], aperture=DEFAULTS["aperture"],
+                    embedding_dim=DEFAULTS["embedding_dim"],
                     projection_head=DEFAULTS["projection_head"],
                     temperature=DEFAULTS["temperature"], epochs=DEFAULTS["epochs"],
                     batch_size=DEFAULTS["batch_size"], lr=DEFAULTS["lr"], k=DEFAULTS["k"],
@@ -385,9 +411,10 @@ def evaluate_sample(images, labels, ids, *, backbone=DEFAULTS["backbone"],
     images, labels, ids : `numpy.ndarray`
         As returned by `load_gz1`; every image is used for training, those
         with ``labels >= 0`` for the evaluation.
-    backbone, width, pooling, crop_scale, embedding_dim, projection_head, temperature
+    backbone, width, pooling, crop_scale, jitter, n_views, aperture, embedding_dim
         See `run_experiment`.
-    epochs, batch_size, lr, k, n_splits, n_boot, seed, threads, progress
+    projection_head, temperature, epochs, batch_size, lr, k, n_splits, n_boot, seed, threads, \
+progress
         See `run_experiment`.
 
     Returns
@@ -406,14 +433,20 @@ def evaluate_sample(images, labels, ids, *, backbone=DEFAULTS["backbone"],
     # One fixed rescaling for the network: unit standard deviation per channel over the
     # sample; no offset, so that the sky stays near zero like the augmenters' fill value.
     net_in = images / images.std(axis=(0, 2, 3), keepdims=True)
-    batch = TensorBatch.from_arrays(net_in, mask=np.zeros((len(net_in), 1, size, size), bool),
+    mask = np.zeros((len(net_in), 1, size, size), bool)
+    if aperture is not None:
+        yy, xx = np.mgrid[:size, :size] - (size - 1) / 2
+        mask[:] = np.hypot(yy, xx) > float(aperture) * size / 2
+        net_in = np.where(mask, 0.0, net_in).astype(np.float32)
+        images = np.where(mask, 0.0, images).astype(np.float32)
+    batch = TensorBatch.from_arrays(net_in, mask=mask,
                                     ids=list(ids), meta={"survey": "image-folder",
                                                          "bands": ["i", "r", "g"]})
     params = {"backbone": backbone, "width": float(width), "pooling": pooling,
               "embedding_dim": int(embedding_dim),
               "projection_head": tuple(projection_head) if projection_head else None,
               "temperature": float(temperature),
-              "augmenter": gz1_views(size, crop_scale=crop_scale),
+              "augmenter": gz1_views(size, crop_scale=crop_scale, jitter=jitter),
               "batch_size": int(batch_size), "lr": float(lr), "patience": None,
               "schedule": {"name": "cosine", "epochs": int(epochs), "min_factor": 0.05},
               "seed": int(seed), "num_threads": int(threads), "progress": progress,
@@ -425,8 +458,8 @@ def evaluate_sample(images, labels, ids, *, backbone=DEFAULTS["backbone"],
 
     keep = labels >= 0
     y = labels[keep]
-    emb = {"simclr": trained.transform(batch)[keep],
-           "random-weights": random.transform(batch)[keep]}
+    emb = {name: np.asarray(enc.embed(batch, n_views=int(n_views), seed=seed)["embedding"])[keep]
+           for name, enc in (("simclr", trained), ("random-weights", random))}
     folds = _folds(y, n_splits, seed)
     preds = {name: _oof(lambda tr, te, e=e: (e[tr], e[te]), y, folds, k)
              for name, e in emb.items()}
@@ -435,7 +468,9 @@ def evaluate_sample(images, labels, ids, *, backbone=DEFAULTS["backbone"],
     scores = bootstrap_balanced_accuracy(y, preds, n_boot=n_boot, seed=seed)
     settings = {"size": int(size), "backbone": backbone,
                 "width": float(width), "pooling": pooling,
-                "crop_scale": [float(v) for v in crop_scale],
+                "crop_scale": [float(v) for v in crop_scale], "jitter": float(jitter),
+                "n_views": int(n_views),
+                "aperture": None if aperture is None else float(aperture),
                 "embedding_dim": int(embedding_dim), "projection_head": list(projection_head or []),
                 "temperature": float(temperature), "epochs": int(epochs),
                 "batch_size": int(batch_size), "lr": float(lr), "k": int(k),
@@ -551,6 +586,44 @@ def accuracy_figure(scores, *, chance=1 / 3):
     return fig
 
 
+def results_table(result):
+    """Return the results as a reStructuredText table (included by the docs page).
+
+    Parameters
+    ----------
+    result : dict
+        Output of `run_experiment`.
+
+    Returns
+    -------
+    text : str
+    """
+    s, folds = result["scores"], result["fold_scores"]
+    rows = [("method", "balanced accuracy", "95% interval", "per fold")]
+    for name in ("simclr", "random-weights", "pixel-pca"):
+        lo, hi = s[name]["ci95"]
+        rows.append((name, f"{s[name]['balanced_accuracy']:.3f} +- {s[name]['std']:.3f}",
+                     f"{lo:.3f} - {hi:.3f}", ", ".join(f"{v:.3f}" for v in folds[name])))
+    for pair in ("simclr - random-weights", "simclr - pixel-pca"):
+        lo, hi = s[pair]["ci95"]
+        rows.append((pair, f"{s[pair]['difference']:+.3f} +- {s[pair]['std']:.3f}",
+                     f"{lo:+.3f} - {hi:+.3f}", ""))
+    widths = [max(len(r[i]) for r in rows) for i in range(4)]
+    rule = "  ".join("=" * w for w in widths)
+    lines = [rule, "  ".join(c.ljust(w) for c, w in zip(rows[0], widths, strict=True)).rstrip(),
+             rule]
+    lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip()
+              for r in rows[1:]]
+    lines.append(rule)
+    rt = result["runtime_s"]
+    settings = result["settings"]
+    note = (f"Measured with ``{settings['epochs']}`` epochs at {settings['size']}x"
+            f"{settings['size']} px; training took {rt['train']:.0f} s and the whole run "
+            f"{rt.get('total', rt['evaluate']):.0f} s on {settings['threads']} CPU threads "
+            f"(torch {result['environment']['torch']}).")
+    return "\n".join(lines) + "\n\n" + note + "\n"
+
+
 def _save_figure(fig, path):
     import matplotlib.pyplot as plt
 
@@ -582,6 +655,10 @@ def main(argv=None):
             parser.add_argument("--projection-head", type=int, nargs="*", default=list(value))
         elif key == "crop_scale":
             parser.add_argument("--crop-scale", type=float, nargs=2, default=list(value))
+        elif key == "aperture":
+            parser.add_argument("--aperture", type=float, default=value)
+        elif key == "jitter":
+            parser.add_argument("--jitter", type=float, default=value)
         elif key == "pooling":
             parser.add_argument("--pooling", default=value, choices=["max", "mean"])
         elif key != "backbone":
@@ -601,6 +678,8 @@ def main(argv=None):
                       "../shared/data/gz1")
     with atomic_write(out / "gz1_results.json") as fh:
         json.dump(record, fh, indent=1)
+    with atomic_write(out / "gz1_results.rst") as fh:
+        fh.write(results_table(result))
     if not args.no_figures:
         _save_figure(accuracy_figure(result["scores"]), out / "gz1_accuracy.png")
         _save_figure(embedding_figure(result["embeddings"], result["labels"],

@@ -125,6 +125,36 @@ class MockSurvey(Survey):
     def _rng(self, index):
         return np.random.default_rng(galaxy_seed(self.seed, index, 1))
 
+    def cache_token(self):
+        """Return what fully determines the generated data, for the preprocessed cache.
+
+        A mock generated in memory is a pure function of its parameters and of
+        the generator's code, so the cache can key on those instead of
+        rendering every galaxy to hash its pixels. With ``path`` set, the files
+        are what counts and this returns None.
+
+        Returns
+        -------
+        token : dict or None
+            The survey's parameters (the twin catalogue by checksum) and a
+            digest of the mock package's source files.
+        """
+        import hashlib
+        from pathlib import Path
+
+        from astro_cl.utils.io import file_checksum
+
+        if self.path is not None:
+            return None
+        params = {k: (str(v) if isinstance(v, Path) else v)
+                  for k, v in self.get_params(deep=False).items()}
+        if self.twin is not None:
+            params["twin"] = file_checksum(self.twin)
+        code = hashlib.sha256()
+        for source in sorted(Path(__file__).parent.glob("*.py")):
+            code.update(source.read_bytes())
+        return {"mock": self.name, "params": params, "code_sha256": code.hexdigest()}
+
     # -- Survey interface --------------------------------------------------------
     def _reader(self):
         reader = self.__dict__.get("_reader_cache")
