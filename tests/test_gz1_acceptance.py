@@ -53,10 +53,16 @@ def test_gz1_experiment_is_well_formed(gz1_result):
     assert (n["elliptical"], n["face-on spiral"], n["edge-on"]) == (3205, 586, 693)
     assert n["trained_on"] == 4615
     labels = gz1_result["labels"]
-    for name, emb in gz1_result["embeddings"].items():
-        assert emb.shape == (len(labels), gz1_result["settings"]["embedding_dim"]), name
+    embeddings = gz1_result["embeddings"]
+    for name, emb in embeddings.items():
+        assert emb.ndim == 2 and len(emb) == len(labels), name
         assert np.isfinite(emb).all(), name
-    for name in ("simclr", "random-weights", "pixel-pca"):
+    assert embeddings["pixel-pca"].shape[1] == gz1_result["settings"]["embedding_dim"]
+    assert embeddings["simclr"].shape == embeddings["random-weights"].shape
+    # the encoders' vectors are unit vectors, and training changed them
+    assert np.allclose(np.linalg.norm(embeddings["simclr"], axis=1), 1.0, atol=1e-4)
+    assert not np.allclose(embeddings["simclr"], embeddings["random-weights"])
+    for name in gz1_result["fold_scores"]:
         score = gz1_result["scores"][name]
         assert 1 / 3 - 0.1 < score["balanced_accuracy"] <= 1.0
         lo, hi = score["ci95"]
@@ -65,3 +71,39 @@ def test_gz1_experiment_is_well_formed(gz1_result):
     # training made progress: the contrastive loss went down
     losses = [row["train_loss"] for row in gz1_result["history"]]
     assert losses[-1] < losses[0]
+
+
+def test_views_include_the_brightness_and_colour_changes():
+    pytest.importorskip("torch")
+    from astro_cl.augment.colour import ColourJitter
+    from astro_cl.data.batch import TensorBatch
+
+    module = _experiment()
+    chain = module.gz1_views(32, colour_jitter=(0.1, 0.05))
+    steps = chain._normalised_steps()
+    jitter = [(a, p) for a, p in steps if isinstance(a, ColourJitter)]
+    assert len(jitter) == 1 and (jitter[0][0].brightness, jitter[0][0].colour) == (0.1, 0.05)
+    assert not any(isinstance(a, ColourJitter)
+                   for a, _ in module.gz1_views(32, colour_jitter=(0, 0))._normalised_steps())
+    rng = np.random.default_rng(0)
+    batch = TensorBatch.from_arrays(rng.random((6, 3, 32, 32), dtype=np.float32),
+                                    meta={"bands": ["i", "r", "g"]})
+    v1, v2 = chain.two_views(batch, seed=1)
+    assert v1.data.shape == batch.data.shape and not np.allclose(v1.data, v2.data)
+
+
+def test_prior_corrected_knn_targets_balanced_accuracy():
+    module = _experiment()
+    rng = np.random.default_rng(0)
+    # a rare class (10 per cent) whose cloud overlaps the common one: a plain
+    # majority vote would never predict it; the prior-corrected vote does
+    y = (rng.random(2000) < 0.1).astype(int)
+    x = rng.normal(size=(2000, 2)) + 1.0 * y[:, None]
+    pred = module.knn_predict(x[:1500], y[:1500], x[1500:], k=15, n_classes=2)
+    test = y[1500:]
+    recall_rare = np.mean(pred[test == 1] == 1)
+    assert recall_rare > 0.5
+    scores = module.bootstrap_balanced_accuracy(test, {"knn": pred, "all-zero": 0 * pred},
+                                                n_boot=100, seed=0)
+    assert scores["all-zero"]["balanced_accuracy"] == pytest.approx(0.5)
+    assert scores["knn - all-zero"]["difference"] > 0.1

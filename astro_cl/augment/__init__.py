@@ -14,6 +14,7 @@ _LAZY = {
     "RandomRot90": "astro_cl.augment.geometric",
     "RandomTranslation": "astro_cl.augment.geometric",
     "CropResize": "astro_cl.augment.geometric",
+    "ColourJitter": "astro_cl.augment.colour",
     "GaussianBlur": "astro_cl.augment.photometric",
     "MultiplicativeNoise": "astro_cl.augment.photometric",
     "PSFDegradation": "astro_cl.augment.photometric",

@@ -7,6 +7,7 @@ from astro_cl.plugins.hookspecs import hookimpl
 def astro_cl_register_augmenters(register):
     """Register astro_cl's own augmenters."""
     from astro_cl.augment.base import Compose
+    from astro_cl.augment.colour import ColourJitter
     from astro_cl.augment.geometric import (
         CropResize,
         RandomFlip,
@@ -28,5 +29,6 @@ def astro_cl_register_augmenters(register):
 
     for cls in (Compose, RandomRotation, RandomFlip, RandomRot90, RandomTranslation, CropResize,
                 GaussianBlur, MultiplicativeNoise, PSFDegradation, NoiseToDepth, Reddening,
-                SurfaceBrightnessDimming, StarMask, RandomCutout, Rebin, VelocityShift):
+                SurfaceBrightnessDimming, StarMask, RandomCutout, Rebin, VelocityShift,
+                ColourJitter):
         register(cls)

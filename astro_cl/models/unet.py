@@ -32,10 +32,12 @@ class CNNRegressor(_NetworkEncoder):
     logarithmic, such as metallicities in dex, are regressed as they are); the
     loss is the squared error on those values with weight 1 on populated
     pixels, ``empty_weight`` on empty ones (target <= 0) and 0 on masked pixels
-    and on a cropped border (PICASSSO). Each map's values are standardised with
-    the mean and standard deviation of its populated training pixels, so that
-    maps of very different magnitude (1e8 Msun/kpc2 and 1e-3 Msun/yr/kpc2)
-    train at the same pace; predictions are returned in the original units.
+    and on a cropped border (PICASSSO). Each map is centred on the mean of its
+    populated training pixels, so that maps of very different magnitude
+    (1e8 Msun/kpc2 and 1e-3 Msun/yr/kpc2) start equally close to the network's
+    zero-centred output; maps in dex keep their scale (the loss is in dex), and
+    signed linear maps are also divided by their scatter. Predictions are
+    returned in the original units.
     With ``predict_uncertainty`` the network also predicts a
     per-pixel log-uncertainty and is trained with the Gaussian negative
     log-likelihood. Defaults are PICASSSO's: Adam, lr 1e-5 divided by 10
@@ -179,7 +181,12 @@ seed, device, checkpoint_dir, progress, num_threads, bf16
         floor = torch.where(torch.isfinite(lo), lo - 1.0, torch.zeros_like(lo))
         mean = total / count.clamp_min(1)
         std = (total_sq / count.clamp_min(1) - mean**2).clamp_min(0).sqrt()
-        std = torch.where(std > 1e-6, std, torch.ones_like(std))
+        # Maps in dex (log10 of a linear map, or given in dex/mag) keep their
+        # scale, so the loss is PICASSSO's squared error in dex; only signed
+        # linear maps (e.g. EW in Angstrom) are brought to unit scatter.
+        in_dex = torch.tensor([not keep or str(unit) in _LOG_UNITS
+                               for keep, unit in zip(as_is, units, strict=True)])
+        std = torch.where(in_dex | (std <= 1e-6), torch.ones_like(std), std)
         info.update(out_channels=k, target_names=[str(n) for n in names],
                     target_units=[str(u) for u in units],
                     log_floor=[float(f) for f in floor], target_as_is=as_is,

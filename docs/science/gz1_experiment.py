@@ -50,6 +50,7 @@ __all__ = [
     "pixel_pca_predict",
     "results_table",
     "run_experiment",
+    "write_outputs",
 ]
 
 #: Names of the three evaluation classes, in label order.
@@ -68,11 +69,14 @@ DEFAULTS = {
     "pooling": "mean",
     "crop_scale": (0.55, 1.0),
     "jitter": 1.0,
+    "colour_jitter": (0.1, 0.05),
     "n_views": 1,
+    "readout": "features",
     "aperture": 0.7,
     "embedding_dim": 64,
     "projection_head": (64, 64),
     "temperature": 0.2,
+    "negatives": "all",
     "epochs": 12,
     "batch_size": 128,
     "lr": 2e-3,
@@ -148,7 +152,7 @@ def load_gz1(data_dir, *, crop=96, size=32, limit=None, seed=0, progress=True):
     return images, labels_all[index], np.asarray(survey.ids)[index].astype(str)
 
 
-def gz1_views(size=48, *, crop_scale=(0.55, 1.0), jitter=1.0):
+def gz1_views(size=48, *, crop_scale=(0.55, 1.0), jitter=1.0, colour_jitter=(0.1, 0.05)):
     """Return the augmentation chain used for the two SimCLR views of a gri cutout.
 
     Rotations by any angle with a flip (morphology does not depend on
@@ -156,9 +160,11 @@ def gz1_views(size=48, *, crop_scale=(0.55, 1.0), jitter=1.0):
     area), a sub-pixel Gaussian blur (seeing), mild multiplicative noise, and
     small brightness and colour changes (surface-brightness dimming to
     z <= 0.15 and a foreground reddening E(B-V) <= 0.1 with the SDSS
-    coefficients of the i, r, g channels). The last two keep the galaxy's
-    colour nearly intact, but stop the network from telling galaxies apart by
-    their exact brightness and colour alone.
+    coefficients of the i, r, g channels), and random gains symmetric in log
+    (``colour-jitter``: an overall gain and centred per-channel gains, so
+    brighter/bluer is as likely as fainter/redder). These keep the galaxy's
+    colour class, but stop the network from telling galaxies apart by their
+    exact brightness and colour alone.
 
     Parameters
     ----------
@@ -170,6 +176,10 @@ def gz1_views(size=48, *, crop_scale=(0.55, 1.0), jitter=1.0):
         Strength of the brightness and colour changes: the largest target
         redshift of the dimming is ``0.15 * jitter`` and the largest E(B-V)
         ``0.1 * jitter`` (0: none).
+    colour_jitter : (float, float), optional
+        ``(brightness, colour)`` of the `~astro_cl.augment.colour.ColourJitter`
+        step (uniform half-ranges of the log10 gains in dex), applied with
+        probability 0.8; ``(0, 0)``: no such step.
 
     Returns
     -------
@@ -187,6 +197,10 @@ def gz1_views(size=48, *, crop_scale=(0.55, 1.0), jitter=1.0):
     if jitter > 0:
         steps += [{"name": "sb-dimming", "p": 0.8, "redshift": [0.0, 0.15 * float(jitter)]},
                   {"name": "reddening", "p": 0.8, "ebv": [0.0, 0.1 * float(jitter)]}]
+    brightness, colour = (float(v) for v in colour_jitter)
+    if brightness > 0 or colour > 0:
+        steps.append({"name": "colour-jitter", "p": 0.8, "brightness": brightness,
+                      "colour": colour})
     return build_augmenter(steps)
 
 
@@ -321,11 +335,13 @@ def _fold_scores(labels, pred, folds):
 def run_experiment(data_dir, *, crop=DEFAULTS["crop"], size=DEFAULTS["size"],
                    backbone=DEFAULTS["backbone"], width=DEFAULTS["width"],
                    pooling=DEFAULTS["pooling"], crop_scale=DEFAULTS["crop_scale"],
-                   jitter=DEFAULTS["jitter"], n_views=DEFAULTS["n_views"],
+                   jitter=DEFAULTS["jitter"], colour_jitter=DEFAULTS["colour_jitter"],
+                   n_views=DEFAULTS["n_views"], readout=DEFAULTS["readout"],
                    aperture=DEFAULTS["aperture"],
                    embedding_dim=DEFAULTS["embedding_dim"],
                    projection_head=DEFAULTS["projection_head"],
-                   temperature=DEFAULTS["temperature"], epochs=DEFAULTS["epochs"],
+                   temperature=DEFAULTS["temperature"], negatives=DEFAULTS["negatives"],
+                   epochs=DEFAULTS["epochs"],
                    batch_size=DEFAULTS["batch_size"], lr=DEFAULTS["lr"], k=DEFAULTS["k"],
                    n_splits=DEFAULTS["n_splits"], n_boot=DEFAULTS["n_boot"],
                    seed=DEFAULTS["seed"], threads=DEFAULTS["threads"], limit=None,
@@ -338,17 +354,28 @@ def run_experiment(data_dir, *, crop=DEFAULTS["crop"], size=DEFAULTS["size"],
         The shared data directory.
     crop, size : int, optional
         See `load_gz1`.
-    backbone, width, pooling, embedding_dim, projection_head, temperature, epochs, batch_size, lr
+    backbone, width, pooling, embedding_dim, projection_head, temperature, negatives, epochs, \
+batch_size, lr
         `~astro_cl.models.simclr.SimCLR` parameters (cosine learning-rate
         decay over ``epochs``, no early stopping).
     crop_scale : (float, float), optional
         Area range of the random crops, see `gz1_views`.
     jitter : float, optional
         Strength of the brightness and colour changes, see `gz1_views`.
+    colour_jitter : (float, float), optional
+        ``(brightness, colour)`` gains of the views in dex, see `gz1_views`.
     n_views : int, optional
         A galaxy's embedding (trained or random weights) is the median of
         its unit vectors over this many augmented views, as in the eCALIFA
-        study (1: the un-augmented image).
+        study (1: the un-augmented image); used for the ``"embedding"``
+        readout only.
+    readout : {"features", "embedding"}, optional
+        Representation scored as ``simclr`` and ``random-weights``:
+        ``"features"``, the pooled output of the convolutional trunk (before
+        the dense head and the projection head, as usual for SimCLR), or
+        ``"embedding"``, the encoder's embedding (after the dense head, before
+        the projection head). The other readout is scored too, under the
+        names ``simclr [<readout>]`` and ``random-weights [<readout>]``.
     aperture : float, optional
         Mask (astropy convention) every pixel farther from the centre than
         this fraction of half the image side, for all three methods (the
@@ -381,11 +408,13 @@ def run_experiment(data_dir, *, crop=DEFAULTS["crop"], size=DEFAULTS["size"],
                                    progress=progress)
     t_load = time.perf_counter() - t0
     result = evaluate_sample(images, labels, ids, backbone=backbone, width=width, pooling=pooling,
-                             crop_scale=crop_scale, jitter=jitter, n_views=n_views,
+                             crop_scale=crop_scale, jitter=jitter,
+                             colour_jitter=colour_jitter, n_views=n_views, readout=readout,
                              aperture=aperture,
                              embedding_dim=embedding_dim,
                              projection_head=projection_head,
-                             temperature=temperature, epochs=epochs, batch_size=batch_size,
+                             temperature=temperature, negatives=negatives, epochs=epochs,
+                             batch_size=batch_size,
                              lr=lr, k=k, n_splits=n_splits, n_boot=n_boot, seed=seed,
                              threads=threads, progress=progress)
     result["settings"].update({"crop": int(crop), "limit": None if limit is None else int(limit)})
@@ -397,10 +426,12 @@ def run_experiment(data_dir, *, crop=DEFAULTS["crop"], size=DEFAULTS["size"],
 def evaluate_sample(images, labels, ids, *, backbone=DEFAULTS["backbone"],
                     width=DEFAULTS["width"], pooling=DEFAULTS["pooling"],
                     crop_scale=DEFAULTS["crop_scale"], jitter=DEFAULTS["jitter"],
-                    n_views=DEFAULTS["n_views"], aperture=DEFAULTS["aperture"],
+                    colour_jitter=DEFAULTS["colour_jitter"], n_views=DEFAULTS["n_views"],
+                    readout=DEFAULTS["readout"], aperture=DEFAULTS["aperture"],
                     embedding_dim=DEFAULTS["embedding_dim"],
                     projection_head=DEFAULTS["projection_head"],
-                    temperature=DEFAULTS["temperature"], epochs=DEFAULTS["epochs"],
+                    temperature=DEFAULTS["temperature"], negatives=DEFAULTS["negatives"],
+                    epochs=DEFAULTS["epochs"],
                     batch_size=DEFAULTS["batch_size"], lr=DEFAULTS["lr"], k=DEFAULTS["k"],
                     n_splits=DEFAULTS["n_splits"], n_boot=DEFAULTS["n_boot"],
                     seed=DEFAULTS["seed"], threads=DEFAULTS["threads"], progress=True):
@@ -411,10 +442,12 @@ def evaluate_sample(images, labels, ids, *, backbone=DEFAULTS["backbone"],
     images, labels, ids : `numpy.ndarray`
         As returned by `load_gz1`; every image is used for training, those
         with ``labels >= 0`` for the evaluation.
-    backbone, width, pooling, crop_scale, jitter, n_views, aperture, embedding_dim
+    backbone, width, pooling, crop_scale, jitter, colour_jitter, n_views, readout, aperture
         See `run_experiment`.
-    projection_head, temperature, epochs, batch_size, lr, k, n_splits, n_boot, seed, threads, \
-progress
+    embedding_dim
+        See `run_experiment`.
+    projection_head, temperature, negatives, epochs, batch_size, lr, k, n_splits, n_boot, seed, \
+threads, progress
         See `run_experiment`.
 
     Returns
@@ -445,8 +478,9 @@ progress
     params = {"backbone": backbone, "width": float(width), "pooling": pooling,
               "embedding_dim": int(embedding_dim),
               "projection_head": tuple(projection_head) if projection_head else None,
-              "temperature": float(temperature),
-              "augmenter": gz1_views(size, crop_scale=crop_scale, jitter=jitter),
+              "temperature": float(temperature), "negatives": negatives,
+              "augmenter": gz1_views(size, crop_scale=crop_scale, jitter=jitter,
+                                     colour_jitter=colour_jitter),
               "batch_size": int(batch_size), "lr": float(lr), "patience": None,
               "schedule": {"name": "cosine", "epochs": int(epochs), "min_factor": 0.05},
               "seed": int(seed), "num_threads": int(threads), "progress": progress,
@@ -456,23 +490,34 @@ progress
     t_train = time.perf_counter() - t1
     random = SimCLR(epochs=0, **params).fit(batch)              # same seeded init, no training
 
+    if readout not in _READOUTS:
+        msg = f"readout: expected one of {_READOUTS}, got {readout!r}"
+        raise ValueError(msg)
+    other = next(r for r in _READOUTS if r != readout)
     keep = labels >= 0
     y = labels[keep]
-    emb = {name: np.asarray(enc.embed(batch, n_views=int(n_views), seed=seed)["embedding"])[keep]
-           for name, enc in (("simclr", trained), ("random-weights", random))}
+    emb, extra = {}, {}
+    for name, enc in (("simclr", trained), ("random-weights", random)):
+        reps = {"embedding": np.asarray(enc.embed(batch, n_views=int(n_views),
+                                                  seed=seed)["embedding"])[keep],
+                "features": _trunk_features(enc, batch, batch_size=int(batch_size))[keep]}
+        emb[name] = reps[readout]
+        extra[f"{name} [{other}]"] = reps[other]
     folds = _folds(y, n_splits, seed)
     preds = {name: _oof(lambda tr, te, e=e: (e[tr], e[te]), y, folds, k)
-             for name, e in emb.items()}
+             for name, e in {**emb, **extra}.items()}
     preds["pixel-pca"] = pixel_pca_predict(images[keep], y, folds,
                                            n_components=int(embedding_dim), k=k, seed=seed)
     scores = bootstrap_balanced_accuracy(y, preds, n_boot=n_boot, seed=seed)
     settings = {"size": int(size), "backbone": backbone,
                 "width": float(width), "pooling": pooling,
                 "crop_scale": [float(v) for v in crop_scale], "jitter": float(jitter),
-                "n_views": int(n_views),
+                "colour_jitter": [float(v) for v in colour_jitter],
+                "n_views": int(n_views), "readout": readout,
                 "aperture": None if aperture is None else float(aperture),
                 "embedding_dim": int(embedding_dim), "projection_head": list(projection_head or []),
-                "temperature": float(temperature), "epochs": int(epochs),
+                "temperature": float(temperature), "negatives": negatives,
+                "epochs": int(epochs),
                 "batch_size": int(batch_size), "lr": float(lr), "k": int(k),
                 "n_splits": int(n_splits), "n_boot": int(n_boot), "seed": int(seed),
                 "threads": int(threads),
@@ -492,6 +537,24 @@ progress
             "embeddings": {**emb, "pixel-pca": _pca_all(images[keep], int(embedding_dim),
                                                         seed)},
             "labels": y}
+
+
+_READOUTS = ("features", "embedding")
+
+
+def _trunk_features(encoder, batch, *, batch_size=256):
+    """Return unit vectors of the pooled trunk features of a SimCLR (before the dense head)."""
+    import torch
+    import torch.nn.functional as F
+
+    module = encoder.module_.eval()
+    out = []
+    with torch.no_grad():
+        for start in range(0, len(batch), batch_size):
+            part = batch.index(slice(start, start + batch_size))
+            h = module.backbone.features(part.data, part.mask)
+            out.append(F.normalize(h.float(), dim=1).numpy())
+    return np.concatenate(out).astype(np.float32)
 
 
 def _augment_spec(chain):
@@ -599,12 +662,16 @@ def results_table(result):
     text : str
     """
     s, folds = result["scores"], result["fold_scores"]
+    other = [n for n in folds if n.startswith("simclr [")]
+    extra = [n for n in folds if n.startswith("random-weights [")]
     rows = [("method", "balanced accuracy", "95% interval", "per fold")]
-    for name in ("simclr", "random-weights", "pixel-pca"):
+    for name in ("simclr", "random-weights", "pixel-pca", *other, *extra):
         lo, hi = s[name]["ci95"]
         rows.append((name, f"{s[name]['balanced_accuracy']:.3f} +- {s[name]['std']:.3f}",
                      f"{lo:.3f} - {hi:.3f}", ", ".join(f"{v:.3f}" for v in folds[name])))
-    for pair in ("simclr - random-weights", "simclr - pixel-pca"):
+    pairs = ["simclr - random-weights", "simclr - pixel-pca"]
+    pairs += [f"{a} - {b}" for a, b in zip(other, extra, strict=True)]
+    for pair in pairs:
         lo, hi = s[pair]["ci95"]
         rows.append((pair, f"{s[pair]['difference']:+.3f} +- {s[pair]['std']:.3f}",
                      f"{lo:+.3f} - {hi:+.3f}", ""))
@@ -617,8 +684,11 @@ def results_table(result):
     lines.append(rule)
     rt = result["runtime_s"]
     settings = result["settings"]
-    note = (f"Measured with ``{settings['epochs']}`` epochs at {settings['size']}x"
-            f"{settings['size']} px; training took {rt['train']:.0f} s and the whole run "
+    note = (f"Readout ``{settings.get('readout', 'embedding')}`` for ``simclr`` and "
+            f"``random-weights`` (the other readout in brackets). "
+            f"Measured with ``{settings['epochs']}`` epochs at {settings['size']}x"
+            f"{settings['size']} px, width {settings['width']}; training took "
+            f"{rt['train']:.0f} s and the whole run "
             f"{rt.get('total', rt['evaluate']):.0f} s on {settings['threads']} CPU threads "
             f"(torch {result['environment']['torch']}).")
     return "\n".join(lines) + "\n\n" + note + "\n"
@@ -659,6 +729,13 @@ def main(argv=None):
             parser.add_argument("--aperture", type=float, default=value)
         elif key == "jitter":
             parser.add_argument("--jitter", type=float, default=value)
+        elif key == "colour_jitter":
+            parser.add_argument("--colour-jitter", type=float, nargs=2, default=list(value),
+                                metavar=("BRIGHTNESS", "COLOUR"))
+        elif key == "readout":
+            parser.add_argument("--readout", default=value, choices=list(_READOUTS))
+        elif key == "negatives":
+            parser.add_argument("--negatives", default=value, choices=["all", "cross"])
         elif key == "pooling":
             parser.add_argument("--pooling", default=value, choices=["max", "mean"])
         elif key != "backbone":
@@ -669,10 +746,26 @@ def main(argv=None):
     args = parser.parse_args(argv)
     kwargs = {k: getattr(args, k) for k in DEFAULTS}
     result = run_experiment(args.data, limit=args.limit, **kwargs)
-    out = Path(args.out)
-    os.makedirs(out, exist_ok=True)
+    write_outputs(result, args.out, figures=not args.no_figures)
+    return result
+
+
+def write_outputs(result, out, *, figures=True):
+    """Write the JSON record, the reST table and (optionally) the figures of a run.
+
+    Parameters
+    ----------
+    result : dict
+        Output of `run_experiment`.
+    out : str or `~pathlib.Path`
+        Output directory (created if needed); files are written atomically.
+    figures : bool, optional
+        Also draw ``gz1_accuracy.png`` and ``gz1_embeddings.png`` (UMAP, slow).
+    """
     from astro_cl.utils.io import atomic_write
 
+    out = Path(out)
+    os.makedirs(out, exist_ok=True)
     record = {k: v for k, v in result.items() if k not in ("embeddings", "labels")}
     record["data"] = ("SDSS gri cutouts with Galaxy Zoo 1 classes (Lintott et al. 2008, 2011), "
                       "../shared/data/gz1")
@@ -680,16 +773,16 @@ def main(argv=None):
         json.dump(record, fh, indent=1)
     with atomic_write(out / "gz1_results.rst") as fh:
         fh.write(results_table(result))
-    if not args.no_figures:
+    if figures:
         _save_figure(accuracy_figure(result["scores"]), out / "gz1_accuracy.png")
         _save_figure(embedding_figure(result["embeddings"], result["labels"],
-                                      seed=args.seed), out / "gz1_embeddings.png")
+                                      seed=result["settings"]["seed"]),
+                     out / "gz1_embeddings.png")
     s = result["scores"]
-    for name in ("simclr", "random-weights", "pixel-pca"):
-        print(f"{name:15s} balanced accuracy {s[name]['balanced_accuracy']:.3f} "
+    for name in result["fold_scores"]:
+        print(f"{name:26s} balanced accuracy {s[name]['balanced_accuracy']:.3f} "
               f"+- {s[name]['std']:.3f}  folds {np.round(result['fold_scores'][name], 3)}")
     print(f"runtime {result['runtime_s']}; results in {out}")
-    return result
 
 
 if __name__ == "__main__":
