@@ -72,13 +72,18 @@ def _cpu_name():
 
 
 def matmul_peak(sizes=(2048, 4096), seconds=1.5):
-    """Return the best dense float32 GEMM rate (FLOP/s) this CPU reaches from PyTorch.
+    """Return the best dense float32 GEMM rates (FLOP/s) this CPU reaches from PyTorch.
 
     Two GEMM paths are timed: ``torch.matmul`` (the BLAS library, MKL in the
-    x86 wheels) and a 1x1 convolution in channels-last layout, which is the
-    same GEMM done by oneDNN. On AMD CPUs MKL takes a generic AVX2 path while
-    oneDNN uses AVX-512, so the BLAS figure alone understates the peak that
-    the convolutions can reach; the best of both is the reference.
+    x86 wheels: the "dense matmul peak" the targets refer to) and a 1x1
+    convolution in channels-last layout, the same GEMM done by oneDNN. On AMD
+    CPUs MKL takes a generic AVX2 path while oneDNN uses AVX-512, so the oneDNN
+    rate is the higher ceiling that the convolutions could reach.
+
+    Returns
+    -------
+    rates : dict
+        ``{"matmul": ..., "onednn": ...}`` in FLOP/s.
     """
     best_rate = 0.0
     for c in (1024,):
@@ -90,6 +95,8 @@ def matmul_peak(sizes=(2048, 4096), seconds=1.5):
             t0 = time.perf_counter()
             torch.nn.functional.conv2d(x, w)
             best_rate = max(best_rate, 2 * c * c * 64 * 64 / (time.perf_counter() - t0))
+    rates = {"onednn": best_rate}
+    best_rate = 0.0
     for n in sizes:
         a = torch.randn(n, n)
         b = torch.randn(n, n)
@@ -100,7 +107,8 @@ def matmul_peak(sizes=(2048, 4096), seconds=1.5):
             t0 = time.perf_counter()
             torch.matmul(a, b, out=out)
             best_rate = max(best_rate, 2 * n**3 / (time.perf_counter() - t0))
-    return best_rate
+    rates["matmul"] = best_rate
+    return rates
 
 
 def _arrays(kind, shape, n, seed=0):
@@ -253,8 +261,8 @@ def main(argv=None):
                   "(a multi-threaded epoch wins a larger share of a busy CPU than the bare "
                   "step); re-run on an idle machine.")
     peak0 = matmul_peak()
-    print("dense float32 GEMM peak (MKL matmul 2048^3/4096^3, oneDNN 1x1 conv): "
-          f"{peak0 / 1e9:.1f} GFLOP/s ({_load()})")
+    print(f"dense float32 matmul peak (torch.matmul 2048^3/4096^3): {peak0['matmul'] / 1e9:.1f} "
+          f"GFLOP/s; oneDNN GEMM (1x1 conv): {peak0['onednn'] / 1e9:.1f} GFLOP/s ({_load()})")
     rows = []
     with tempfile.TemporaryDirectory(prefix="astro-cl-bench-") as tmp:
         for name in cases:
@@ -272,12 +280,14 @@ def main(argv=None):
             print(f"  {name}: bare {bare['step_s']:.3f} s/step, epoch {ep['step_s']:.3f} s/step, "
                   f"data alone {ep['data_s']:.3f} s/step ({rows[-1][-1]})", flush=True)
     peak1 = matmul_peak()
-    peak = max(peak0, peak1)
-    print(f"dense float32 GEMM peak at the end: {peak1 / 1e9:.1f} GFLOP/s ({_load()}); "
-          f"reference peak {peak / 1e9:.1f} GFLOP/s")
+    peak = max(peak0["matmul"], peak1["matmul"])
+    gemm = max(peak0["onednn"], peak1["onednn"])
+    print(f"at the end: matmul {peak1['matmul'] / 1e9:.1f}, oneDNN {peak1['onednn'] / 1e9:.1f} "
+          f"GFLOP/s ({_load()}); reference matmul peak {peak / 1e9:.1f} GFLOP/s")
     print()
     head = (f"{'case':13s} {'input':12s} {'batch':>5s} {'bare gal/s':>10s} {'GFLOP/step':>10s} "
-            f"{'GFLOP/s':>8s} {'of peak':>7s} {'epoch gal/s':>11s} {'epoch/bare':>10s} "
+            f"{'GFLOP/s':>8s} {'of peak':>7s} {'of oneDNN':>9s} {'epoch gal/s':>11s} "
+            f"{'epoch/bare':>10s} "
             f"{'(CPU s)':>7s} {'data/bare':>9s}  "
             f"targets: peak >= {PEAK_TARGET:.0%}, epoch/bare <= {RATIO_TARGET}")
     print(head)
@@ -288,6 +298,7 @@ def main(argv=None):
                    f"epoch {'PASS' if ratio <= RATIO_TARGET else 'FAIL'}")
         print(f"{name:13s} {'x'.join(map(str, shape)):12s} {batch:5d} {bare['gal_s']:10.2f} "
               f"{bare['flops'] / 1e9:10.1f} {bare['flops_s'] / 1e9:8.1f} {frac:7.1%} "
+              f"{bare['flops_s'] / gemm:9.1%} "
               f"{ep['gal_s']:11.2f} {ratio:10.2f} {ep['cpu_s'] / bare['cpu_s']:7.2f} "
               f"{ep['data_s'] / bare['step_s']:9.2f}  {verdict}")
     print(_FOOTER)
@@ -299,8 +310,10 @@ epoch: Trainer.fit on a memory-mapped cache with augmentation (both views for Si
   steady state after the warm-up steps, no validation or checkpoint writing.
 epoch/bare: wall-time ratio per step (the target); (CPU s): the same ratio in process
   CPU time (counts the prefetch thread's work, and OpenMP spin-waits on a busy machine).
-of peak: bare GFLOP/s over the GEMM peak of this run (over 100% means the peak was
-  measured at a busier moment than the step: see the load figures).
+of peak: bare GFLOP/s over the torch.matmul peak of this run (the target); of oneDNN: over
+  the oneDNN GEMM rate (AVX-512 on AMD, where MKL's matmul is not); the latter fraction
+  shows the headroom left. Over 100% of the matmul peak is possible: the convolutions
+  run on oneDNN's faster kernels.
 data/bare: cache read + augmentation of one batch alone, relative to the bare step
   (the trainer runs it for the next step in a background thread during the current one).
 gal/s: galaxies per second (each SimCLR galaxy is two augmented views).
