@@ -16,7 +16,7 @@ predictions from stratified 5-fold cross-validation; uncertainties are the
 standard deviation over galaxy bootstrap resamples of those predictions, and
 the differences between methods are bootstrapped pairwise (same resamples).
 
-Run from the repository root (a few minutes on 2 CPU cores)::
+Run from the repository root (about 11 minutes on one CPU core)::
 
     python docs/science/gz1_experiment.py
 
@@ -77,14 +77,14 @@ DEFAULTS = {
     "projection_head": (64, 64),
     "temperature": 0.2,
     "negatives": "all",
-    "epochs": 12,
-    "batch_size": 128,
-    "lr": 2e-3,
+    "epochs": 60,
+    "batch_size": 256,
+    "lr": 1e-3,
     "k": 15,
     "n_splits": 5,
     "n_boot": 1000,
     "seed": 42,
-    "threads": 2,
+    "threads": 1,
 }
 
 
