@@ -87,7 +87,15 @@ def test_resume_is_bit_for_bit(tmp_path):
     assert len(rows) == 5 and float(rows[4]["lr"]) == pytest.approx(1e-2 * 0.75**2)
 
 
-def test_interrupt_and_resume(tmp_path):
+@pytest.fixture
+def default_sigint():
+    """Ctrl-C raises KeyboardInterrupt, even when the test runner was started with SIGINT ignored."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
+
+
+def test_interrupt_and_resume(tmp_path, default_sigint):
     src = _source()
     full = _trainer(tmp_path / "a", 3)
     full.fit(src)

@@ -433,7 +433,10 @@ class Trainer:
 
         handler_installed = False
         previous_handler = None
-        if threading.current_thread() is threading.main_thread():
+        # Only in the main thread, and not where SIGINT is deliberately ignored
+        # (nohup, background jobs): then the process stays uninterruptible.
+        if (threading.current_thread() is threading.main_thread()
+                and signal.getsignal(signal.SIGINT) is not signal.SIG_IGN):
             def _on_sigint(signum, frame):
                 if self._stop_requested:  # second Ctrl-C: stop at once
                     raise KeyboardInterrupt
