@@ -9,6 +9,8 @@ The layout (shared by the mock surveys' truth files and the readers):
   (uint8, non-zero = bad) extensions.
 """
 
+from pathlib import Path
+
 import astropy.units as u
 import numpy as np
 from astropy.io import fits
@@ -56,10 +58,10 @@ def write_maps(path, maps, *, header=None, overwrite=True):
             mhdr["EXTNAME"] = f"{name.upper()}_MASK"
             del mhdr["BUNIT"]
             hdus.append(fits.ImageHDU(np.asarray(nd.mask, dtype=np.uint8), header=mhdr))
-    if not overwrite and __import__("pathlib").Path(path).exists():
+    if not overwrite and Path(path).exists():
         msg = f"{path}: exists and overwrite=False"
         raise FileExistsError(msg)
-    suffix = "".join(__import__("pathlib").Path(path).suffixes[-2:])
+    suffix = "".join(Path(path).suffixes[-2:])
     with atomic_path(path) as tmp:
         target = tmp.with_name(tmp.name + (".gz" if suffix.endswith(".gz") else ".fits"))
         fits.HDUList(hdus).writeto(target, overwrite=True)
