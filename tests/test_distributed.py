@@ -47,10 +47,47 @@ WORKER = textwrap.dedent("""
         grad /= info.world_size
     reg = CNNRegressor(width=1 / 16, epochs=2, batch_size=8, lr=1e-2, border=1,
                        validation_fraction=0.25, progress=False, seed=5, device="cpu").fit(batch)
+    # SimCLR end to end: NT-Xent on embeddings gathered over the ranks, global batch
+    # norm. The views must not depend on the sharding (the trainer seeds each rank's
+    # augmentations differently), so this test-only augmenter is deterministic: the
+    # first view of every pair is the mirror image, the second a blurred copy. SGD
+    # because Adam divides the tiny gradients of this tiny net by their own
+    # magnitude, which turns float rounding into visible weight changes.
+    from astro_cl.augment.base import Augmenter
+    from astro_cl.augment.photometric import GaussianBlur
+
+    class FixedViews(Augmenter):
+        calls = 0
+
+        def transform(self, batch, generator):
+            FixedViews.calls += 1
+            if FixedViews.calls % 2:
+                return batch.replace(data=batch.data.flip(-1), mask=batch.mask.flip(-1))
+            return GaussianBlur(sigma=1.0)(batch, generator=generator)
+
+    from astro_cl.models.simclr import SimCLR
+    views = FixedViews()
+    sim = SimCLR(width=1 / 16, hidden=(256,), embedding_dim=8, dropout=0.0, augmenter=views,
+                 optimizer="sgd", lr=0.005, schedule=None, epochs=2, batch_size=8,
+                 validation_fraction=0.25, patience=None, progress=False, seed=5,
+                 device="cpu").fit(batch)
+    # one gradient of the SimCLR loss at the initial weights, averaged as DDP does
+    sim0 = SimCLR(**{**sim.get_params(), "epochs": 0}).fit(batch)
+    net0 = convert_batchnorm(sim0.module_).train()
+    loss0 = sim0._loss()
+    prepared = loss0.prepare(batch.index(idx), torch.Generator().manual_seed(0))
+    loss0.compute(net0, prepared).backward()
+    sim_grad = torch.cat([p.grad.reshape(-1) for p in net0.parameters()])
+    if info.distributed:
+        torch.distributed.all_reduce(sim_grad)
+        sim_grad /= info.world_size
     import torch.distributed as dist
     if not dist.is_initialized() or dist.get_rank() == 0:
         torch.save({"grad": grad, "reg": reg.module_.state_dict(),
-                    "reg_hist": [h["val_loss"] for h in reg.history_]}, out)
+                    "reg_hist": [h["val_loss"] for h in reg.history_],
+                    "sim": sim.module_.state_dict(), "sim_grad": sim_grad,
+                    "sim_hist": [[h["train_loss"], h["val_loss"]] for h in sim.history_]},
+                   out)
     destroy_distributed()
 """)
 
@@ -94,8 +131,11 @@ def test_two_process_ddp_equals_one_process(tmp_path):
     a = torch.load(one, weights_only=True)
     b = torch.load(two, weights_only=True)
     torch.testing.assert_close(b["grad"], a["grad"], rtol=1e-3, atol=1e-3)
+    torch.testing.assert_close(b["sim_grad"], a["sim_grad"], rtol=1e-3, atol=1e-3)
     np.testing.assert_allclose(a["reg_hist"], b["reg_hist"], rtol=1e-4)
-    for key in ("reg",):
+    np.testing.assert_allclose(a["sim_hist"], b["sim_hist"], rtol=1e-4)
+    assert a["sim_hist"][1][1] < a["sim_hist"][0][1]  # it learned (validation loss fell)
+    for key in ("reg", "sim"):
         for name, value in a[key].items():
             if value.is_floating_point():
                 torch.testing.assert_close(b[key][name], value, rtol=1e-3, atol=2e-3,

@@ -166,14 +166,33 @@ class Compose(Augmenter):
         probability ``p``.
     fuse : bool, optional
         Fuse consecutive affine steps of probability 1 (see above).
+    chunk_size : int, "auto" or None, optional
+        Run the chain on consecutive chunks of this many galaxies and gather
+        the results. "auto" (the default) picks the largest chunk whose data
+        take at most `CHUNK_BYTES` (at least one galaxy), so every step's
+        intermediate arrays stay cache-sized and are recycled by the memory
+        allocator instead of being freshly mapped (and zeroed by the kernel)
+        for each step; on large cubes this halves the time of the chain.
+        None runs the whole batch at once. The chunking is part of the
+        random stream: for a given input shape and ``chunk_size``, the same
+        seed gives the same views on every machine.
+
+    Notes
+    -----
+    The random numbers are drawn chunk by chunk, so changing ``chunk_size``
+    changes the views drawn from a seed (not their distribution).
     """
 
     name = "compose"
     description = "Apply a chain of augmenters, each with a per-galaxy probability."
 
-    def __init__(self, *, steps=(), fuse=True):
+    #: Data bytes per chunk of the "auto" ``chunk_size``.
+    CHUNK_BYTES = 16 * 2**20
+
+    def __init__(self, *, steps=(), fuse=True, chunk_size="auto"):
         self.steps = steps
         self.fuse = fuse
+        self.chunk_size = chunk_size
 
     def _normalised_steps(self):
         out = []
@@ -201,9 +220,35 @@ class Compose(Augmenter):
         -------
         batch : `~astro_cl.data.batch.TensorBatch`
         """
+        steps = self._normalised_steps()
+        n = self._chunk_length(batch)
+        if n >= len(batch):
+            return self._run(steps, batch, generator)
+        out = None
+        for lo in range(0, len(batch), n):
+            part = self._run(steps, batch.chunk(lo, lo + n), generator)
+            out = _gather_into(out, part, lo, len(batch))
+        return batch.replace(ids=list(batch.ids), **out)
+
+    def _chunk_length(self, batch):
+        """Galaxies per chunk for ``batch`` (see ``chunk_size``)."""
+        size = self.chunk_size
+        if size is None:
+            return len(batch)
+        if size == "auto":
+            per_galaxy = batch.data[:1].numel() * batch.data.element_size()
+            return max(1, self.CHUNK_BYTES // max(per_galaxy, 1))
+        if isinstance(size, bool) or not isinstance(size, int | np.integer) or size < 1:
+            msg = f"Compose.chunk_size: expected a positive int, 'auto' or None, got {size!r}"
+            raise ValidationError(msg)
+        return int(size)
+
+    def _run(self, steps, batch, generator):
+        """Apply ``steps`` to the whole of ``batch``."""
         import torch
 
-        steps = self._normalised_steps()
+        # tensors of the caller's batch are never written; the chain's own are
+        inputs = _storages(batch)
         i = 0
         while i < len(steps):
             aug, p = steps[i]
@@ -223,7 +268,7 @@ class Compose(Augmenter):
                 continue
             idx = torch.nonzero(chosen).flatten()
             changed = aug(batch.index(idx.cpu()), generator=generator)
-            batch = _scatter(batch, changed, idx)
+            batch = _scatter(batch, changed, idx, inputs)
         return batch
 
     def two_views(self, batch, *, generator=None, seed=None):
@@ -241,6 +286,35 @@ class Compose(Augmenter):
         """
         gen = generator if generator is not None else make_generator(seed, batch.device)
         return self(batch, generator=gen), self(batch, generator=gen)
+
+
+_BATCH_FIELDS = ("data", "mask", "uncertainty", "targets", "target_mask", "star_mask")
+
+
+def _gather_into(out, part, start, total):
+    """Copy the fields of the chunk ``part`` into ``out`` (allocated on the first chunk)."""
+    import torch
+
+    if out is None:
+        out = {}
+        for name in _BATCH_FIELDS:
+            value = getattr(part, name)
+            if value is None:
+                continue
+            fmt = (torch.channels_last if value.ndim == 4 and not value.is_contiguous()
+                   and value.is_contiguous(memory_format=torch.channels_last)
+                   else torch.contiguous_format)
+            out[name] = torch.empty((total, *value.shape[1:]), dtype=value.dtype,
+                                    device=value.device, memory_format=fmt)
+    for name, full in out.items():
+        value = getattr(part, name)
+        if value is None or value.shape[1:] != full.shape[1:]:
+            msg = (f"Compose: chunks of the batch gave different {name} "
+                   f"({'none' if value is None else tuple(value.shape[1:])} vs "
+                   f"{tuple(full.shape[1:])}); use chunk_size=None for this chain")
+            raise ValidationError(msg)
+        full[start:start + len(part)].copy_(value)
+    return out
 
 
 def _fusable_run(steps, start, shape):
@@ -265,8 +339,18 @@ def _fused_affine(batch, run, generator):
     return _affine_warp(batch, thetas, mode)
 
 
-def _scatter(batch, changed, idx):
-    """Put the rows of ``changed`` back into ``batch`` at ``idx`` (shapes must agree)."""
+def _storages(batch):
+    """Addresses of the memory behind the tensors of ``batch``."""
+    return {getattr(batch, name).untyped_storage().data_ptr() for name in _BATCH_FIELDS
+            if getattr(batch, name) is not None}
+
+
+def _scatter(batch, changed, idx, protected=()):
+    """Put the rows of ``changed`` back into ``batch`` at ``idx`` (shapes must agree).
+
+    Fields whose memory is in ``protected`` (the caller's tensors) are copied
+    first; the others, intermediate results of the chain, are updated in place.
+    """
     fields = {}
     for name in ("data", "mask", "uncertainty", "targets", "target_mask", "star_mask"):
         full, part = getattr(batch, name), getattr(changed, name)
@@ -277,7 +361,9 @@ def _scatter(batch, changed, idx):
                    f"from {tuple(full.shape[1:])} to {tuple(part.shape[1:])}; "
                    "give shape-changing steps probability 1")
             raise ValidationError(msg)
-        new = full.clone()
+        owned = (full.untyped_storage().data_ptr() not in protected
+                 and 0 not in full.stride())  # broadcast views cannot take rows
+        new = full if owned else full.clone()
         new[idx] = part.to(new.dtype)
         fields[name] = new
     return batch.replace(**fields)

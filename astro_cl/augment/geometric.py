@@ -76,11 +76,51 @@ def _coin(n, generator, device, p=0.5):
     return (torch.rand(n, generator=generator, device=generator.device) < p).to(device)
 
 
-def _randn_like(tensor, generator):
-    """Draw standard normal noise with the shape, dtype and device of ``tensor``."""
-    noise = torch.randn(tensor.shape, generator=generator, device=generator.device,
-                        dtype=tensor.dtype)
-    return noise.to(tensor.device)
+#: Elements per independently seeded block of large normal draws (see `_randn_like`).
+_NORMAL_BLOCK = 1 << 20
+
+_normal_pool = None
+
+
+def _normal_threads():
+    """A small thread pool that fills normal-noise blocks in parallel (torch drops the GIL)."""
+    global _normal_pool  # noqa: PLW0603 - one pool per process, made on first use
+    from concurrent.futures import ThreadPoolExecutor
+
+    if _normal_pool is None:
+        _normal_pool = ThreadPoolExecutor(max_workers=max(1, torch.get_num_threads()),
+                                          thread_name_prefix="astro_cl-noise")
+    return _normal_pool
+
+
+def _randn_like(tensor, generator, memory_format=torch.preserve_format):
+    """Draw standard normal noise with the shape, dtype and device of ``tensor``.
+
+    One CPU generator fills memory on one core only; large CPU draws (more
+    than two blocks of `_NORMAL_BLOCK` elements) are therefore cut into
+    fixed-size blocks, each filled from its own generator seeded from
+    ``generator``, on a thread pool. The blocks do not depend on the number of
+    threads, so the same seed gives the same noise on every machine.
+    """
+    on_cpu = generator.device.type == "cpu" and tensor.device.type == "cpu"
+    if not on_cpu or tensor.numel() <= 2 * _NORMAL_BLOCK:
+        noise = torch.randn(tensor.shape, generator=generator, device=generator.device,
+                            dtype=tensor.dtype)
+        return noise.to(tensor.device).contiguous(memory_format=memory_format)
+    noise = torch.empty_like(tensor, memory_format=memory_format)
+    if noise.is_contiguous():
+        flat = noise.view(-1)
+    else:  # channels-last: the memory is (B, H, W, C)
+        flat = noise.permute(0, 2, 3, 1).reshape(-1)
+    n_blocks = -(-flat.numel() // _NORMAL_BLOCK)
+    seeds = torch.randint(0, 2**62, (n_blocks,), generator=generator).tolist()
+
+    def fill(i):
+        block = flat[i * _NORMAL_BLOCK:(i + 1) * _NORMAL_BLOCK]
+        block.normal_(generator=torch.Generator().manual_seed(seeds[i]))
+
+    list(_normal_threads().map(fill, range(n_blocks)))
+    return noise
 
 
 def _select(cond, new, old):
@@ -101,7 +141,10 @@ def _fit_shape(t, height, width, fill):
         h, w = t.shape[-2:]
     if (h, w) == (height, width):
         return t
-    out = torch.full((*t.shape[:-2], height, width), fill, dtype=t.dtype, device=t.device)
+    fmt = (torch.channels_last if t.ndim == 4 and not t.is_contiguous()
+           and t.is_contiguous(memory_format=torch.channels_last) else torch.contiguous_format)
+    out = torch.empty((*t.shape[:-2], height, width), dtype=t.dtype, device=t.device,
+                      memory_format=fmt).fill_(fill)
     out[..., top:top + h, left:left + w] = t
     return out
 

@@ -155,7 +155,8 @@ def _blur(batch, sigma, truncate=4.0, min_good=0.5):
     # 1 / den on good pixels, 0 on bad ones: one multiplication normalises and masks
     inv = den.clamp_min_(1e-12).reciprocal_()
     has_bad = bool(mask.any())
-    num = _separable_conv(data.masked_fill(mask, 0) if has_bad else data, kernels, radius)
+    # torch.where beats an out-of-place masked_fill with a broadcast mask several-fold
+    num = _separable_conv(torch.where(mask, 0.0, data) if has_bad else data, kernels, radius)
     out = {"data": num.mul_(inv.masked_fill(new_mask, 0)), "mask": new_mask}
     if batch.uncertainty is not None:
         var = batch.uncertainty.square()
@@ -221,8 +222,12 @@ class MultiplicativeNoise(Augmenter):
         data = batch.data
         sn = _randint(low, high, len(batch), generator, batch.device).to(data.dtype)
         sn = sn.view(-1, 1, 1, 1)
-        # one fresh tensor, updated in place: data * (1 + N(0, 1) / SN)
-        new = _randn_like(data, generator).div_(sn).add_(1.0).mul_(data)
+        # one fresh tensor, updated in place: data * (1 + N(0, 1) / SN); images of
+        # several channels come out channels-last, the fast layout of the
+        # resampling and convolution steps that usually follow
+        fmt = (torch.channels_last if data.ndim == 4 and data.shape[1] >= 4
+               else torch.preserve_format)
+        new = _randn_like(data, generator, fmt).div_(sn).add_(1.0).mul_(data)
         if bool(batch.mask.any()):
             new.masked_fill_(batch.mask, 0)
         out = {"data": new}

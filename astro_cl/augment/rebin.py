@@ -71,17 +71,18 @@ class Rebin(Augmenter):
                   if getattr(batch, name) is not None}
         if bool((factors == 1).all()):
             return batch
+        groups = [(f, torch.nonzero(factors == f).flatten()) for f in range(low, high + 1)]
+        groups = [(f, idx) for f, idx in groups if len(idx)]
         out = {}
         for name, value in fields.items():
-            # a fresh output in the input's memory format, filled image by image
-            # (one read of each input image, no gathers or scatters)
+            # a fresh output in the input's memory format, written once per factor group
             new = torch.empty_like(value)
-            for i, f in enumerate(factors.tolist()):
-                part = value[i:i + 1]
+            for f, idx in groups:
+                whole = len(idx) == b
+                part = value if whole else value[idx]
                 if f == 1:
-                    new[i].copy_(value[i])
-                    continue
-                if name == "data":
+                    red = part
+                elif name == "data":
                     red = _block_reduce(part, f, "sum")
                 elif name == "uncertainty":
                     red = _block_reduce(part.square(), f, "sum").sqrt_()
@@ -90,6 +91,10 @@ class Rebin(Augmenter):
                 else:
                     red = _block_reduce(part, f, "any")
                 fill = (name != "star_mask") if red.dtype == torch.bool else 0
-                new[i].copy_(_fit_shape(red, h, w, fill)[0])
+                framed = _fit_shape(red, h, w, fill)
+                if whole:
+                    new.copy_(framed)
+                else:
+                    new[idx] = framed
             out[name] = new
         return batch.replace(**out)

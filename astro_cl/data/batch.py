@@ -123,6 +123,23 @@ class TensorBatch:
                  if getattr(self, name) is not None}
         return self.replace(**moved)
 
+    def chunk(self, start, stop):
+        """Return the galaxies ``start:stop`` as views of this batch's tensors (no copy).
+
+        Parameters
+        ----------
+        start, stop : int
+
+        Returns
+        -------
+        batch : `TensorBatch`
+            Shares memory with this batch: do not modify it in place.
+        """
+        picked = {name: getattr(self, name)[start:stop]
+                  for name in ("data", "mask", "uncertainty", "targets", "target_mask", "star_mask")
+                  if getattr(self, name) is not None}
+        return self.replace(ids=self.ids[start:stop], **picked)
+
     def index(self, idx):
         """Return the sub-batch at integer positions ``idx``.
 

@@ -239,7 +239,8 @@ class SimCLR(_NetworkEncoder):
         dropout (useful for tests, not for science).
     kind : str, optional
         Record field used as input when fitting on a survey.
-    optimizer : {"adam", "adamw"}, optional
+    optimizer : {"adam", "adamw", "sgd"}, optional
+        See `~astro_cl.training.trainer.Trainer`.
     lr : float, optional
     weight_decay : float, optional
     schedule : str or dict, optional

@@ -135,6 +135,11 @@ def download(url, *, checksum=None, algorithm="sha256", cache=True, destination=
         cached = Path(download_file(url, cache=cache, show_progress=show_progress,
                                     timeout=timeout, pkgname="astro_cl"))
     except (OSError, ValueError) as exc:  # urllib's URLError/HTTPError are OSErrors
+        # an HTTPError holds the open connection; the chained exception outlives
+        # this call, so close it now rather than leave the socket to the GC
+        close = getattr(exc, "close", None)
+        if callable(close):
+            close()
         msg = f"{url}: download failed ({type(exc).__name__}: {exc})"
         raise SurveyError(msg) from exc
     if checksum is not None:

@@ -152,7 +152,8 @@ class Trainer:
         random state) and ``compute(module, prepared) -> scalar tensor``; the
         trainer then runs ``prepare`` for the next step in a background
         thread while the current step computes.
-    optimizer : {"adam", "adamw"}, optional
+    optimizer : {"adam", "adamw", "sgd"}, optional
+        Adam, AdamW, or SGD with Nesterov momentum (``betas[0]``, 0.9 by default).
     lr : float, optional
         Base learning rate.
     weight_decay : float, optional
@@ -251,13 +252,16 @@ class Trainer:
 
     def _make_optimizer(self, params):
         kind = str(self.optimizer).lower()
-        classes = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW}
+        classes = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW, "sgd": torch.optim.SGD}
         if kind not in classes:
-            msg = f"optimizer: expected 'adam' or 'adamw', got {self.optimizer!r}"
+            msg = f"optimizer: expected 'adam', 'adamw' or 'sgd', got {self.optimizer!r}"
             raise ValueError(msg)
         params = list(params)
-        kwargs = {"lr": float(self.lr), "betas": tuple(self.betas),
-                  "weight_decay": float(self.weight_decay)}
+        kwargs = {"lr": float(self.lr), "weight_decay": float(self.weight_decay)}
+        if kind == "sgd":  # Nesterov momentum 0.9, with betas[0] as the momentum
+            kwargs.update(momentum=float(self.betas[0]), nesterov=True)
+        else:
+            kwargs["betas"] = tuple(self.betas)
         fused = self.fused
         if fused is None:
             # The fused kernels copy non-contiguous (e.g. channels-last convolution)
