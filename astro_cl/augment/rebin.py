@@ -95,6 +95,6 @@ class Rebin(Augmenter):
                 if whole:
                     new.copy_(framed)
                 else:
-                    new[idx] = framed
+                    new.index_copy_(0, idx, framed)
             out[name] = new
         return batch.replace(**out)
