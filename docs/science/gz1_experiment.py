@@ -16,7 +16,7 @@ predictions from stratified 5-fold cross-validation; uncertainties are the
 standard deviation over galaxy bootstrap resamples of those predictions, and
 the differences between methods are bootstrapped pairwise (same resamples).
 
-Run from the repository root (about 11 minutes on one CPU core)::
+Run from the repository root (about 10 minutes on two CPU cores)::
 
     python docs/science/gz1_experiment.py
 
@@ -63,7 +63,7 @@ _GZ1_TO_CLASS = {0: 0, 1: 1, 2: 1, 3: 2}
 #: Default settings of the experiment (the numbers on the docs page).
 DEFAULTS = {
     "crop": 96,           # centre crop of the 423 px cutouts, px
-    "size": 32,           # downsampled image size, px
+    "size": 48,           # downsampled image size, px
     "backbone": "conv",
     "width": 0.25,
     "pooling": "mean",
@@ -84,7 +84,7 @@ DEFAULTS = {
     "n_splits": 5,
     "n_boot": 1000,
     "seed": 42,
-    "threads": 1,
+    "threads": 2,
 }
 
 
