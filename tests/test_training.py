@@ -71,6 +71,18 @@ def test_lr_factor_schedules():
         lr_factor({"name": "nope"}, 0)
 
 
+def test_optimiser_choices(tmp_path):
+    params = list(_Net().parameters())
+    sgd = _trainer(tmp_path, 1, optimizer="sgd", betas=(0.8, 0.999))._make_optimizer(params)
+    assert isinstance(sgd, torch.optim.SGD)
+    assert sgd.defaults["momentum"] == 0.8
+    assert sgd.defaults["nesterov"]
+    adamw = _trainer(tmp_path, 1, optimizer="AdamW")._make_optimizer(params)
+    assert isinstance(adamw, torch.optim.AdamW)
+    with pytest.raises(ValueError, match="'adam', 'adamw' or 'sgd'"):
+        _trainer(tmp_path, 1, optimizer="lbfgs")._make_optimizer(params)
+
+
 def test_resume_is_bit_for_bit(tmp_path):
     src = _source()
     full = _trainer(tmp_path / "a", 5)

@@ -228,7 +228,7 @@ class Compose(Augmenter):
         for lo in range(0, len(batch), n):
             part = self._run(steps, batch.chunk(lo, lo + n), generator)
             out = _gather_into(out, part, lo, len(batch))
-        return batch.replace(ids=list(batch.ids), **out)
+        return batch.replace(**out)
 
     def _chunk_length(self, batch):
         """Galaxies per chunk for ``batch`` (see ``chunk_size``)."""
@@ -288,24 +288,16 @@ class Compose(Augmenter):
         return self(batch, generator=gen), self(batch, generator=gen)
 
 
-_BATCH_FIELDS = ("data", "mask", "uncertainty", "targets", "target_mask", "star_mask")
-
-
 def _gather_into(out, part, start, total):
     """Copy the fields of the chunk ``part`` into ``out`` (allocated on the first chunk)."""
     import torch
 
+    from astro_cl.augment.geometric import _memory_format
+
     if out is None:
-        out = {}
-        for name in _BATCH_FIELDS:
-            value = getattr(part, name)
-            if value is None:
-                continue
-            fmt = (torch.channels_last if value.ndim == 4 and not value.is_contiguous()
-                   and value.is_contiguous(memory_format=torch.channels_last)
-                   else torch.contiguous_format)
-            out[name] = torch.empty((total, *value.shape[1:]), dtype=value.dtype,
-                                    device=value.device, memory_format=fmt)
+        out = {name: torch.empty((total, *value.shape[1:]), dtype=value.dtype,
+                                 device=value.device, memory_format=_memory_format(value))
+               for name, value in part.tensors().items()}
     for name, full in out.items():
         value = getattr(part, name)
         if value is None or value.shape[1:] != full.shape[1:]:
@@ -341,8 +333,7 @@ def _fused_affine(batch, run, generator):
 
 def _storages(batch):
     """Addresses of the memory behind the tensors of ``batch``."""
-    return {getattr(batch, name).untyped_storage().data_ptr() for name in _BATCH_FIELDS
-            if getattr(batch, name) is not None}
+    return {value.untyped_storage().data_ptr() for value in batch.tensors().values()}
 
 
 def _scatter(batch, changed, idx, protected=()):
@@ -352,9 +343,9 @@ def _scatter(batch, changed, idx, protected=()):
     first; the others, intermediate results of the chain, are updated in place.
     """
     fields = {}
-    for name in ("data", "mask", "uncertainty", "targets", "target_mask", "star_mask"):
-        full, part = getattr(batch, name), getattr(changed, name)
-        if full is None or part is None:
+    for name, full in batch.tensors().items():
+        part = getattr(changed, name)
+        if part is None:
             continue
         if full.shape[1:] != part.shape[1:]:
             msg = (f"Compose: a step with probability < 1 changed the shape of {name} "

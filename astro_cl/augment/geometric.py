@@ -12,6 +12,7 @@ passed to `~astro_cl.augment.base.Augmenter.transform`, so the same seed gives
 the same views, on CPU or GPU.
 """
 
+import functools
 import math
 
 import torch
@@ -28,9 +29,6 @@ __all__ = [
     "RandomRotation",
     "RandomTranslation",
 ]
-
-_FIELDS = ("data", "mask", "uncertainty", "targets", "target_mask", "star_mask")
-
 
 # ---------------------------------------------------------------------------
 # shared helpers (used by the other augment modules too)
@@ -79,18 +77,13 @@ def _coin(n, generator, device, p=0.5):
 #: Elements per independently seeded block of large normal draws (see `_randn_like`).
 _NORMAL_BLOCK = 1 << 20
 
-_normal_pool = None
-
-
+@functools.cache
 def _normal_threads():
-    """A small thread pool that fills normal-noise blocks in parallel (torch drops the GIL)."""
-    global _normal_pool  # noqa: PLW0603 - one pool per process, made on first use
+    """Return the process's thread pool for filling noise blocks (torch drops the GIL)."""
     from concurrent.futures import ThreadPoolExecutor
 
-    if _normal_pool is None:
-        _normal_pool = ThreadPoolExecutor(max_workers=max(1, torch.get_num_threads()),
-                                          thread_name_prefix="astro_cl-noise")
-    return _normal_pool
+    return ThreadPoolExecutor(max_workers=max(1, torch.get_num_threads()),
+                              thread_name_prefix="astro_cl-noise")
 
 
 def _randn_like(tensor, generator, memory_format=torch.preserve_format):
@@ -141,12 +134,18 @@ def _fit_shape(t, height, width, fill):
         h, w = t.shape[-2:]
     if (h, w) == (height, width):
         return t
-    fmt = (torch.channels_last if t.ndim == 4 and not t.is_contiguous()
-           and t.is_contiguous(memory_format=torch.channels_last) else torch.contiguous_format)
     out = torch.empty((*t.shape[:-2], height, width), dtype=t.dtype, device=t.device,
-                      memory_format=fmt).fill_(fill)
+                      memory_format=_memory_format(t)).fill_(fill)
     out[..., top:top + h, left:left + w] = t
     return out
+
+
+def _memory_format(t):
+    """``torch.channels_last`` for a channels-last 4-D tensor, else the contiguous format."""
+    if t.ndim == 4 and not t.is_contiguous() \
+            and t.is_contiguous(memory_format=torch.channels_last):
+        return torch.channels_last
+    return torch.contiguous_format
 
 
 def _fill_value(dtype, name):
@@ -541,7 +540,7 @@ class RandomFlip(AffineAugmenter):
         return theta
 
     def transform(self, batch, generator):  # noqa: D102 - see Augmenter
-        out = {name: getattr(batch, name) for name in _FIELDS if getattr(batch, name) is not None}
+        out = batch.tensors()
         for chosen, dim in zip(self._coins(len(batch), generator, batch.device), (-1, -2),
                                strict=True):
             if chosen is not None:
@@ -617,8 +616,7 @@ class RandomRot90(AffineAugmenter):
         b, _, h, w = batch.data.shape
         ks, tr = self._draw(b, generator, batch.device)
         code = ks + 4 * tr.long()
-        fields = {name: getattr(batch, name) for name in _FIELDS
-                  if getattr(batch, name) is not None}
+        fields = batch.tensors()
         out = {k: v.clone() for k, v in fields.items()}
         for c in torch.unique(code).tolist():
             idx = torch.nonzero(code == c).flatten()
@@ -673,12 +671,9 @@ class RandomTranslation(AffineAugmenter):
 
     def transform(self, batch, generator):  # noqa: D102 - see Augmenter
         dy, dx = self._shifts(len(batch), generator, batch.device)
-        out = {}
-        for name in _FIELDS:
-            value = getattr(batch, name)
-            if value is not None:
-                out[name] = _shift_images(value, dy.tolist(), dx.tolist(),
-                                          _fill_value(value.dtype, name))
+        out = {name: _shift_images(value, dy.tolist(), dx.tolist(),
+                                   _fill_value(value.dtype, name))
+               for name, value in batch.tensors().items()}
         return batch.replace(**out)
 
 

@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 
 from astro_cl.augment.base import Augmenter
-from astro_cl.augment.geometric import _FIELDS, _as_range, _fit_shape, _randint
+from astro_cl.augment.geometric import _as_range, _fit_shape, _randint
 
 __all__ = ["Rebin"]
 
@@ -67,8 +67,7 @@ class Rebin(Augmenter):
         b, _, h, w = batch.data.shape
         dev = batch.device
         factors = _randint(low, high, b, generator, dev)
-        fields = {name: getattr(batch, name) for name in _FIELDS
-                  if getattr(batch, name) is not None}
+        fields = batch.tensors()
         if bool((factors == 1).all()):
             return batch
         groups = [(f, torch.nonzero(factors == f).flatten()) for f in range(low, high + 1)]

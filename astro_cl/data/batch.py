@@ -9,7 +9,10 @@ import numpy as np
 
 from astro_cl.exceptions import ValidationError
 
-__all__ = ["TensorBatch"]
+__all__ = ["TENSOR_FIELDS", "TensorBatch"]
+
+#: The per-galaxy tensor fields of a `TensorBatch`, in a fixed order.
+TENSOR_FIELDS = ("data", "mask", "uncertainty", "targets", "target_mask", "star_mask")
 
 
 @dataclass
@@ -107,6 +110,16 @@ class TensorBatch:
         """
         return replace(self, **changes)
 
+    def tensors(self):
+        """Return the tensor fields that are set, by name (see `TENSOR_FIELDS`).
+
+        Returns
+        -------
+        tensors : dict of str to `torch.Tensor`
+        """
+        return {name: getattr(self, name) for name in TENSOR_FIELDS
+                if getattr(self, name) is not None}
+
     def to(self, device):
         """Return the batch on another device.
 
@@ -118,9 +131,7 @@ class TensorBatch:
         -------
         batch : `TensorBatch`
         """
-        moved = {name: getattr(self, name).to(device)
-                 for name in ("data", "mask", "uncertainty", "targets", "target_mask", "star_mask")
-                 if getattr(self, name) is not None}
+        moved = {name: value.to(device) for name, value in self.tensors().items()}
         return self.replace(**moved)
 
     def chunk(self, start, stop):
@@ -135,9 +146,7 @@ class TensorBatch:
         batch : `TensorBatch`
             Shares memory with this batch: do not modify it in place.
         """
-        picked = {name: getattr(self, name)[start:stop]
-                  for name in ("data", "mask", "uncertainty", "targets", "target_mask", "star_mask")
-                  if getattr(self, name) is not None}
+        picked = {name: value[start:stop] for name, value in self.tensors().items()}
         return self.replace(ids=self.ids[start:stop], **picked)
 
     def index(self, idx):
@@ -156,9 +165,7 @@ class TensorBatch:
         if isinstance(idx, slice):
             idx = range(len(self))[idx]
         idx = torch.as_tensor(idx, dtype=torch.long)
-        picked = {name: getattr(self, name)[idx]
-                  for name in ("data", "mask", "uncertainty", "targets", "target_mask", "star_mask")
-                  if getattr(self, name) is not None}
+        picked = {name: value[idx] for name, value in self.tensors().items()}
         ids = [self.ids[i] for i in idx.tolist()]
         return self.replace(ids=ids, **picked)
 

@@ -34,9 +34,6 @@ __all__ = ["CACHE_FORMAT_VERSION", "CacheWarning", "CachedArrays", "Preprocessed
 #: Layout version of a cache entry.
 CACHE_FORMAT_VERSION = 1
 
-_ARRAYS = ("data", "mask", "uncertainty", "targets", "target_mask", "star_mask")
-
-
 class CacheWarning(AstroCLWarning):
     """A cache entry was corrupt and is being rebuilt."""
 
