@@ -224,11 +224,12 @@ class Compose(Augmenter):
         n = self._chunk_length(batch)
         if n >= len(batch):
             return self._run(steps, batch, generator)
-        out = None
+        out, metas = None, []
         for lo in range(0, len(batch), n):
             part = self._run(steps, batch.chunk(lo, lo + n), generator)
             out = _gather_into(out, part, lo, len(batch))
-        return batch.replace(**out)
+            metas.append((len(part), part.meta))
+        return batch.replace(meta=_concat_meta(metas), **out)
 
     def _chunk_length(self, batch):
         """Galaxies per chunk for ``batch`` (see ``chunk_size``)."""
@@ -285,7 +286,9 @@ class Compose(Augmenter):
         view1, view2 : `~astro_cl.data.batch.TensorBatch`
         """
         gen = generator if generator is not None else make_generator(seed, batch.device)
-        return self(batch, generator=gen), self(batch, generator=gen)
+        n = len(batch)
+        both = self(batch.repeat(2), generator=gen)  # one call: half the per-call overhead
+        return both.chunk(0, n), both.chunk(n, 2 * n)
 
 
 def _gather_into(out, part, start, total):
@@ -336,11 +339,45 @@ def _storages(batch):
     return {value.untyped_storage().data_ptr() for value in batch.tensors().values()}
 
 
+def _concat_meta(parts):
+    """``meta`` of chunks ``[(length, meta), ...]`` gathered into one batch.
+
+    Per-galaxy values (`~astro_cl.data.batch.PER_IMAGE_META`) are concatenated
+    in chunk order; everything else is taken from the last chunk.
+    """
+    from astro_cl.data.batch import PER_IMAGE_META, per_image_meta
+
+    meta = dict(parts[-1][1])
+    for key, default in PER_IMAGE_META.items():
+        if not any(per_image_meta(m.get(key), n) is not None for n, m in parts):
+            continue
+        meta[key] = np.concatenate([np.broadcast_to(np.asarray(m.get(key, default), float), n)
+                                    for n, m in parts]).tolist()
+    return meta
+
+
+def _scatter_meta(meta, changed, idx, n):
+    """``meta`` of ``n`` galaxies with the per-galaxy values of ``changed`` put at ``idx``."""
+    from astro_cl.data.batch import PER_IMAGE_META
+
+    meta = dict(meta)
+    rows = np.asarray(idx.cpu())
+    for key, default in PER_IMAGE_META.items():
+        if key not in changed.meta or changed.meta[key] is meta.get(key):
+            continue
+        values = np.array(np.broadcast_to(np.asarray(meta.get(key, default), float), n))
+        values[rows] = np.broadcast_to(np.asarray(changed.meta[key], float), len(rows))
+        meta[key] = values.tolist()
+    return meta
+
+
 def _scatter(batch, changed, idx, protected=()):
     """Put the rows of ``changed`` back into ``batch`` at ``idx`` (shapes must agree).
 
     Fields whose memory is in ``protected`` (the caller's tensors) are copied
     first; the others, intermediate results of the chain, are updated in place.
+    Per-galaxy ``meta`` values (`~astro_cl.data.batch.PER_IMAGE_META`) of the
+    changed rows are written back too.
     """
     fields = {}
     for name, full in batch.tensors().items():
@@ -357,4 +394,4 @@ def _scatter(batch, changed, idx, protected=()):
         new = full if owned else full.clone()
         new[idx] = part.to(new.dtype)
         fields[name] = new
-    return batch.replace(**fields)
+    return batch.replace(meta=_scatter_meta(batch.meta, changed, idx, len(batch)), **fields)

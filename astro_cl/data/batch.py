@@ -9,10 +9,18 @@ import numpy as np
 
 from astro_cl.exceptions import ValidationError
 
-__all__ = ["TENSOR_FIELDS", "TensorBatch"]
+__all__ = ["PER_IMAGE_META", "TENSOR_FIELDS", "TensorBatch", "per_image_meta"]
 
 #: The per-galaxy tensor fields of a `TensorBatch`, in a fixed order.
 TENSOR_FIELDS = ("data", "mask", "uncertainty", "targets", "target_mask", "star_mask")
+
+#: ``meta`` keys that may hold one value per galaxy (a sequence as long as the
+#: batch) rather than one value for all: the PSF FWHM that
+#: `~astro_cl.augment.photometric.PSFDegradation` updates and the redshift that
+#: `~astro_cl.augment.photometric.SurfaceBrightnessDimming` reads. Selecting,
+#: chunking and repeating a batch select their values with its galaxies. The
+#: values are the defaults the augmenters assume when the key is absent.
+PER_IMAGE_META = {"psf_fwhm": 0.0, "redshift": 0.0}
 
 
 @dataclass
@@ -37,7 +45,8 @@ class TensorBatch:
     star_mask : `torch.Tensor`, optional
         ``(B, 1, H, W)`` boolean foreground-star masks (True on a star).
     meta : dict, optional
-        Plain metadata (channel names, units, survey name).
+        Plain metadata (channel names, units, survey name); the keys in
+        `PER_IMAGE_META` may hold one value per galaxy.
     """
 
     data: object
@@ -147,7 +156,8 @@ class TensorBatch:
             Shares memory with this batch: do not modify it in place.
         """
         picked = {name: value[start:stop] for name, value in self.tensors().items()}
-        return self.replace(ids=self.ids[start:stop], **picked)
+        return self.replace(ids=self.ids[start:stop], meta=self._meta_rows(slice(start, stop)),
+                            **picked)
 
     def index(self, idx):
         """Return the sub-batch at integer positions ``idx``.
@@ -167,7 +177,44 @@ class TensorBatch:
         idx = torch.as_tensor(idx, dtype=torch.long)
         picked = {name: value[idx] for name, value in self.tensors().items()}
         ids = [self.ids[i] for i in idx.tolist()]
-        return self.replace(ids=ids, **picked)
+        return self.replace(ids=ids, meta=self._meta_rows(idx.numpy()), **picked)
+
+    def repeat(self, n):
+        """Return the batch repeated ``n`` times along the galaxy axis (a copy).
+
+        Galaxy ``i`` of repetition ``r`` is at position ``r * len(self) + i``:
+        one call of an augmenter on ``batch.repeat(2)`` gives two independent
+        views of every galaxy, the first views in the first half.
+
+        Parameters
+        ----------
+        n : int
+            Number of copies (>= 1).
+
+        Returns
+        -------
+        batch : `TensorBatch`
+        """
+        import torch
+
+        if isinstance(n, bool) or not isinstance(n, int | np.integer) or n < 1:
+            msg = f"TensorBatch.repeat: expected a positive int, got {n!r}"
+            raise ValidationError(msg)
+        n = int(n)
+        if n == 1:
+            return self
+        stacked = {name: torch.cat([value] * n) for name, value in self.tensors().items()}
+        rows = np.tile(np.arange(len(self)), n)
+        return self.replace(ids=self.ids * n, meta=self._meta_rows(rows), **stacked)
+
+    def _meta_rows(self, rows):
+        """``meta`` with the per-galaxy values of `PER_IMAGE_META` keys taken at ``rows``."""
+        meta = dict(self.meta)
+        for key in PER_IMAGE_META:
+            values = per_image_meta(meta.get(key), len(self))
+            if values is not None:
+                meta[key] = values[rows].tolist()
+        return meta
 
     @classmethod
     def from_arrays(cls, data, mask=None, ids=None, uncertainty=None, **kwargs):
@@ -209,3 +256,27 @@ class TensorBatch:
 def _desc(value):
     shape = getattr(value, "shape", None)
     return f"{type(value).__name__}" + (f" of shape {tuple(shape)}" if shape is not None else "")
+
+
+def per_image_meta(value, n):
+    """Return ``value`` as a length-``n`` numpy array if it holds one value per galaxy.
+
+    Parameters
+    ----------
+    value : object
+        A ``meta`` value.
+    n : int
+        Number of galaxies.
+
+    Returns
+    -------
+    values : `numpy.ndarray` or None
+        None when ``value`` is a single value (or absent) and applies to all.
+    """
+    if value is None or np.ndim(value) == 0:
+        return None
+    arr = np.asarray(value)
+    if arr.ndim != 1 or len(arr) != n:
+        msg = f"TensorBatch.meta: a per-galaxy value needs {n} entries, got shape {arr.shape}"
+        raise ValidationError(msg)
+    return arr

@@ -405,21 +405,17 @@ class _ContrastiveLoss:
 
     def prepare(self, batch, generator):
         """Augment two views and stack them into one network input (data work only)."""
-        import torch
-
-        if self.augmenter is None:
-            v1 = v2 = batch
-        else:
-            v1 = self.augmenter(batch, generator=generator)
-            v2 = self.augmenter(batch, generator=generator)
-        if v1.data.shape != v2.data.shape:
-            msg = (f"the two views differ in shape {tuple(v1.data.shape)} vs "
-                   f"{tuple(v2.data.shape)}: augmenters must keep the image size")
+        n = len(batch)
+        both = batch.repeat(2)
+        if self.augmenter is not None:
+            # one call on the doubled batch: every row gets its own draws, so the
+            # two halves are independent views, at half the per-call overhead
+            both = self.augmenter(both, generator=generator)
+        if len(both) != 2 * n:
+            msg = (f"the augmenter returned {len(both)} images for {2 * n} views: "
+                   "augmenters must keep the batch size")
             raise ValidationError(msg)
-        m1, m2 = v1.mask, v2.mask
-        if m1.shape[1] != m2.shape[1]:
-            m1, m2 = m1.expand_as(v1.data), m2.expand_as(v2.data)
-        return torch.cat([v1.data, v2.data]), torch.cat([m1, m2])
+        return both.data, both.mask
 
     def compute(self, model, prepared):
         """Return the NT-Xent loss of the stacked views (embeddings gathered over ranks)."""
