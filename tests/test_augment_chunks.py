@@ -96,3 +96,17 @@ def test_block_normal_draws_are_seeded_and_standard(monkeypatch):
     cl = geometric._randn_like(like, torch.Generator().manual_seed(0),
                                torch.channels_last)
     assert cl.is_contiguous(memory_format=torch.channels_last)
+
+
+@pytest.mark.parametrize("block", [700, 1 << 20])  # blocks spanning images; one serial draw
+def test_normal_draws_take_a_per_image_std(monkeypatch, block):
+    monkeypatch.setattr(geometric, "_NORMAL_BLOCK", block)
+    like = torch.empty(3, 4, 30, 25)  # 3000 per image: blocks of 700 straddle images
+    std = torch.tensor([0.5, 2.0, 0.1])
+    for fmt in (torch.contiguous_format, torch.channels_last):
+        a = geometric._randn_like(like, torch.Generator().manual_seed(0), fmt, std=std)
+        b = geometric._randn_like(like, torch.Generator().manual_seed(0), fmt, std=std)
+        assert torch.equal(a, b)
+        assert a.is_contiguous(memory_format=fmt)
+        got = a.flatten(1).std(dim=1)
+        np.testing.assert_allclose(got.numpy(), std.numpy(), rtol=0.06)

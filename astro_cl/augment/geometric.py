@@ -86,20 +86,26 @@ def _normal_threads():
                               thread_name_prefix="astro_cl-noise")
 
 
-def _randn_like(tensor, generator, memory_format=torch.preserve_format):
-    """Draw standard normal noise with the shape, dtype and device of ``tensor``.
+def _randn_like(tensor, generator, memory_format=torch.preserve_format, std=None):
+    """Draw normal noise with the shape, dtype and device of ``tensor``.
 
     One CPU generator fills memory on one core only; large CPU draws (more
     than two blocks of `_NORMAL_BLOCK` elements) are therefore cut into
     fixed-size blocks, each filled from its own generator seeded from
     ``generator``, on a thread pool. The blocks do not depend on the number of
     threads, so the same seed gives the same noise on every machine.
+
+    ``std`` (a (B,) tensor) gives each image its own standard deviation,
+    applied while drawing (no extra pass over the noise); default 1.
     """
     on_cpu = generator.device.type == "cpu" and tensor.device.type == "cpu"
     if not on_cpu or tensor.numel() <= 2 * _NORMAL_BLOCK:
         noise = torch.randn(tensor.shape, generator=generator, device=generator.device,
                             dtype=tensor.dtype)
-        return noise.to(tensor.device).contiguous(memory_format=memory_format)
+        noise = noise.to(tensor.device).contiguous(memory_format=memory_format)
+        if std is not None:
+            noise.mul_(std.to(noise).view(-1, *([1] * (noise.ndim - 1))))
+        return noise
     noise = torch.empty_like(tensor, memory_format=memory_format)
     if noise.is_contiguous():
         flat = noise.view(-1)
@@ -107,10 +113,20 @@ def _randn_like(tensor, generator, memory_format=torch.preserve_format):
         flat = noise.permute(0, 2, 3, 1).reshape(-1)
     n_blocks = -(-flat.numel() // _NORMAL_BLOCK)
     seeds = torch.randint(0, 2**62, (n_blocks,), generator=generator).tolist()
+    per_image = noise[0].numel()
+    stds = None if std is None else std.double().cpu().tolist()
 
     def fill(i):
-        block = flat[i * _NORMAL_BLOCK:(i + 1) * _NORMAL_BLOCK]
-        block.normal_(generator=torch.Generator().manual_seed(seeds[i]))
+        lo, hi = i * _NORMAL_BLOCK, min((i + 1) * _NORMAL_BLOCK, flat.numel())
+        gen = torch.Generator().manual_seed(seeds[i])
+        if stds is None:
+            flat[lo:hi].normal_(generator=gen)
+            return
+        while lo < hi:  # the block may span images: one piece per image
+            image = lo // per_image
+            end = min(hi, (image + 1) * per_image)
+            flat[lo:end].normal_(0.0, stds[image], generator=gen)
+            lo = end
 
     list(_normal_threads().map(fill, range(n_blocks)))
     return noise

@@ -222,12 +222,14 @@ class MultiplicativeNoise(Augmenter):
         data = batch.data
         sn = _randint(low, high, len(batch), generator, batch.device).to(data.dtype)
         sn = sn.view(-1, 1, 1, 1)
-        # one fresh tensor, updated in place: data * (1 + N(0, 1) / SN); images of
-        # several channels come out channels-last, the fast layout of the
-        # resampling and convolution steps that usually follow
+        # data + data * N(0, 1/SN): the 1/SN scaling happens while drawing and the
+        # rest is one fused pass written over the noise. Images of several
+        # channels come out channels-last, the fast layout of the resampling and
+        # convolution steps that usually follow.
         fmt = (torch.channels_last if data.ndim == 4 and data.shape[1] >= 4
                else torch.preserve_format)
-        new = _randn_like(data, generator, fmt).div_(sn).add_(1.0).mul_(data)
+        noise = _randn_like(data, generator, fmt, std=sn.reciprocal().flatten())
+        new = torch.addcmul(data, data, noise, out=noise)
         if bool(batch.mask.any()):
             new.masked_fill_(batch.mask, 0)
         out = {"data": new}
