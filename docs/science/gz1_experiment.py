@@ -743,9 +743,17 @@ def main(argv=None):
     parser.add_argument("--backbone", default=DEFAULTS["backbone"], choices=["conv", "resnet"])
     parser.add_argument("--limit", type=int, default=None)
     parser.add_argument("--no-figures", action="store_true")
+    parser.add_argument("--save-embeddings", action="store_true",
+                        help="also write the scored representations and the labels to "
+                             "gz1_embeddings.npz in --out (for further analysis)")
     args = parser.parse_args(argv)
     kwargs = {k: getattr(args, k) for k in DEFAULTS}
     result = run_experiment(args.data, limit=args.limit, **kwargs)
+    if args.save_embeddings:
+        from astro_cl.utils.io import atomic_path
+
+        with atomic_path(Path(args.out) / "gz1_embeddings.npz") as tmp, open(tmp, "wb") as fh:
+            np.savez(fh, labels=result["labels"], **result["embeddings"])
     write_outputs(result, args.out, figures=not args.no_figures)
     return result
 
