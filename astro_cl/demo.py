@@ -63,8 +63,10 @@ SIZES = {
         "environment_tests": ("energy",),
     },
     "small": {
+        # fit_snr: the mock's 32 px spaxels rarely reach the study's S/N 30 (some
+        # seeds have none among the 30 fit galaxies); S/N > 10 gives ~1000 spectra
         "n_ecalifa": 200, "cube_size": 32, "pca_fit_galaxies": 30, "n_views": 1,
-        "pca": {},
+        "pca": {"fit_snr": 10.0},
         "simclr": {"width": 0.25, "hidden": (256, 128), "embedding_dim": 64, "epochs": 40,
                    "batch_size": 64, "lr": 1e-3, "schedule": "constant", "patience": None},
         "n_sdss": 800, "image_size": 64, "test_fraction": 0.2,
@@ -77,7 +79,7 @@ SIZES = {
     },
     "medium": {
         "n_ecalifa": 600, "cube_size": 48, "pca_fit_galaxies": 80, "n_views": 5,
-        "pca": {},
+        "pca": {"fit_snr": 10.0},
         "simclr": {"width": 0.5, "hidden": (512, 128), "embedding_dim": 64, "epochs": 40,
                    "batch_size": 128, "lr": 8e-4, "schedule": "step", "patience": 5,
                    "validation_fraction": 0.1},

@@ -105,6 +105,26 @@ def test_channels_last_resampler_matches_grid_sample():
         assert torch.allclose(got, ref, atol=1e-5), mode
 
 
+@pytest.mark.parametrize("shift", [0.9, 1.6, 2.5, -3.0])  # partly to wholly off the frame
+def test_channels_last_resampler_off_frame_and_in_chunks(monkeypatch, shift):
+    monkeypatch.setattr(geo, "_CHUNK_ELEMENTS", 2 * 21 * 17 * 16)  # two images per chunk
+    x = torch.rand(5, 6, 21, 17, dtype=torch.float32)
+    theta = RandomRotation().affine(tuple(x.shape), torch.Generator().manual_seed(1))
+    theta[:, 0, 2] = shift
+    theta[:, 1, 2] = -0.5 * shift
+    h, w = x.shape[-2:]
+    gx, gy = geo._pixel_grid(geo._to_pixels(geo._homogeneous(theta), h, w), h, w)
+    grid = F.affine_grid(theta.float(), list(x.shape), align_corners=False)
+    skip = torch.zeros(5, 1, h, w, dtype=torch.bool)
+    skip[:, :, 3:6, 4:9] = True
+    for mode in ("bicubic", "bilinear"):
+        ref = F.grid_sample(x, grid, mode=mode, padding_mode="zeros", align_corners=False)
+        got = geo._resample_channels_last(x, gx, gy, mode, skip=skip)
+        assert torch.all(got[skip.expand_as(got)] == 0)
+        ref = ref.masked_fill(skip, 0)
+        assert torch.allclose(got, ref, atol=1e-5), (mode, shift)
+
+
 def test_depthwise_and_band_blur_match_grouped_convolution():
     x = torch.rand(3, 5, 19, 23, dtype=torch.float64)
     sigma = torch.tensor([0.7, 1.3, 0.7], dtype=torch.float64)

@@ -255,15 +255,18 @@ def _normalised_grid(gx, gy, height, width, dtype):
 
 
 def _tap_weights(t, mode):
-    """1-D interpolation weights (..., taps) at fractional offsets ``t`` in [0, 1)."""
+    """1-D interpolation weights (taps, N) at fractional offsets ``t`` (N,) in [0, 1).
+
+    Taps first, pixels last: every operation runs along the long pixel axis.
+    """
     if mode == "bilinear":
-        return torch.stack([1 - t, t], dim=-1)
+        return torch.stack([1 - t, t])
     a = _CUBIC_A
     u, v = t + 1, 1 - t
     return torch.stack([((a * u - 5 * a) * u + 8 * a) * u - 4 * a,
                         ((a + 2) * t - (a + 3)) * t * t + 1,
                         ((a + 2) * v - (a + 3)) * v * v + 1,
-                        ((a * (v + 1) - 5 * a) * (v + 1) + 8 * a) * (v + 1) - 4 * a], dim=-1)
+                        ((a * (v + 1) - 5 * a) * (v + 1) + 8 * a) * (v + 1) - 4 * a])
 
 
 def _resample_channels_last(x, gx, gy, mode, skip=None):
@@ -274,38 +277,47 @@ def _resample_channels_last(x, gx, gy, mode, skip=None):
     is a weighted sum of 4 or 16 input pixels, each a contiguous vector of the
     C channels, which `torch.nn.functional.embedding_bag` evaluates without
     gathers across channel planes. The interpolation indices and weights are
-    computed once per pixel for all channels; taps outside the frame get zero
-    weight, and so do all taps of the output pixels flagged in ``skip``
-    (B, 1, H, W), which come out as exactly zero. The result is a
-    ``torch.channels_last`` tensor.
+    computed once per pixel for all channels. The input is padded with zeros
+    as wide as the kernel, so taps beyond the frame read zeros and every
+    pixel's taps are one base index plus fixed offsets; output pixels whose
+    taps all fall outside the frame, and those flagged in ``skip``
+    (B, 1, H, W), get zero weights and come out as exactly zero. The result
+    is a ``torch.channels_last`` tensor.
     """
     b, c, h, w = x.shape
     n_tap = 2 if mode == "bilinear" else 4
     first = 0 if mode == "bilinear" else -1  # offset of the first tap from floor()
+    pad = n_tap
+    hp, wp = h + 2 * pad, w + 2 * pad
+    padded = F.pad(x, (pad, pad, pad, pad)).contiguous(memory_format=torch.channels_last)
+    table = padded.permute(0, 2, 3, 1).reshape(b * hp * wp, c)  # a view
     dev = x.device
-    steps = torch.arange(first, first + n_tap, device=dev)
+    itype = torch.int32 if b * hp * wp < 2**31 else torch.int64
+    # offsets of the taps from the first one, row-major over (tap y, tap x)
+    taps = torch.arange(n_tap, device=dev, dtype=itype)
+    offsets = (taps.view(-1, 1) * wp + taps).view(1, -1)
+    # floor() of positions whose taps can touch the frame; beyond, all taps read zeros
+    lo_f = -first - n_tap + 1
+    hi_x, hi_y = w - 1 - first, h - 1 - first
     chunk = max(1, _CHUNK_ELEMENTS // (h * w * n_tap * n_tap))
     chunk = -(-b // -(-b // chunk))  # balanced chunks
-    itype = torch.int32 if b * h * w < 2**31 else torch.int64
-    steps = steps.to(itype)
     pieces = []
     for lo in range(0, b, chunk):
         hi = min(b, lo + chunk)
-        n = hi - lo
-        table = x[lo:hi].permute(0, 2, 3, 1).reshape(n * h * w, c)  # a view if channels-last
-        fx, fy = torch.floor(gx[lo:hi]), torch.floor(gy[lo:hi])
-        wx = _tap_weights((gx[lo:hi] - fx).to(x.dtype), mode)  # (n, H, W, taps)
-        wy = _tap_weights((gy[lo:hi] - fy).to(x.dtype), mode)
-        ix = fx.clamp(-n_tap, w + n_tap).to(itype).unsqueeze(-1) + steps
-        iy = fy.clamp(-n_tap, h + n_tap).to(itype).unsqueeze(-1) + steps
-        wx = wx * ((ix >= 0) & (ix < w))
-        wy = wy * ((iy >= 0) & (iy < h))
+        px, py = gx[lo:hi].reshape(-1), gy[lo:hi].reshape(-1)
+        fx = torch.nan_to_num(torch.floor(px), nan=float(lo_f - 1))
+        fy = torch.nan_to_num(torch.floor(py), nan=float(lo_f - 1))
+        inside = (fx >= lo_f) & (fx <= hi_x) & (fy >= lo_f) & (fy <= hi_y)
         if skip is not None:
-            wy = wy.masked_fill_(skip[lo:hi, 0, :, :, None], 0)
-        first_row = torch.arange(n, device=dev, dtype=itype).view(n, 1, 1, 1) * (h * w)
-        row = iy.clamp_(0, h - 1) * w + first_row
-        index = (row.unsqueeze(-1) + ix.clamp_(0, w - 1).unsqueeze(-2)).view(-1, n_tap * n_tap)
-        weight = (wy.unsqueeze(-1) * wx.unsqueeze(-2)).view(-1, n_tap * n_tap)
+            inside &= ~skip[lo:hi].reshape(-1)
+        wx = _tap_weights((px - fx).to(x.dtype), mode)  # (taps, N)
+        wy = _tap_weights((py - fy).to(x.dtype), mode) * inside
+        weight = (wy.unsqueeze(1) * wx.unsqueeze(0)).view(n_tap * n_tap, -1).t().contiguous()
+        image = torch.arange(lo, hi, device=dev, dtype=itype).repeat_interleave(h * w)
+        row = fy.clamp(lo_f, hi_y).to(itype) + (first + pad)
+        col = fx.clamp(lo_f, hi_x).to(itype) + (first + pad)
+        base = (image * hp + row) * wp + col
+        index = base.view(-1, 1) + offsets
         pieces.append(F.embedding_bag(index, table, mode="sum", per_sample_weights=weight))
     out = pieces[0] if len(pieces) == 1 else torch.cat(pieces)
     return out.view(b, h, w, c).permute(0, 3, 1, 2)
