@@ -57,13 +57,13 @@ WORKER = textwrap.dedent("""
     from astro_cl.augment.photometric import GaussianBlur
 
     class FixedViews(Augmenter):
-        calls = 0
-
+        # SimCLR augments the batch repeated twice in one call: mirror the first
+        # copy, blur the second (deterministic, whatever the sharding)
         def transform(self, batch, generator):
-            FixedViews.calls += 1
-            if FixedViews.calls % 2:
-                return batch.replace(data=batch.data.flip(-1), mask=batch.mask.flip(-1))
-            return GaussianBlur(sigma=1.0)(batch, generator=generator)
+            half = len(batch) // 2
+            blurred = GaussianBlur(sigma=1.0)(batch.chunk(half, len(batch)), generator=generator)
+            return batch.replace(data=torch.cat([batch.data[:half].flip(-1), blurred.data]),
+                                 mask=torch.cat([batch.mask[:half].flip(-1), blurred.mask]))
 
     from astro_cl.models.simclr import SimCLR
     views = FixedViews()
