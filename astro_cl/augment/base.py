@@ -175,7 +175,10 @@ class Compose(Augmenter):
         for each step; on large cubes this halves the time of the chain.
         None runs the whole batch at once. The chunking is part of the
         random stream: for a given input shape and ``chunk_size``, the same
-        seed gives the same views on every machine.
+        seed gives the same views on every machine. A chunked run on the
+        CPU also calls `~astro_cl.utils.memory.retain_freed_memory` (once per
+        process), so that freed chunks are reused rather than handed back to
+        the kernel and faulted in again.
 
     Notes
     -----
@@ -224,6 +227,10 @@ class Compose(Augmenter):
         n = self._chunk_length(batch)
         if n >= len(batch):
             return self._run(steps, batch, generator)
+        if batch.device.type == "cpu":
+            from astro_cl.utils.memory import retain_freed_memory
+
+            retain_freed_memory()
         out, metas = None, []
         for lo in range(0, len(batch), n):
             part = self._run(steps, batch.chunk(lo, lo + n), generator)

@@ -75,7 +75,7 @@ def _coin(n, generator, device, p=0.5):
 
 
 #: Elements per independently seeded block of large normal draws (see `_randn_like`).
-_NORMAL_BLOCK = 1 << 20
+_NORMAL_BLOCK = 1 << 19  # small enough to balance the blocks over the threads
 
 @functools.cache
 def _normal_threads():

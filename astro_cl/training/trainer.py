@@ -380,6 +380,10 @@ class Trainer:
         if n == 0:
             msg = "Trainer.fit: the batch source is empty"
             raise ValueError(msg)
+        if torch.device(device).type == "cpu":
+            from astro_cl.utils.memory import retain_freed_memory
+
+            retain_freed_memory()  # recycle large freed tensors (see its docstring)
         old_threads = torch.get_num_threads()
         local_world = int(os.environ.get("LOCAL_WORLD_SIZE", dist_info.world_size))
         torch.set_num_threads(int(self.num_threads or default_num_threads(local_world)))
