@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 
 from astro_cl.augment.base import Augmenter
-from astro_cl.augment.geometric import _as_range, _fit_shape, _randint
+from astro_cl.augment.geometric import _as_range, _randint
 
 __all__ = ["Rebin"]
 
@@ -33,6 +33,22 @@ def _block_reduce(t, f, how):
         return total
     ones = F.pad(torch.ones(1, 1, h, w, dtype=t.dtype, device=t.device), pad, value=0.0)
     return total / (F.avg_pool2d(ones, f) * float(f * f))
+
+
+def _rows(idx):
+    """Return a slice for consecutive row indices (a view, no copy), else the indices."""
+    first, n = int(idx[0]), len(idx)
+    if int(idx[-1]) - first == n - 1:  # sorted and unique (from nonzero), so consecutive
+        return slice(first, first + n)
+    return idx
+
+
+def _fill_border(frame, top, left, hh, ww, fill):
+    """Fill ``frame`` (..., H, W) outside the box ``[top:top+hh, left:left+ww]``."""
+    frame[..., :top, :].fill_(fill)
+    frame[..., top + hh:, :].fill_(fill)
+    frame[..., top:top + hh, :left].fill_(fill)
+    frame[..., top:top + hh, left + ww:].fill_(fill)
 
 
 class Rebin(Augmenter):
@@ -74,14 +90,16 @@ class Rebin(Augmenter):
         groups = [(f, idx) for f, idx in groups if len(idx)]
         out = {}
         for name, value in fields.items():
-            # a fresh output in the input's memory format, written once per factor group
+            # one fresh output in the input's memory format: each factor group's
+            # reduced images are written into the centre of their (filled) frames
             new = torch.empty_like(value)
             for f, idx in groups:
-                whole = len(idx) == b
-                part = value if whole else value[idx]
+                rows = _rows(idx)
+                part = value[rows]  # a view when the rows are consecutive
                 if f == 1:
-                    red = part
-                elif name == "data":
+                    new[rows] = part
+                    continue
+                if name == "data":
                     red = _block_reduce(part, f, "sum")
                 elif name == "uncertainty":
                     red = _block_reduce(part.square(), f, "sum").sqrt_()
@@ -90,10 +108,16 @@ class Rebin(Augmenter):
                 else:
                     red = _block_reduce(part, f, "any")
                 fill = (name != "star_mask") if red.dtype == torch.bool else 0
-                framed = _fit_shape(red, h, w, fill)
-                if whole:
-                    new.copy_(framed)
+                hh, ww = red.shape[-2:]
+                top, left = (h - hh) // 2, (w - ww) // 2  # as _fit_shape
+                if isinstance(rows, slice):
+                    frame = new[rows]
+                    _fill_border(frame, top, left, hh, ww, fill)
+                    frame[..., top:top + hh, left:left + ww] = red
                 else:
+                    framed = torch.full((len(idx), *value.shape[1:]), fill, dtype=value.dtype,
+                                        device=value.device)
+                    framed[..., top:top + hh, left:left + ww] = red
                     new.index_copy_(0, idx, framed)
             out[name] = new
         return batch.replace(**out)
