@@ -68,6 +68,11 @@ def main(argv=None):
 
     from astro_cl.augment.presets import ecalifa_views
     from astro_cl.data.batch import TensorBatch
+    from astro_cl.utils.memory import retain_freed_memory
+
+    # what a chunked Compose run sets up anyway; process-wide, so the scipy
+    # reference runs with the same allocator settings
+    print(f"freed memory retained: {retain_freed_memory()}")
 
     rng = np.random.default_rng(0)
     h, w = args.size

@@ -252,10 +252,14 @@ def main(argv=None):
     cases = [c for c in args.cases if not (args.quick and c.endswith("-study"))]
 
     from astro_cl.training.trainer import default_num_threads
+    from astro_cl.utils.memory import retain_freed_memory
 
     torch.set_num_threads(default_num_threads())
+    # the trainer's allocator setting, for the bare steps too (it halves their time)
+    retained = retain_freed_memory()
     print(f"astro_cl training benchmark: torch {torch.__version__}, "
-          f"{torch.get_num_threads()} threads, {_cpu_name()}")
+          f"{torch.get_num_threads()} threads, {_cpu_name()}, "
+          f"freed memory retained: {retained}")
     with contextlib.suppress(OSError):
         load, cores = os.getloadavg()[0], default_num_threads()
         if load > 0.75 * cores:
