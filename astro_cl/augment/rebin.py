@@ -110,14 +110,11 @@ class Rebin(Augmenter):
                 fill = (name != "star_mask") if red.dtype == torch.bool else 0
                 hh, ww = red.shape[-2:]
                 top, left = (h - hh) // 2, (w - ww) // 2  # as _fit_shape
-                if isinstance(rows, slice):
-                    frame = new[rows]
-                    _fill_border(frame, top, left, hh, ww, fill)
-                    frame[..., top:top + hh, left:left + ww] = red
-                else:
-                    framed = torch.full((len(idx), *value.shape[1:]), fill, dtype=value.dtype,
-                                        device=value.device)
-                    framed[..., top:top + hh, left:left + ww] = red
-                    new.index_copy_(0, idx, framed)
+                in_place = isinstance(rows, slice)
+                frame = new[rows] if in_place else torch.empty_like(part)
+                _fill_border(frame, top, left, hh, ww, fill)
+                frame[..., top:top + hh, left:left + ww] = red
+                if not in_place:
+                    new.index_copy_(0, idx, frame)
             out[name] = new
         return batch.replace(**out)
