@@ -20,6 +20,7 @@ import torch.nn.functional as F
 
 from astro_cl.augment.base import Augmenter
 from astro_cl.exceptions import ValidationError
+from astro_cl.utils.tensors import fill_pixels
 
 __all__ = [
     "AffineAugmenter",
@@ -269,6 +270,23 @@ def _tap_weights(t, mode):
                         ((a * (v + 1) - 5 * a) * (v + 1) + 8 * a) * (v + 1) - 4 * a])
 
 
+def _zero_padded(x, pad):
+    """``x`` (B, C, H, W) framed by ``pad`` zeros on every side, channels-last.
+
+    Only the frame is zeroed: filling the whole buffer before copying the
+    image in would write every pixel twice.
+    """
+    b, c, h, w = x.shape
+    out = torch.empty((b, c, h + 2 * pad, w + 2 * pad), dtype=x.dtype, device=x.device,
+                      memory_format=torch.channels_last)
+    out[:, :, :pad].zero_()
+    out[:, :, h + pad:].zero_()
+    out[:, :, pad:h + pad, :pad].zero_()
+    out[:, :, pad:h + pad, w + pad:].zero_()
+    out[:, :, pad:h + pad, pad:w + pad].copy_(x)
+    return out
+
+
 def _resample_channels_last(x, gx, gy, mode, skip=None):
     """Bilinear or bicubic resampling of ``x`` (B, C, H, W) at pixel positions (B, H, W).
 
@@ -289,7 +307,7 @@ def _resample_channels_last(x, gx, gy, mode, skip=None):
     first = 0 if mode == "bilinear" else -1  # offset of the first tap from floor()
     pad = n_tap
     hp, wp = h + 2 * pad, w + 2 * pad
-    padded = F.pad(x, (pad, pad, pad, pad)).contiguous(memory_format=torch.channels_last)
+    padded = _zero_padded(x, pad)
     table = padded.permute(0, 2, 3, 1).reshape(b * hp * wp, c)  # a view
     dev = x.device
     itype = torch.int32 if b * hp * wp < 2**31 else torch.int64
@@ -312,7 +330,11 @@ def _resample_channels_last(x, gx, gy, mode, skip=None):
             inside &= ~skip[lo:hi].reshape(-1)
         wx = _tap_weights((px - fx).to(x.dtype), mode)  # (taps, N)
         wy = _tap_weights((py - fy).to(x.dtype), mode) * inside
-        weight = (wy.unsqueeze(1) * wx.unsqueeze(0)).view(n_tap * n_tap, -1).t().contiguous()
+        # written straight into (pixel, tap y, tap x) order: a product of the
+        # (taps, N) factors would come out taps-first and need a transposing copy
+        weight = torch.empty((px.numel(), n_tap, n_tap), dtype=x.dtype, device=dev)
+        torch.mul(wy.t().unsqueeze(2), wx.t().unsqueeze(1), out=weight)
+        weight = weight.view(-1, n_tap * n_tap)
         image = torch.arange(lo, hi, device=dev, dtype=itype).repeat_interleave(h * w)
         row = fy.clamp(lo_f, hi_y).to(itype) + (first + pad)
         col = fx.clamp(lo_f, hi_x).to(itype) + (first + pad)
@@ -391,7 +413,7 @@ def _affine_warp(batch, thetas, mode):
         # masked output pixels get zero interpolation weights: zero without another pass
         resampled = _resample_channels_last(data, gx, gy, mode, skip=mask)
     else:
-        resampled = _resample(data, gx, gy, mode).masked_fill_(mask, 0)
+        resampled = fill_pixels(_resample(data, gx, gy, mode), mask, inplace=True)
     out = {"data": resampled, "mask": mask}
     if batch.uncertainty is not None and mode in ("exact", "nearest"):
         out["uncertainty"] = _resample(batch.uncertainty, gx, gy, "exact")

@@ -10,6 +10,7 @@ import torch
 from astro_cl.augment.base import Augmenter
 from astro_cl.augment.geometric import _as_range, _randint, _uniform
 from astro_cl.exceptions import ValidationError
+from astro_cl.utils.tensors import fill_pixels
 
 __all__ = ["RandomCutout", "StarMask", "star_catalogue"]
 
@@ -65,10 +66,7 @@ def _disks(cy, cx, r, active, height, width):
 
 def _apply_mask(batch, new, fill):
     """Mask pixels ``new`` (B, 1, H, W) in every channel and set them to ``fill``."""
-    data = batch.data
-    mask = batch.mask | new
-    value = torch.as_tensor(fill, dtype=data.dtype, device=data.device)
-    return {"data": torch.where(new, value, data), "mask": mask}
+    return {"data": fill_pixels(batch.data, new, float(fill)), "mask": batch.mask | new}
 
 
 class StarMask(Augmenter):

@@ -20,6 +20,7 @@ import torch.nn.functional as F
 from astro_cl.augment.base import Augmenter
 from astro_cl.augment.geometric import _as_range, _randint, _randn_like, _uniform
 from astro_cl.exceptions import ValidationError
+from astro_cl.utils.tensors import fill_pixels
 
 __all__ = [
     "SDSS_EXTINCTION",
@@ -155,13 +156,12 @@ def _blur(batch, sigma, truncate=4.0, min_good=0.5):
     # 1 / den on good pixels, 0 on bad ones: one multiplication normalises and masks
     inv = den.clamp_min_(1e-12).reciprocal_()
     has_bad = bool(mask.any())
-    # torch.where beats an out-of-place masked_fill with a broadcast mask several-fold
-    num = _separable_conv(torch.where(mask, 0.0, data) if has_bad else data, kernels, radius)
+    num = _separable_conv(fill_pixels(data, mask) if has_bad else data, kernels, radius)
     out = {"data": num.mul_(inv.masked_fill(new_mask, 0)), "mask": new_mask}
     if batch.uncertainty is not None:
         var = batch.uncertainty.square()
         if has_bad:
-            var.masked_fill_(mask, 0)
+            var = fill_pixels(var, mask, inplace=True)
         var = _separable_conv(var, kernels.square(), radius)
         out["uncertainty"] = var.clamp_min_(0).sqrt_().mul_(inv)
     return batch.replace(**out)
@@ -231,7 +231,7 @@ class MultiplicativeNoise(Augmenter):
         noise = _randn_like(data, generator, fmt, std=sn.reciprocal().flatten())
         new = torch.addcmul(data, data, noise, out=noise)
         if bool(batch.mask.any()):
-            new.masked_fill_(batch.mask, 0)
+            new = fill_pixels(new, batch.mask, inplace=True)
         out = {"data": new}
         if batch.uncertainty is not None:
             added = data / sn
@@ -366,9 +366,8 @@ class NoiseToDepth(Augmenter):
         else:
             msg = f"{owner}.mode: expected 'depth' or 'resample', got {self.mode!r}"
             raise ValidationError(msg)
-        noise = _randn_like(data, generator) * add
-        zero = torch.zeros((), dtype=data.dtype, device=data.device)
-        return batch.replace(data=torch.where(batch.mask, zero, data + noise),
+        noise = _randn_like(data, generator).mul_(add).add_(data)
+        return batch.replace(data=fill_pixels(noise, batch.mask, inplace=True),
                              uncertainty=new_unc)
 
 
@@ -492,5 +491,4 @@ class SurfaceBrightnessDimming(Augmenter):
                 new = new + _randn_like(data, generator) * add
             else:
                 unc = unc * f
-        zero = torch.zeros((), dtype=data.dtype, device=data.device)
-        return batch.replace(data=torch.where(batch.mask, zero, new), uncertainty=unc)
+        return batch.replace(data=fill_pixels(new, batch.mask, inplace=True), uncertainty=unc)

@@ -22,6 +22,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from astro_cl.utils.tensors import fill_pixels
+
 __all__ = ["ContrastiveNet", "ConvBackbone", "DenseHead", "MaskedGlobalPool", "ResNetBackbone",
            "UNet", "build_backbone", "scale_width"]
 
@@ -55,7 +57,7 @@ def _prepare(x, mask, *, need_valid=True, memory_format=None):
     """
     if mask is not None:
         mask = mask.to(torch.bool)
-        x = x.masked_fill(mask, 0.0)  # broadcasts a (B, 1, H, W) mask over channels
+        x = fill_pixels(x, mask)
     x = x.contiguous(memory_format=memory_format or _MEMORY_FORMAT)
     if not need_valid:
         return x, None
@@ -98,7 +100,7 @@ class MaskedGlobalPool(nn.Module):
         any_good = good.flatten(1).any(dim=1, keepdim=True)
         if self.mode == "max":
             low = torch.finfo(feat.dtype).min
-            pooled = feat.masked_fill(~good, low).amax(dim=(2, 3))
+            pooled = fill_pixels(feat, ~good, low).amax(dim=(2, 3))
         else:
             w = good.to(feat.dtype)
             pooled = (feat * w).sum(dim=(2, 3)) / w.sum(dim=(2, 3)).clamp_min(1.0)
