@@ -52,7 +52,7 @@ _REGRESSED = tuple(p for p in _PROPERTIES if p != "type")
 SIZES = {
     "tiny": {
         "n_ecalifa": 32, "cube_size": 16, "pca_fit_galaxies": 8, "n_views": 1,
-        "pca": {"fit_snr": 5.0, "max_spectra_per_galaxy": 50},
+        "pca": {"fit_snr": 5.0, "max_spectra_per_galaxy": 50, "standardize": True},
         "simclr": {"width": 0.125, "hidden": (64, 32), "embedding_dim": 16, "epochs": 2,
                    "batch_size": 24, "lr": 2e-3, "schedule": "constant", "patience": None},
         "n_sdss": 24, "image_size": 32, "test_fraction": 0.25,
@@ -66,11 +66,11 @@ SIZES = {
         # fit_snr: the mock's 32 px spaxels rarely reach the study's S/N 30 (some
         # seeds have none among the 30 fit galaxies); S/N > 10 gives ~1000 spectra
         "n_ecalifa": 200, "cube_size": 32, "pca_fit_galaxies": 30, "n_views": 1,
-        "pca": {"fit_snr": 10.0},
+        "pca": {"fit_snr": 10.0, "standardize": True},
         "simclr": {"width": 0.25, "hidden": (256, 128), "embedding_dim": 64, "epochs": 40,
                    "batch_size": 64, "lr": 1e-3, "schedule": "constant", "patience": None},
         "n_sdss": 800, "image_size": 64, "test_fraction": 0.2,
-        "unet": {"width": 0.25, "epochs": 50, "batch_size": 16, "lr": 1e-3,
+        "unet": {"width": 0.1875, "epochs": 50, "batch_size": 16, "lr": 1e-3,
                  "schedule": {"name": "multistep", "milestones": [36, 45], "gamma": 0.1},
                  "validation_fraction": 0.1},
         "projection": "umap", "n_bootstrap": 100, "n_permutations": 199,
@@ -79,7 +79,7 @@ SIZES = {
     },
     "medium": {
         "n_ecalifa": 600, "cube_size": 48, "pca_fit_galaxies": 80, "n_views": 5,
-        "pca": {"fit_snr": 10.0},
+        "pca": {"fit_snr": 10.0, "standardize": True},
         "simclr": {"width": 0.5, "hidden": (512, 128), "embedding_dim": 64, "epochs": 40,
                    "batch_size": 128, "lr": 8e-4, "schedule": "step", "patience": 5,
                    "validation_fraction": 0.1},
@@ -96,7 +96,7 @@ SIZES = {
         # early stopping, median of augmented views. PICASSSO: 256 px, U-Net at
         # full width, lr 1e-5 / 10 after epochs 8 and 10, 13 epochs, batch 16.
         "n_ecalifa": 900, "cube_size": 96, "pca_fit_galaxies": 200, "n_views": 10,
-        "pca": {},
+        "pca": {"standardize": True},
         "simclr": {"width": 1.0, "hidden": (512, 128), "embedding_dim": 64, "epochs": 50,
                    "batch_size": None, "lr": 8e-4, "schedule": "step", "patience": 3,
                    "validation_fraction": 0.1},

@@ -103,6 +103,37 @@ def test_cube_pca_without_luminosity_channel(cube_survey):
     np.testing.assert_allclose(d1[:, :, good[0]][0], d2[:, 1:, good[0]][0], rtol=1e-5, atol=1e-5)
 
 
+def test_cube_pca_standardize(cube_survey, tmp_path):
+    raw = CubePCA(n_components=4, fit_snr=20.0, seed=3).fit(cube_survey)
+    std = CubePCA(n_components=4, fit_snr=20.0, seed=3, standardize=True).fit(cube_survey)
+    # the statistics are fitted either way, on the channels transform() writes
+    np.testing.assert_array_equal(raw.channel_mean_, std.channel_mean_)
+    assert raw.channel_mean_.shape == raw.channel_std_.shape == (5,)
+    assert 36 < raw.channel_mean_[0] < 42 and np.all(raw.channel_std_ > 0)
+    d_raw, mask, _ = raw.transform(cube_survey)
+    d_std, mask_std, _ = std.transform(cube_survey)
+    np.testing.assert_array_equal(mask, mask_std)
+    expected = (d_raw - raw.channel_mean_[None, :, None, None]) \
+        / raw.channel_std_[None, :, None, None]
+    np.testing.assert_allclose(d_std, expected, rtol=1e-4, atol=1e-4)
+    good = ~mask[:, 0]
+    inside = d_std.transpose(1, 0, 2, 3)[:, good]  # (C, in-region pixels)
+    # order-unity channels inside the region: the luminosity no longer dwarfs the rest
+    assert np.all(np.abs(inside.mean(axis=1)) < 1.5)
+    assert np.all((inside.std(axis=1) > 0.2) & (inside.std(axis=1) < 5))
+    # without the luminosity channel the PCA channels' statistics are used
+    nolum = CubePCA(n_components=4, fit_snr=20.0, seed=3, standardize=True,
+                    luminosity_channel=False).fit(cube_survey)
+    d_nolum = nolum.transform(cube_survey)[0]
+    np.testing.assert_allclose(d_nolum.transpose(1, 0, 2, 3)[:, good], inside[1:], rtol=1e-4,
+                               atol=1e-4)
+    # saved and loaded with the preprocessor
+    std.save(tmp_path / "pp")
+    back = CubePCA.load(tmp_path / "pp")
+    assert back.standardize is True
+    np.testing.assert_array_equal(back.transform(cube_survey)[0], d_std)
+
+
 def test_cube_pca_sky_fill_is_seeded_and_per_galaxy(cube_survey):
     pca = CubePCA(n_components=3, fit_snr=20.0, seed=7).fit(cube_survey)
     a = pca.transform_record(cube_survey[0])[0]
@@ -149,7 +180,7 @@ def test_save_load_roundtrip_and_checks(tmp_path, cube_survey):
     (tmp_path / "pp" / "preprocessor.json").write_text(json.dumps(header))
     with pytest.raises(CheckpointError, match="version"):
         Preprocessor.load(tmp_path / "pp")
-    header["version"] = 1
+    header["version"] = CubePCA.version
     header["arrays_sha256"] = "0" * 64
     (tmp_path / "pp" / "preprocessor.json").write_text(json.dumps(header))
     with pytest.raises(CheckpointError, match="checksum"):

@@ -12,7 +12,10 @@ Martinez-Solaeche et al. (2024, A&A 688, A160), in order:
 6. stack channel 0 = log10 of the 5600-6000 A median luminosity density
    (erg/s/A) and channels 1-29 = PCA coefficients; spaxels outside the convex
    hull of the S/N >= 3 spaxels are filled with sky-like noise (drawn from the
-   statistics of low-S/N spaxels in the training data) and masked.
+   statistics of low-S/N spaxels in the training data) and masked;
+7. optionally (``standardize=True``, not part of the study's description),
+   standardise each channel by its mean and standard deviation over the
+   in-region spaxels of the fitting galaxies.
 
 S/N of a spaxel is the median of flux / error over 5600-6000 A, or, for cubes
 without an error, the DER_SNR estimate (Stoehr et al. 2008) over the cropped
@@ -173,6 +176,16 @@ class CubePCA(Preprocessor):
     fill_iterations : int, optional
         Times bad pixels are replaced by the PCA reconstruction and the
         spectrum re-projected.
+    standardize : bool, optional
+        Return every channel as ``(value - mean) / std``, with the mean and
+        standard deviation of that channel over the in-region spaxels of the
+        fitting galaxies (``channel_mean_``, ``channel_std_``). Without it
+        channel 0 is log10 L in erg/s/A (about 37 for the mocks, with a
+        spread of about 0.5 dex) beside PCA coefficients of order 0.2: the
+        luminosity channel then dominates the input of a network, and the
+        multiplicative noise of the study's augmentations (``x (1 + N/SN)``)
+        perturbs it by tens of dex. Recommended for training; off by default
+        so that the channels keep their physical meaning.
     seed : int, optional
         Seed of the subsampling and of the sky-like noise (the noise of a
         galaxy also depends on its id, so it does not depend on the order).
@@ -186,18 +199,22 @@ class CubePCA(Preprocessor):
     sky_mean_, sky_std_ : `numpy.ndarray`
         Per output channel, the median and robust scatter of low-S/N
         spaxels, used for the sky-like fill.
+    channel_mean_, channel_std_ : `numpy.ndarray`
+        Per output channel (luminosity first), the mean and standard
+        deviation over the in-region spaxels of the fitting galaxies; applied
+        when ``standardize`` is set.
     """
 
     name = "cube-pca"
     description = "eCALIFA recipe: rest frame, 3739-6803 A at 2 A, normalise, PCA -> 30 channels."
-    version = 1
+    version = 2
     _state_arrays = ("wave_", "mean_", "components_", "explained_variance_", "sky_mean_",
-                     "sky_std_")
+                     "sky_std_", "channel_mean_", "channel_std_")
 
     def __init__(self, *, wave_range=(3739.0, 6803.0), step=2.0, norm_window=(5600.0, 6000.0),
                  n_components=29, fit_snr=30.0, region_snr=3.0, region="hull",
                  luminosity_channel=True, resample="linear", cosmology="Planck18",
-                 max_spectra_per_galaxy=100, fill_iterations=2, seed=0):
+                 max_spectra_per_galaxy=100, fill_iterations=2, standardize=False, seed=0):
         self.wave_range = wave_range
         self.step = step
         self.norm_window = norm_window
@@ -210,6 +227,7 @@ class CubePCA(Preprocessor):
         self.cosmology = cosmology
         self.max_spectra_per_galaxy = max_spectra_per_galaxy
         self.fill_iterations = fill_iterations
+        self.standardize = standardize
         self.seed = seed
 
     # -- per-galaxy spectra -------------------------------------------------
@@ -339,18 +357,24 @@ class CubePCA(Preprocessor):
 
         rng = np.random.default_rng(self.seed)
         cap = int(self.max_spectra_per_galaxy)
-        high, low, low_l = [], [], []
+        high, low, low_l, inner, inner_l = [], [], [], [], []
         for inp in inputs:
             s = self._spectra(*inp)
             hi_idx = np.flatnonzero(s["valid"] & (s["snr"] > self.fit_snr))
             lo_idx = np.flatnonzero(s["valid"] & (s["snr"] < self.region_snr))
+            in_idx = np.flatnonzero(s["valid"] & self._region(s["snr"] >= self.region_snr,
+                                                              *s["shape"]))
             if hi_idx.size > cap:
                 hi_idx = rng.choice(hi_idx, cap, replace=False)
             if lo_idx.size > cap:
                 lo_idx = rng.choice(lo_idx, cap, replace=False)
+            if in_idx.size > cap:
+                in_idx = rng.choice(in_idx, cap, replace=False)
             high.append(s["x"][:, hi_idx].T)
             low.append(s["x"][:, lo_idx].T)
             low_l.append(s["log_l"][lo_idx])
+            inner.append(s["x"][:, in_idx].T)
+            inner_l.append(s["log_l"][in_idx])
         high = np.concatenate(high) if high else np.zeros((0, 0))
         k = int(self.n_components)
         if high.shape[0] <= k:
@@ -377,6 +401,19 @@ class CubePCA(Preprocessor):
         mad[0] = mad[0] if np.isfinite(mad[0]) else 0.0
         self.sky_mean_ = np.nan_to_num(med).astype(np.float32)
         self.sky_std_ = np.nan_to_num(mad).astype(np.float32)
+        # the channels as transform() writes them inside the region (spaxels of
+        # every S/N, unlike the high-S/N fitting set), for `standardize`
+        inner = np.concatenate(inner)
+        chans = np.column_stack([np.concatenate(inner_l),
+                                 self._project(inner.T, np.zeros(inner.T.shape, bool))])
+        chans = chans[np.all(np.isfinite(chans), axis=1)]
+        if len(chans) < 2:
+            msg = ("CubePCA.fit: fewer than 2 in-region spaxels with finite channels; "
+                   "cannot derive the channel statistics")
+            raise ValidationError(msg)
+        std = chans.std(axis=0)
+        self.channel_mean_ = chans.mean(axis=0).astype(np.float32)
+        self.channel_std_ = np.where(std > 0, std, 1.0).astype(np.float32)
 
     def _project(self, x, bad):
         """PCA coefficients (N, K) of normalised spectra x (M, N), refining bad pixels."""
@@ -409,7 +446,11 @@ class CubePCA(Preprocessor):
         sky_std = self.sky_std_ if self.luminosity_channel else self.sky_std_[1:]
         rng = np.random.default_rng([int(self.seed), zlib.crc32(str(gid).encode())])
         noise = sky_mean + sky_std * rng.standard_normal(chans.shape)
-        out = np.where(good[:, None], chans, noise).T.reshape(-1, h, w).astype(np.float32)
+        out = np.where(good[:, None], chans, noise)
+        if self.standardize:
+            first = 0 if self.luminosity_channel else 1
+            out = (out - self.channel_mean_[first:]) / self.channel_std_[first:]
+        out = out.T.reshape(-1, h, w).astype(np.float32)
         return out, (~good).reshape(1, h, w), None
 
     def _region(self, above, h, w):
