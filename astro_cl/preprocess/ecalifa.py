@@ -442,14 +442,13 @@ class CubePCA(Preprocessor):
         region = self._region(s["snr"] >= self.region_snr, h, w)
         good = region & s["valid"]
         chans = np.column_stack([s["log_l"], coeffs]) if self.luminosity_channel else coeffs
-        sky_mean = self.sky_mean_ if self.luminosity_channel else self.sky_mean_[1:]
-        sky_std = self.sky_std_ if self.luminosity_channel else self.sky_std_[1:]
+        # per-channel statistics are stored with the luminosity channel first
+        kept = slice(0 if self.luminosity_channel else 1, None)
         rng = np.random.default_rng([int(self.seed), zlib.crc32(str(gid).encode())])
-        noise = sky_mean + sky_std * rng.standard_normal(chans.shape)
+        noise = self.sky_mean_[kept] + self.sky_std_[kept] * rng.standard_normal(chans.shape)
         out = np.where(good[:, None], chans, noise)
         if self.standardize:
-            first = 0 if self.luminosity_channel else 1
-            out = (out - self.channel_mean_[first:]) / self.channel_std_[first:]
+            out = (out - self.channel_mean_[kept]) / self.channel_std_[kept]
         out = out.T.reshape(-1, h, w).astype(np.float32)
         return out, (~good).reshape(1, h, w), None
 
