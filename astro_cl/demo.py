@@ -70,8 +70,10 @@ SIZES = {
         "simclr": {"width": 0.25, "hidden": (256, 128), "embedding_dim": 64, "epochs": 40,
                    "batch_size": 64, "lr": 1e-3, "schedule": "constant", "patience": None},
         "n_sdss": 800, "image_size": 64, "test_fraction": 0.2,
-        "unet": {"width": 0.1875, "epochs": 50, "batch_size": 16, "lr": 1e-3,
-                 "schedule": {"name": "multistep", "milestones": [36, 45], "gamma": 0.1},
+        # 45 epochs, lr / 10 after 36: a further drop to 1e-5 for 5 epochs
+        # left the validation loss and the seed-0 scatter (0.090 dex) unchanged
+        "unet": {"width": 0.1875, "epochs": 45, "batch_size": 16, "lr": 1e-3,
+                 "schedule": {"name": "multistep", "milestones": [36], "gamma": 0.1},
                  "validation_fraction": 0.1},
         "projection": "umap", "n_bootstrap": 100, "n_permutations": 199,
         "n_permutations_classifier": 19,
@@ -382,7 +384,8 @@ def run_demo(out, *, size="small", seed=0, catalogue=None, check=False, progress
         del fit_records
         pca.save(models_dir / "cube_pca")
         cache = PreprocessedCache(out / "cache", verify="size")
-        cubes = cache.get_or_build(ecalifa, preprocessor=pca, progress=progress)
+        cubes = cache.get_or_build(ecalifa, preprocessor=pca, progress=progress,
+                                   workers=threads)
         images = _SourceView(cubes)
 
         # 3. SimCLR with the study's augmentations -------------------------------
@@ -442,7 +445,7 @@ def run_demo(out, *, size="small", seed=0, catalogue=None, check=False, progress
         scaler = ImageScaler().fit([sdss[i] for i in range(n_scale)])
         scaler.save(models_dir / "image_scaler")
         cutouts = cache.get_or_build(sdss, preprocessor=scaler, targets=list(_MAP_TARGETS),
-                                     progress=progress)
+                                     progress=progress, workers=threads)
         rng = np.random.default_rng(seed)
         order = rng.permutation(n_sd)
         n_test = max(2, round(float(cfg["test_fraction"]) * n_sd))

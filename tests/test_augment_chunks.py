@@ -79,6 +79,36 @@ def test_bad_chunk_size_is_named(bad):
         _chain(bad)(_batch(), seed=0)
 
 
+def test_chunk_threads_do_not_change_the_views():
+    batch = _batch(n=7)
+    views = []
+    for workers in (1, 2, 3, "auto"):
+        chain = _chain(2)
+        chain.workers = workers
+        views.append(chain(batch, seed=5))
+    for other in views[1:]:
+        for name in ("data", "mask", "uncertainty"):
+            assert torch.equal(getattr(views[0], name), getattr(other, name)), name
+        assert other.ids == batch.ids
+
+
+def test_chunk_threads_keep_the_grad_mode():
+    batch = _batch(n=4)
+    batch = batch.replace(data=batch.data.clone().requires_grad_(True))
+    chain = Compose(steps=[GaussianBlur(sigma=(0.5, 1.0))], chunk_size=1, workers=2)
+    with torch.no_grad():
+        assert not chain(batch, seed=0).data.requires_grad
+    out = chain(batch, seed=0)
+    out.data.sum().backward()
+    assert batch.data.grad is not None and torch.isfinite(batch.data.grad).all()
+
+
+@pytest.mark.parametrize("bad", [0, -1, 1.5, "many", True])
+def test_bad_workers_are_named(bad):
+    with pytest.raises(ValidationError, match="workers"):
+        Compose(steps=[RandomRot90()], workers=bad)(_batch(), seed=0)
+
+
 def test_block_normal_draws_are_seeded_and_standard(monkeypatch):
     monkeypatch.setattr(geometric, "_NORMAL_BLOCK", 1000)
     like = torch.empty(2, 5, 40, 60)  # 24 blocks

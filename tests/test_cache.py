@@ -8,6 +8,7 @@ from astropy.nddata import NDData, StdDevUncertainty
 from astropy.table import QTable
 
 from astro_cl.data.record import GalaxyRecord
+from astro_cl.exceptions import ValidationError
 from astro_cl.preprocess import ImageScaler, PreprocessedCache
 from astro_cl.preprocess.cache import CacheWarning
 from astro_cl.surveys.base import Survey
@@ -95,12 +96,16 @@ def test_stale_when_data_change(tmp_path, survey):
     assert float(second.batch([2]).data.mean()) > 50
 
 
+def _file_survey(directory, n, size):
+    """A `FileSurvey` of ``n`` constant (2, size, size) images written to ``directory``."""
+    directory.mkdir()
+    for i in range(n):
+        np.save(directory / f"g{i}.npy", np.full((2, size, size), float(i)))
+    return FileSurvey(path=str(directory))
+
+
 def test_file_survey_epoch_reads_cache_not_files(tmp_path):
-    src_dir = tmp_path / "files"
-    src_dir.mkdir()
-    for i in range(4):
-        np.save(src_dir / f"g{i}.npy", np.full((2, 8, 8), float(i)))
-    survey = FileSurvey(path=str(src_dir))
+    survey = _file_survey(tmp_path / "files", 4, 8)
     cache = PreprocessedCache(tmp_path / "cache")
     FileSurvey.reads = 0
     cache.get_or_build(survey, progress=False)
@@ -111,7 +116,7 @@ def test_file_survey_epoch_reads_cache_not_files(tmp_path):
             src.batch([i])
     assert FileSurvey.reads == 4  # reused: no record was read again
     # a changed source file makes the entry stale -> rebuilt
-    np.save(src_dir / "g1.npy", np.full((2, 8, 8), 42.0))
+    np.save(tmp_path / "files" / "g1.npy", np.full((2, 8, 8), 42.0))
     src2 = cache.get_or_build(survey, progress=False)
     assert FileSurvey.reads == 8 and src2.directory != src.directory
     assert float(src2.batch([1]).data.mean()) == 42.0
@@ -149,3 +154,70 @@ def test_no_pickle_in_cache(tmp_path, survey):
     for f in src.directory.glob("*.npy"):
         np.load(f, allow_pickle=False)
     assert {p.suffix for p in src.directory.iterdir()} == {".npy", ".json"}
+
+
+class _FailingSurvey(InMemorySurvey):
+    """An in-memory survey whose record ``bad`` cannot be read."""
+
+    def _read_record(self, index):
+        rec = super()._read_record(index)
+        if rec.id == "gal3":
+            msg = "gal3: unreadable"
+            raise OSError(msg)
+        return rec
+
+
+@pytest.mark.parametrize("workers", [2, 3])
+def test_threaded_build_matches_serial(tmp_path, survey, workers):
+    serial = PreprocessedCache(tmp_path / "a").get_or_build(
+        survey, preprocessor=ImageScaler(), targets="maps", progress=False)
+    threaded = PreprocessedCache(tmp_path / "b").get_or_build(
+        survey, preprocessor=ImageScaler(), targets="maps", progress=False, workers=workers)
+    assert threaded.ids == serial.ids
+    assert threaded.directory.name == serial.directory.name
+    for name, arr in serial.arrays.items():
+        np.testing.assert_array_equal(threaded.arrays[name], arr)
+
+
+def test_threads_only_for_thread_safe_components(tmp_path):
+    files = _file_survey(tmp_path / "files", 3, 4)
+    assert not files.thread_safe and InMemorySurvey.thread_safe
+    cache = PreprocessedCache(tmp_path / "c")
+    with pytest.warns(CacheWarning, match="in one thread, not 2: survey 'npy-files'"):
+        built = cache.get_or_build(files, progress=False, workers=2)
+    assert built.ids == ["g0", "g1", "g2"]
+
+    class Unsafe(ImageScaler):
+        thread_safe = False
+
+    mem = InMemorySurvey(records=[image_record(i) for i in range(3)])
+    with pytest.warns(CacheWarning, match="preprocessor 'image-scaler'"):
+        cache.get_or_build(mem, preprocessor=Unsafe(), progress=False, workers=2)
+
+
+def test_threaded_build_error_leaves_nothing(tmp_path):
+    bad = _FailingSurvey(records=[image_record(i) for i in range(8)])
+    cache = PreprocessedCache(tmp_path)
+    with pytest.raises(OSError, match="gal3: unreadable"):
+        cache.get_or_build(bad, progress=False, workers=2)
+    assert cache.entries() == []
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
+    with pytest.raises(ValidationError, match="workers must be >= 1"):
+        cache.get_or_build(bad, progress=False, workers=0)
+
+
+def test_threaded_cube_pca_build_matches_serial(tmp_path):
+    from astro_cl.preprocess import CubePCA
+    from astro_cl.surveys.ecalifa_mock import ECALIFAMockSurvey
+
+    survey = ECALIFAMockSurvey(n=6, seed=1, size=12)
+    assert survey.thread_safe
+    assert not ECALIFAMockSurvey(n=2, path=tmp_path / "files").thread_safe
+    pca = CubePCA(n_components=4, fit_snr=3.0, max_spectra_per_galaxy=40, seed=0)
+    pca.fit([survey[i] for i in range(3)])
+    one = PreprocessedCache(tmp_path / "a").get_or_build(survey, preprocessor=pca,
+                                                         progress=False)
+    two = PreprocessedCache(tmp_path / "b").get_or_build(survey, preprocessor=pca,
+                                                         progress=False, workers=2)
+    for name, arr in one.arrays.items():
+        np.testing.assert_array_equal(two.arrays[name], arr)

@@ -9,7 +9,7 @@ from specutils import Spectrum
 from astro_cl.data.record import GalaxyRecord, ObservingMeta
 from astro_cl.exceptions import CheckpointError, ValidationError
 from astro_cl.preprocess import CubePCA, ImageScaler, Preprocessor, build_preprocessor
-from astro_cl.preprocess.ecalifa import der_snr, resample_spectra
+from astro_cl.preprocess.ecalifa import _fill_along, der_snr, resample_spectra
 from astro_cl.surveys.memory import InMemorySurvey
 
 FLUX_UNIT = u.Unit("1e-16 erg / (s cm2 Angstrom)")
@@ -62,6 +62,25 @@ def test_resample_linear_and_flux_conserving():
     np.testing.assert_allclose((fc2[:, 0] * 10.0).sum(), (flux[sel, 0] * 2.0).sum(), rtol=2e-3)
     _, bad = resample_spectra(wave, flux, np.array([3990.0, 4500.0]))
     assert bad[0].all() and not bad[1].any()
+
+
+def test_fill_along_interpolates_between_good_neighbours():
+    values = np.array([[1.0, 5.0, 7.0, 0.0],
+                       [9.0, 6.0, 9.0, 0.0],
+                       [3.0, 7.0, 9.0, 0.0],
+                       [9.0, 8.0, 2.0, 0.0],
+                       [7.0, 9.0, 9.0, 0.0]], dtype=np.float32)
+    bad = np.zeros(values.shape, bool)
+    bad[[1, 3], 0] = True          # interior gaps: linear between neighbours
+    bad[:2, 2] = bad[3:, 2] = True  # edges: the nearest good value
+    bad[:, 3] = True               # nothing good: zeros
+    values[:, 3] = np.nan
+    out = _fill_along(values, bad)
+    assert out.dtype == np.float32
+    np.testing.assert_array_equal(out[:, 0], [1, 2, 3, 5, 7])
+    np.testing.assert_array_equal(out[:, 1], values[:, 1])  # clean spectra untouched
+    np.testing.assert_array_equal(out[:, 2], [9, 9, 9, 9, 9])
+    np.testing.assert_array_equal(out[:, 3], 0)
 
 
 def test_der_snr_matches_known_noise():

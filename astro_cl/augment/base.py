@@ -179,11 +179,19 @@ class Compose(Augmenter):
         CPU also calls `~astro_cl.utils.memory.retain_freed_memory` (once per
         process), so that freed chunks are reused rather than handed back to
         the kernel and faulted in again.
+    workers : int or "auto", optional
+        Threads that run the chunks of a CPU batch concurrently ("auto": one
+        per torch intra-op thread, `torch.get_num_threads`). The chain's
+        sequential parts (random numbers, small kernels) then overlap.
 
     Notes
     -----
-    The random numbers are drawn chunk by chunk, so changing ``chunk_size``
-    changes the views drawn from a seed (not their distribution).
+    A batch of several chunks draws one seed per chunk from the caller's
+    generator first; each chunk then draws its random numbers from its own
+    generator. The views therefore depend on the seed, the input shape and
+    ``chunk_size``, but not on ``workers`` or the timing of the threads.
+    Changing ``chunk_size`` changes the views drawn from a seed (not their
+    distribution).
     """
 
     name = "compose"
@@ -192,10 +200,11 @@ class Compose(Augmenter):
     #: Data bytes per chunk of the "auto" ``chunk_size``.
     CHUNK_BYTES = 16 * 2**20
 
-    def __init__(self, *, steps=(), fuse=True, chunk_size="auto"):
+    def __init__(self, *, steps=(), fuse=True, chunk_size="auto", workers="auto"):
         self.steps = steps
         self.fuse = fuse
         self.chunk_size = chunk_size
+        self.workers = workers
 
     def _normalised_steps(self):
         out = []
@@ -223,20 +232,65 @@ class Compose(Augmenter):
         -------
         batch : `~astro_cl.data.batch.TensorBatch`
         """
+        import torch
+
+        from astro_cl.utils.parallel import imap_ordered
+
         steps = self._normalised_steps()
         n = self._chunk_length(batch)
+        workers = self._n_workers()
         if n >= len(batch):
             return self._run(steps, batch, generator)
+        starts = list(range(0, len(batch), n))
         if batch.device.type == "cpu":
             from astro_cl.utils.memory import retain_freed_memory
 
             retain_freed_memory()
+        else:
+            workers = 1  # a GPU queue is already asynchronous
+        # one generator per chunk, seeded before any chunk runs: the views do
+        # not depend on which thread runs which chunk, or when
+        seeds = torch.randint(0, 2**62, (len(starts),), generator=generator,
+                              device=generator.device).tolist()
+        grad = torch.is_grad_enabled()  # thread-local: carry it into the workers
+        workers = min(workers, len(starts))
+        threads = torch.get_num_threads()
+
+        def run_chunk(k):
+            if workers > 1:
+                # one intra-op thread per worker: the workers are the parallelism
+                # (nested OpenMP teams would oversubscribe the cores). This sets
+                # the worker's own OpenMP/MKL thread count; the process-wide
+                # default it also sets is restored below.
+                torch.set_num_threads(1)
+            gen = torch.Generator(device=generator.device).manual_seed(seeds[k])
+            with torch.set_grad_enabled(grad):
+                return self._run(steps, batch.chunk(starts[k], starts[k] + n), gen)
+
         out, metas = None, []
-        for lo in range(0, len(batch), n):
-            part = self._run(steps, batch.chunk(lo, lo + n), generator)
-            out = _gather_into(out, part, lo, len(batch))
-            metas.append((len(part), part.meta))
+        if workers > 1:
+            torch.set_num_threads(1)  # the gathering copies too: the cores are busy
+        try:
+            parts = imap_ordered(run_chunk, range(len(starts)), workers=workers)
+            for lo, part in zip(starts, parts, strict=True):
+                out = _gather_into(out, part, lo, len(batch))
+                metas.append((len(part), part.meta))
+        finally:
+            if workers > 1:
+                torch.set_num_threads(threads)
         return batch.replace(meta=_concat_meta(metas), **out)
+
+    def _n_workers(self):
+        """Chunk threads (see ``workers``)."""
+        import torch
+
+        workers = self.workers
+        if workers == "auto":
+            return max(1, torch.get_num_threads())
+        if isinstance(workers, bool) or not isinstance(workers, int | np.integer) or workers < 1:
+            msg = f"Compose.workers: expected a positive int or 'auto', got {workers!r}"
+            raise ValidationError(msg)
+        return int(workers)
 
     def _chunk_length(self, batch):
         """Galaxies per chunk for ``batch`` (see ``chunk_size``)."""

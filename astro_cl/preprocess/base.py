@@ -108,6 +108,9 @@ class Preprocessor(Component):
     #: Version of this preprocessor's algorithm; a saved state with another
     #: version is refused on load.
     version = 1
+    #: Whether a fitted instance may transform records from several threads
+    #: at once (see `~astro_cl.preprocess.PreprocessedCache.get_or_build`).
+    thread_safe = False
 
     # -- fitting -----------------------------------------------------------
     @property

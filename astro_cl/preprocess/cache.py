@@ -35,7 +35,7 @@ __all__ = ["CACHE_FORMAT_VERSION", "CacheWarning", "CachedArrays", "Preprocessed
 CACHE_FORMAT_VERSION = 1
 
 class CacheWarning(AstroCLWarning):
-    """A cache entry was corrupt and is being rebuilt."""
+    """A cache entry was corrupt and is being rebuilt, or is built otherwise than asked."""
 
 
 class _Corrupt(Exception):
@@ -271,7 +271,7 @@ class PreprocessedCache:
 
     # -- public -------------------------------------------------------------
     def get_or_build(self, survey, *, preprocessor=None, kind=None, targets=None,
-                     progress=True):
+                     progress=True, workers=1):
         """Return the cached arrays of a survey, building (or rebuilding) them if needed.
 
         Parameters
@@ -287,11 +287,27 @@ class PreprocessedCache:
             ``"maps"`` or map names to cache as regression targets.
         progress : bool, optional
             Show a progress bar while building.
+        workers : int, optional
+            Threads that read and preprocess galaxies concurrently while
+            building (rows are still written in survey order, so the entry is
+            the same for any count). Worth it when reading and preprocessing
+            spend their time in NumPy or I/O, which release the GIL. Used only
+            when the survey and the preprocessor declare ``thread_safe`` (the
+            in-memory mock surveys, `~astro_cl.surveys.InMemorySurvey`,
+            `~astro_cl.preprocess.CubePCA`, `~astro_cl.preprocess.ImageScaler`);
+            otherwise the entry is built in one thread, with a `CacheWarning`.
 
         Returns
         -------
         source : `CachedArrays`
         """
+        workers = int(workers)
+        if workers < 1:
+            msg = f"PreprocessedCache.get_or_build: workers must be >= 1, got {workers}"
+            raise ValidationError(msg)
+        unsafe = [f"{kind_} {obj.name!r}" for kind_, obj in (("survey", survey),
+                                                            ("preprocessor", preprocessor))
+                  if obj is not None and not getattr(obj, "thread_safe", False)]
         if preprocessor is not None and not preprocessor.is_fitted:
             preprocessor.fit(survey)
         key, inputs = self.key(survey, preprocessor=preprocessor, kind=kind, targets=targets)
@@ -302,7 +318,13 @@ class PreprocessedCache:
             except _Corrupt as exc:
                 warnings.warn(f"cache entry {entry}: {exc}; rebuilding it", CacheWarning,
                               stacklevel=2)
-        self._build(entry, key, inputs, survey, preprocessor, inputs["kind"], targets, progress)
+        if workers > 1 and unsafe:
+            warnings.warn(f"cache: building {entry.name} in one thread, not {workers}: "
+                          f"{' and '.join(unsafe)} not marked thread_safe", CacheWarning,
+                          stacklevel=2)
+            workers = 1
+        self._build(entry, key, inputs, survey, preprocessor, inputs["kind"], targets, progress,
+                    workers)
         return self._open(entry, key)
 
     def entries(self):
@@ -350,11 +372,15 @@ class PreprocessedCache:
             raise _Corrupt("data or mask array missing")
         return CachedArrays(entry, meta, arrays)
 
-    def _build(self, entry, key, inputs, survey, preprocessor, kind, targets, progress):
+    def _build(self, entry, key, inputs, survey, preprocessor, kind, targets, progress,
+               workers=1):
         from tqdm.auto import tqdm
+
+        from astro_cl.utils.parallel import imap_ordered
 
         self.directory.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".{entry.name}.", suffix=".tmp", dir=self.directory))
+        rows = None
         try:
             ids = [str(i) for i in survey.ids]
             n = len(ids)
@@ -364,10 +390,15 @@ class PreprocessedCache:
             arrays = {}
             batch_meta = {"survey": survey.name, "kind": kind,
                           "preprocessor": None if preprocessor is None else preprocessor.name}
-            bar = tqdm(ids, desc=f"caching {survey.name}", disable=not progress, unit="galaxy")
-            for i, gid in enumerate(bar):
+
+            def read(gid):
                 rec = survey[gid]
-                row = _record_row(rec, preprocessor, kind, targets)
+                return rec, _record_row(rec, preprocessor, kind, targets)
+
+            rows = imap_ordered(read, ids, workers=workers)
+            bar = tqdm(zip(ids, rows, strict=True), total=n, desc=f"caching {survey.name}",
+                       disable=not progress, unit="galaxy")
+            for i, (gid, (rec, row)) in enumerate(bar):
                 if i == 0:
                     arrays = {name: np.lib.format.open_memmap(
                         tmp / f"{name}.npy", mode="w+", dtype=value.dtype,
@@ -410,6 +441,8 @@ class PreprocessedCache:
             else:
                 os.replace(tmp, entry)
         finally:
+            if rows is not None:
+                rows.close()  # cancels what is still queued, joins the threads
             if tmp.exists():
                 shutil.rmtree(tmp, ignore_errors=True)
 

@@ -94,6 +94,24 @@ def resample_spectra(wave, flux, new_wave, *, mask=None, method="linear"):
     return out.astype(flux.dtype, copy=False), bad_out
 
 
+def _nanmedian(x):
+    """`numpy.nanmedian` along axis 0, NaN (and no warning) where a slice has no number.
+
+    Silencing numpy's all-NaN warning with `warnings.catch_warnings` instead
+    would not be thread-safe: the filters are process-wide, and galaxies may
+    be preprocessed in threads (`PreprocessedCache.get_or_build`).
+    """
+    x = np.asarray(x)
+    flat = x.reshape(x.shape[0], -1)
+    has = ~np.isnan(flat).all(axis=0)
+    if has.all():
+        return np.nanmedian(x, axis=0)
+    out = np.full(flat.shape[1], np.nan, dtype=np.result_type(x.dtype, np.float16))
+    if has.any():
+        out[has] = np.nanmedian(flat[:, has], axis=0)
+    return out.reshape(x.shape[1:])
+
+
 def der_snr(flux, axis=0):
     """Estimate the S/N of spectra with DER_SNR (Stoehr et al. 2008).
 
@@ -109,17 +127,32 @@ def der_snr(flux, axis=0):
         ``median(flux) / (1.482602 / sqrt(6) * median(|2 f_i - f_{i-2} - f_{i+2}|))``.
     """
     f = np.moveaxis(np.asarray(flux, dtype=float), axis, 0)
-    signal = np.nanmedian(f, axis=0)
+    signal = _nanmedian(f)
     diff = np.abs(2.0 * f[2:-2] - f[:-4] - f[4:])
-    noise = 1.482602 / np.sqrt(6.0) * np.nanmedian(diff, axis=0)
+    noise = 1.482602 / np.sqrt(6.0) * _nanmedian(diff)
     with np.errstate(divide="ignore", invalid="ignore"):
         return np.where(noise > 0, signal / noise, np.inf * np.sign(signal))
 
 
 def _fill_along(values, bad):
-    """Fill bad pixels of (L, N) spectra by linear interpolation between good neighbours."""
+    """Fill bad pixels of (L, N) spectra by linear interpolation between good neighbours.
+
+    Pixels with a good neighbour on one side only take that neighbour's value;
+    spectra with no good pixel become zeros.
+    """
+    out = np.where(bad, values.dtype.type(0), values)
+    # only spectra with both good and bad pixels need the (costly) neighbour search;
+    # in a cube most are either clean or wholly masked (outside the field of view)
+    partial = np.flatnonzero(bad.any(axis=0) & ~bad.all(axis=0))
+    if partial.size:
+        out[:, partial] = _fill_columns(values[:, partial], bad[:, partial])
+    return out
+
+
+def _fill_columns(values, bad):
+    """`_fill_along` on (L, N) spectra that each have at least one good pixel."""
     n_l = values.shape[0]
-    pos = np.arange(n_l)[:, None]
+    pos = np.arange(n_l, dtype=np.int32)[:, None]
     good = ~bad
     prev = np.maximum.accumulate(np.where(good, pos, -1), axis=0)
     nxt = np.minimum.accumulate(np.where(good, pos, n_l)[::-1], axis=0)[::-1]
@@ -137,9 +170,8 @@ def _fill_along(values, bad):
 def _robust_stats(x):
     """Per-column median and 1.4826 * MAD of (N, C) values, ignoring non-finite."""
     x = np.where(np.isfinite(x), x, np.nan)
-    with _quiet_nan():
-        med = np.nanmedian(x, axis=0)
-        mad = 1.4826 * np.nanmedian(np.abs(x - med), axis=0)
+    med = _nanmedian(x)
+    mad = 1.4826 * _nanmedian(np.abs(x - med))
     return med, mad
 
 
@@ -206,6 +238,7 @@ class CubePCA(Preprocessor):
     """
 
     name = "cube-pca"
+    thread_safe = True
     description = "eCALIFA recipe: rest frame, 3739-6803 A at 2 A, normalise, PCA -> 30 channels."
     version = 2
     _state_arrays = ("wave_", "mean_", "components_", "explained_variance_", "sky_mean_",
@@ -276,14 +309,14 @@ class CubePCA(Preprocessor):
                    f"wave_range {self.wave_range}")
             raise ValidationError(msg)
         res_nan = np.where(bad_r, np.nan, res)
-        with np.errstate(all="ignore"), _quiet_nan():
-            norm = np.nanmedian(res_nan[win], axis=0)
+        with np.errstate(all="ignore"):
+            norm = _nanmedian(res_nan[win])
             if std is not None:
                 var = std.reshape(n_l, h * w).astype(np.float32) ** 2
                 var = np.where(bad, 0.0, var).astype(np.float32)
                 var_r, _ = resample_spectra(wave_rest, var, grid, mask=bad, method="linear")
                 ratio = res_nan[win] / np.sqrt(np.where(var_r[win] > 0, var_r[win], np.nan))
-                snr = np.nanmedian(ratio, axis=0)
+                snr = _nanmedian(ratio)
             else:
                 snr = der_snr(res_nan, axis=0)
         snr = np.where(np.isfinite(snr), snr, 0.0)
@@ -494,19 +527,3 @@ class CubePCA(Preprocessor):
     def _transform_arrays(self, X, **kwargs):
         outs = [self._image(*inp) for inp in self._iter_inputs(X, kwargs)]
         return (np.stack([o[0] for o in outs]), np.stack([o[1] for o in outs]), None)
-
-
-class _quiet_nan:
-    """Silence numpy's all-NaN slice warnings (fully bad spaxels are expected)."""
-
-    def __enter__(self):
-        import warnings
-
-        self._ctx = warnings.catch_warnings()
-        self._ctx.__enter__()
-        warnings.filterwarnings("ignore", message="All-NaN slice", category=RuntimeWarning)
-        warnings.filterwarnings("ignore", message="Mean of empty slice", category=RuntimeWarning)
-        return self
-
-    def __exit__(self, *exc):
-        return self._ctx.__exit__(*exc)

@@ -45,6 +45,7 @@ class ImageScaler(Preprocessor):
     """
 
     name = "image-scaler"
+    thread_safe = True
     description = "Per-band asinh or log stretch with a fitted noise scale, then standardised."
     version = 1
     _state_arrays = ("noise_", "center_", "scale_")

@@ -26,6 +26,10 @@ class Survey(Component):
 
     #: Field of `GalaxyRecord` that `to_tensors` stacks by default.
     default_kind: ClassVar[str] = "images"
+    #: Whether records may be read from several threads at once (see
+    #: `~astro_cl.preprocess.PreprocessedCache.get_or_build`). False by default:
+    #: readers that silence warnings or enable units change process-wide state.
+    thread_safe: ClassVar[bool] = False
 
     # -- to implement ----------------------------------------------------
     def _open(self):

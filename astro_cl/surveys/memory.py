@@ -24,6 +24,7 @@ class InMemorySurvey(Survey):
     """
 
     name = "in-memory"
+    thread_safe = True
     description = "Galaxy records held in memory (built by a script or a generator)."
 
     def __init__(self, *, records=(), table=None, default_kind="images"):

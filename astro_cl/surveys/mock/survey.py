@@ -98,6 +98,15 @@ class MockSurvey(Survey):
     #: ``(module, class)`` of the real-format reader used when ``path`` is given.
     reader_class = ("", "")
 
+    @property
+    def thread_safe(self):
+        """bool: whether records may be read from several threads at once.
+
+        True when galaxies are simulated in memory (each from its own seeded
+        generator); the FITS readers used with ``path`` are not thread-safe.
+        """
+        return self.path is None
+
     # -- configuration helpers -------------------------------------------------
     @property
     def fov_arcsec(self):
