@@ -1,6 +1,7 @@
 import csv
 import pickle
 import signal
+import threading
 
 import numpy as np
 import pytest
@@ -273,3 +274,34 @@ def test_prefetch_gives_identical_results(tmp_path):
     whole = Trainer(_Net(), lambda m, b, g: _SplitLoss()(m, b, g), epochs=3, batch_size=5,
                     lr=1e-2, seed=3, progress=False, validation_fraction=0.25)
     assert [h["train_loss"] for h in whole.fit(src)] == [h["train_loss"] for h in h1]
+
+
+class _ThreadRecordingLoss(_SplitLoss):
+    """A split loss that records the intra-op thread count its prepare step sees."""
+
+    def __init__(self):
+        super().__init__()
+        self.threads = []
+
+    def prepare(self, batch, generator):
+        self.threads.append((threading.current_thread() is threading.main_thread(),
+                             torch.get_num_threads()))
+        return super().prepare(batch, generator)
+
+
+def test_prefetch_threads_set_in_the_prefetch_thread_only():
+    src = _source()
+    before = torch.get_num_threads()
+    results = {}
+    for threads in (None, 1):
+        torch.manual_seed(0)
+        loss = _ThreadRecordingLoss()
+        tr = Trainer(_Net(), loss, epochs=2, batch_size=5, lr=1e-2, seed=3, progress=False,
+                     num_threads=2, prefetch_threads=threads)
+        results[threads] = ([h["train_loss"] for h in tr.fit(src)], loss.threads)
+    assert results[None][0] == results[1][0]  # this prepare has no parallel reduction
+    in_main = {n for main, n in results[1][1] if main}
+    in_prefetch = {n for main, n in results[1][1] if not main}
+    assert in_main == {2} and in_prefetch == {1}
+    assert {n for _, n in results[None][1]} == {2}
+    assert torch.get_num_threads() == before

@@ -48,6 +48,9 @@ class _NetworkEncoder(Encoder):
     _trainer_params = ("optimizer", "lr", "weight_decay", "schedule", "epochs", "batch_size",
                        "validation_fraction", "patience", "seed", "device", "checkpoint_dir",
                        "progress", "num_threads", "bf16")
+    #: Intra-op threads of the trainer's prefetch thread (None: as for training);
+    #: see `~astro_cl.training.trainer.Trainer`.
+    _prefetch_threads = None
 
     # -- to implement ------------------------------------------------------
     def _build_module(self, info):
@@ -116,7 +119,8 @@ class _NetworkEncoder(Encoder):
             validation_fraction=self.validation_fraction, patience=self.patience,
             seed=self.seed, device=self._device(), checkpoint_dir=self.checkpoint_dir,
             header=self._header(), extra_state={"info": info}, progress=self.progress,
-            num_threads=self.num_threads, bf16=self.bf16, callbacks=callbacks)
+            num_threads=self.num_threads, bf16=self.bf16, callbacks=callbacks,
+            prefetch_threads=self._prefetch_threads)
         self.history_ = trainer.fit(source, resume=resume)
         self.module_ = trainer.module.eval()
         self.info_ = info

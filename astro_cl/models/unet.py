@@ -75,6 +75,9 @@ seed, device, checkpoint_dir, progress, num_threads, bf16
     """
 
     name = "cnn-regressor"
+    # its batch preparation (pixel-exact flips and turns, log10 of the maps) is
+    # light and free of reductions: one thread for it, the cores for the U-Net
+    _prefetch_threads = 1
     description = "U-Net from images to resolved property maps (PICASSSO), optional uncertainty."
     output_kind = "maps"
 
