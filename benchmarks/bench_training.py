@@ -205,6 +205,8 @@ def bare_step(kind, shape, source, batch, warmup, steps):
 
 def epoch(kind, shape, source, batch, warmup, steps, prefetch=True):
     """Time the Trainer's epoch after ``warmup`` steps; also time the data work alone."""
+    from astro_cl.models.simclr import SimCLR
+    from astro_cl.models.unet import CNNRegressor
     from astro_cl.training.trainer import Trainer
 
     marks = {}
@@ -219,7 +221,9 @@ def epoch(kind, shape, source, batch, warmup, steps, prefetch=True):
     loss_fn = _loss(kind, augment=True)
     trainer = Trainer(_network(kind, shape), loss_fn, epochs=1, batch_size=batch, lr=1e-4,
                       seed=0, device="cpu", progress=False, callbacks=[mark],
-                      prefetch=prefetch)
+                      prefetch=prefetch,  # with the prefetch threads the estimator uses
+                      prefetch_threads=(SimCLR if kind == "simclr" else CNNRegressor)
+                      ._prefetch_threads)
     trainer.fit(source)
     dt = (marks["end"][0] - marks["start"][0]) / steps
     cpu = (marks["end"][1] - marks["start"][1]) / steps
