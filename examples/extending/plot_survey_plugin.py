@@ -39,6 +39,12 @@ registers the class.
 .. literalinclude:: ../../../tests/example_plugin/astro_cl_toy/__init__.py
    :language: python
 
+A reader that only calls NumPy and reads its own files may also declare
+``thread_safe = True``: `~astro_cl.preprocess.PreprocessedCache` then reads
+several galaxies at once when asked for ``workers=2`` or more. Leave it False
+(the default) if reading a record changes process-wide state, such as
+warnings filters (``warnings.catch_warnings``) or astropy's enabled units.
+
 3. Tests
 --------
 `astro_cl.testing.check_survey` checks the contract (catalogue, ids, records,
