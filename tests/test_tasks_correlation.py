@@ -145,3 +145,19 @@ def test_umap_projection_is_seeded():
     b = PropertyCorrelation(properties=["EW_Ha_cen"], n_bootstrap=0, seed=3).fit(emb, cat)
     np.testing.assert_allclose(a.projection_, b.projection_)
     assert a.results_["spearman_max"][0] > 0.8
+
+
+def test_exact_knn_for_umap_matches_the_distance_matrix():
+    from scipy.spatial.distance import cdist
+
+    from astro_cl.tasks.correlation import _exact_knn
+
+    X = np.random.default_rng(4).normal(size=(60, 8))
+    idx, dist, index = _exact_knn(X, 7, "cosine")
+    full = cdist(X, X, "cosine")
+    expected = np.argsort(full, axis=1, kind="stable")[:, :7]
+    np.testing.assert_array_equal(idx, expected)
+    assert np.array_equal(idx[:, 0], np.arange(60))  # each galaxy is its own first neighbour
+    np.testing.assert_allclose(dist, np.take_along_axis(full, expected, axis=1), atol=1e-6)
+    assert dist.dtype == np.float32 and index is None
+    assert _exact_knn(X, 7, "no-such-metric") is None

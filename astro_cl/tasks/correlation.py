@@ -34,8 +34,8 @@ from astro_cl.tasks._common import (
 )
 from astro_cl.tasks.base import DownstreamTask
 
-__all__ = ["STUDY_ORDER", "PropertyCorrelation", "compare_rankings", "compare_with_study",
-           "project_2d"]
+__all__ = ["EXACT_KNN_LIMIT", "STUDY_ORDER", "PropertyCorrelation", "compare_rankings",
+           "compare_with_study", "project_2d"]
 
 #: The eCALIFA study's ranking (strongest first) and the catalogue columns that
 #: measure each property, in order of preference (eCALIFA pyPipe3D catalogue
@@ -49,6 +49,28 @@ STUDY_ORDER = (
     ("[NII]/Halpha", ("log_NII_Ha_cen", "log_NII_Ha_Re", "log_NII_Ha_ALL")),
     ("stellar mass", ("log_Mass", "lMass_int")),
 )
+
+
+#: Below this many galaxies `project_2d` gives UMAP exact nearest neighbours
+#: (umap-learn's own threshold for exact rather than approximate ones).
+EXACT_KNN_LIMIT = 4096
+
+
+def _exact_knn(X, n_neighbors, metric):
+    """Return the exact neighbours (self first) as UMAP takes them: ``(indices, distances, None)``.
+
+    Returns None when scikit-learn does not know ``metric`` (UMAP then finds them itself).
+    """
+    from sklearn.neighbors import NearestNeighbors
+
+    if not isinstance(metric, str):
+        return None
+    try:
+        dist, idx = NearestNeighbors(n_neighbors=n_neighbors, metric=metric,
+                                     algorithm="brute").fit(X).kneighbors(X)
+    except ValueError:  # a metric only umap-learn knows
+        return None
+    return idx, dist.astype(np.float32), None
 
 
 def project_2d(X, *, method="umap", seed=0, umap_params=None):
@@ -69,6 +91,15 @@ def project_2d(X, *, method="umap", seed=0, umap_params=None):
     -------
     projection : `numpy.ndarray`
         ``(n_galaxies, 2)``.
+
+    Notes
+    -----
+    Below `EXACT_KNN_LIMIT` galaxies umap-learn finds the exact nearest
+    neighbours itself, from the full distance matrix. Here scikit-learn finds
+    them (brute force, for any metric it knows) and hands them to UMAP as
+    ``precomputed_knn``: the same neighbour graph, without compiling
+    umap-learn's parallel neighbour search, which is not cached on disk and
+    took about 9 of the 19 s of a 200-galaxy projection in a fresh process.
     """
     X = np.asarray(X, dtype=np.float64)
     if method == "pca":
@@ -87,9 +118,15 @@ def project_2d(X, *, method="umap", seed=0, umap_params=None):
 
     params = {"n_neighbors": min(15, len(X) - 1), "min_dist": 0.1, "metric": "cosine"}
     params.update(umap_params or {})
+    if len(X) < EXACT_KNN_LIMIT and "precomputed_knn" not in params:
+        knn = _exact_knn(X, int(params["n_neighbors"]), params["metric"])
+        if knn is not None:
+            params["precomputed_knn"] = knn
     with warnings.catch_warnings():
         # umap-learn warns that random_state forces n_jobs=1 (wanted: reproducible).
         warnings.filterwarnings("ignore", message=".*n_jobs.*", category=UserWarning)
+        # only fit_transform is used, never transform on new data
+        warnings.filterwarnings("ignore", message=".*knn_search_index.*", category=UserWarning)
         warnings.filterwarnings("ignore", category=FutureWarning)
         reducer = umap.UMAP(n_components=2, random_state=seed, **params)
         return np.asarray(reducer.fit_transform(X), dtype=np.float64)
