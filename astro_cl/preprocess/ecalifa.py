@@ -22,6 +22,7 @@ without an error, the DER_SNR estimate (Stoehr et al. 2008) over the cropped
 range.
 """
 
+import threading
 import zlib
 
 import astropy.units as u
@@ -33,6 +34,9 @@ from astro_cl.preprocess.base import Preprocessor, register_preprocessor
 __all__ = ["CubePCA", "der_snr", "resample_spectra"]
 
 _FLAMBDA = u.erg / u.s / u.cm**2 / u.AA
+#: Serialises the cosmology integrals: SciPy's ``quad`` is thread-safe only
+#: from SciPy 1.15 on, and galaxies may be preprocessed in threads.
+_COSMOLOGY_LOCK = threading.Lock()
 
 
 def _interp_weights(x_old, x_new):
@@ -277,7 +281,8 @@ class CubePCA(Preprocessor):
         except AttributeError:
             msg = f"CubePCA.cosmology: {self.cosmology!r} is not an astropy.cosmology realization"
             raise ValidationError(msg) from None
-        d_l = cosmo.luminosity_distance(max(float(z), 1e-4)).to_value(u.cm)
+        with _COSMOLOGY_LOCK:
+            d_l = cosmo.luminosity_distance(max(float(z), 1e-4)).to_value(u.cm)
         return 4.0 * np.pi * d_l**2 * (1.0 + z)
 
     def _spectra(self, flux, mask, std, wave_obs, z, gid, scale):
