@@ -461,7 +461,8 @@ def run_demo(out, *, size="small", seed=0, catalogue=None, check=False, progress
         unet.fit(train)
         unet.save(models_dir / "unet.pt")
         test_ids = test.ids
-        truth = [sdss[gid].maps for gid in test_ids]
+        # the maps the network was trained against, from the cache (no re-simulation)
+        truth = cutouts.target_maps(test_rows)
         predicted = [{name: _to_unit(m, truth[i][name].unit) for name, m in maps.items()}
                      for i, maps in enumerate(unet.predict_maps(test))]
         metrics = MapMetrics(properties=list(_MAP_TARGETS)).fit(predicted, truth)

@@ -72,6 +72,26 @@ def test_build_then_reuse(tmp_path, survey):
     assert again.directory == src.directory and len(cache.entries()) == 1
 
 
+def test_target_maps_are_the_survey_maps(tmp_path):
+    records = [image_record(i) for i in range(4)]
+    records[2].maps["stellar_mass"].mask = np.zeros((16, 16), bool)
+    records[2].maps["stellar_mass"].mask[5, 6] = True
+    survey = InMemorySurvey(records=records)
+    src = PreprocessedCache(tmp_path).get_or_build(survey, targets="maps", progress=False)
+    maps = src.target_maps([2, 0])
+    assert [list(m) for m in maps] == [["stellar_mass"], ["stellar_mass"]]
+    for got, rec in zip(maps, (records[2], records[0]), strict=True):
+        nd = got["stellar_mass"]
+        assert nd.unit == u.Msun / u.kpc**2 and nd.data.dtype == np.float32
+        good = ~nd.mask
+        np.testing.assert_array_equal(nd.data[good], rec.maps["stellar_mass"].data[good])
+    assert maps[0]["stellar_mass"].mask[5, 6] and maps[0]["stellar_mass"].mask.sum() == 1
+    assert not maps[1]["stellar_mass"].mask.any()
+    no_targets = PreprocessedCache(tmp_path / "b").get_or_build(survey, progress=False)
+    with pytest.raises(KeyError, match="no regression targets"):
+        no_targets.target_maps([0])
+
+
 def test_preprocessor_in_key_and_applied(tmp_path, survey):
     cache = PreprocessedCache(tmp_path)
     raw = cache.get_or_build(survey, progress=False)

@@ -162,6 +162,51 @@ class CachedArrays:
         ids = [self.meta["ids"][i] for i in rows.tolist()]
         return TensorBatch(ids=ids, meta=dict(self.meta.get("batch_meta", {})), **fields)
 
+    def target_maps(self, indices):
+        """Read the cached regression targets of some galaxies as maps with units.
+
+        The truth maps a network was trained against, straight from the
+        cache: no re-reading or re-simulating of the source survey.
+
+        Parameters
+        ----------
+        indices : sequence of int, slice or `numpy.ndarray`
+            Rows (positions in `ids`).
+
+        Returns
+        -------
+        maps : list of dict of str to `~astropy.nddata.NDData`
+            One dict per galaxy, property name -> 2-D map (float32, the unit
+            it was cached with, the target mask as ``mask``; no WCS, which
+            the cache does not keep).
+
+        Raises
+        ------
+        KeyError
+            If the entry was built without ``targets``.
+        """
+        from astropy import units as u
+        from astropy.nddata import NDData
+
+        batch_meta = self.meta.get("batch_meta", {})
+        if "targets" not in self.arrays or "target_names" not in batch_meta:
+            msg = (f"cache {self.directory.name}: no regression targets "
+                   "(build it with get_or_build(..., targets=...))")
+            raise KeyError(msg)
+        names = list(batch_meta["target_names"])
+        units = [u.Unit(s) for s in batch_meta.get("target_units", [""] * len(names))]
+        rows = np.arange(len(self))[indices] if isinstance(indices, slice) \
+            else np.asarray(indices, dtype=int).reshape(-1)
+        data = np.asarray(self.arrays["targets"][rows])
+        masks = self.arrays.get("target_mask")
+        masks = None if masks is None else np.asarray(masks[rows], dtype=bool)
+        out = []
+        for i in range(len(rows)):
+            out.append({name: NDData(data[i, k], unit=unit,
+                                     mask=None if masks is None else masks[i, k])
+                        for k, (name, unit) in enumerate(zip(names, units, strict=True))})
+        return out
+
     def __repr__(self):
         return f"<CachedArrays {self.directory.name}: {len(self)} galaxies, data {self.shape}>"
 
