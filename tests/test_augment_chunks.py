@@ -140,3 +140,29 @@ def test_normal_draws_take_a_per_image_std(monkeypatch, block):
         assert a.is_contiguous(memory_format=fmt)
         got = a.flatten(1).std(dim=1)
         np.testing.assert_allclose(got.numpy(), std.numpy(), rtol=0.06)
+
+
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_in_place_steps_of_a_chain_equal_the_steps_one_by_one(channels_last):
+    # Blur and star masks overwrite the chain's own intermediates in place, but
+    # never the caller's batch: the chain must equal the steps called one by one
+    # (which always return new tensors), and leave its input untouched.
+    batch = _batch(n=4, c=5)
+    data = batch.data + 1.0  # non-zero under the mask: a fill would show
+    if channels_last:
+        data = data.contiguous(memory_format=torch.channels_last)
+    batch = batch.replace(data=data)
+    before = {k: v.clone() for k, v in batch.tensors().items()}
+    noise, blur, stars = MultiplicativeNoise(sn=(2, 5)), GaussianBlur(sigma=1.0), StarMask()
+    # noise first (new tensors), or blur / star masks straight on the input
+    for steps in ([noise, blur, stars, blur], [blur, stars], [stars, blur]):
+        chained = Compose(steps=[(s, 1.0) for s in steps])(batch, seed=5)
+        gen = torch.Generator().manual_seed(5)
+        manual = batch
+        for step in steps:
+            manual = step(manual, generator=gen)
+        for name in ("data", "mask", "uncertainty"):
+            torch.testing.assert_close(getattr(chained, name), getattr(manual, name),
+                                       rtol=0, atol=0)
+        for name, value in before.items():
+            assert torch.equal(getattr(batch, name), value), name

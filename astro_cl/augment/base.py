@@ -6,6 +6,7 @@ every random number from an explicit `torch.Generator`: the same seed gives the
 same views.
 """
 
+import contextvars
 from typing import ClassVar
 
 import numpy as np
@@ -14,6 +15,23 @@ from astro_cl.base import Component
 from astro_cl.exceptions import ValidationError
 
 __all__ = ["Augmenter", "Compose", "make_generator"]
+
+
+#: Memory of the batch a `Compose` run was called with (None outside a run):
+#: everything else a step of the run receives was made by an earlier step.
+_CALLER_STORAGES = contextvars.ContextVar("astro_cl_compose_caller_storages", default=None)
+
+
+def _chain_owned(tensor):
+    """Whether a step may overwrite ``tensor``: an intermediate of the running `Compose`.
+
+    Only inside a `Compose` run, and only for tensors that do not share memory
+    with the batch the run was called with (nor are broadcast views). A step
+    called on its own always returns new tensors.
+    """
+    protected = _CALLER_STORAGES.get()
+    return (protected is not None and 0 not in tensor.stride()
+            and tensor.untyped_storage().data_ptr() not in protected)
 
 
 def make_generator(seed=None, device="cpu"):
@@ -47,6 +65,11 @@ class Augmenter(Component):
 
     Subclasses implement `transform`; `__call__` validates the input and
     output. Augmenters are stateless unless they override `fit`.
+
+    Inside a `Compose` chain, later steps may overwrite a step's output
+    tensors in place (never the batch the chain was called with), so
+    `transform` must return new tensors or tensors of its input batch, not
+    buffers it keeps between calls.
     """
 
     #: Whether the transform conserves the total flux of each channel.
@@ -307,10 +330,17 @@ class Compose(Augmenter):
 
     def _run(self, steps, batch, generator):
         """Apply ``steps`` to the whole of ``batch``."""
-        import torch
-
         # tensors of the caller's batch are never written; the chain's own are
         inputs = _storages(batch)
+        token = _CALLER_STORAGES.set(frozenset(inputs))
+        try:
+            return self._run_steps(steps, batch, generator, inputs)
+        finally:
+            _CALLER_STORAGES.reset(token)
+
+    def _run_steps(self, steps, batch, generator, inputs):
+        import torch
+
         i = 0
         while i < len(steps):
             aug, p = steps[i]

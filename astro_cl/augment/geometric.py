@@ -262,12 +262,19 @@ def _tap_weights(t, mode):
     """
     if mode == "bilinear":
         return torch.stack([1 - t, t])
+    # Keys' kernel at the tap distances 1 + t, t, 1 - t, 2 - t is a cubic in t:
+    # one (4, 4) x (4, N) product with the powers of t, instead of ~50 passes
+    powers = torch.stack([torch.ones_like(t), t, t * t, t * t * t])
+    return _cubic_coefficients(t.dtype, t.device) @ powers
+
+
+def _cubic_coefficients(dtype, device):
+    """Coefficients (tap, power of t) of the four Keys cubic-convolution weights."""
     a = _CUBIC_A
-    u, v = t + 1, 1 - t
-    return torch.stack([((a * u - 5 * a) * u + 8 * a) * u - 4 * a,
-                        ((a + 2) * t - (a + 3)) * t * t + 1,
-                        ((a + 2) * v - (a + 3)) * v * v + 1,
-                        ((a * (v + 1) - 5 * a) * (v + 1) + 8 * a) * (v + 1) - 4 * a])
+    return torch.tensor([[0.0, a, -2 * a, a],
+                         [1.0, 0.0, -(a + 3), a + 2],
+                         [0.0, -a, 2 * a + 3, -(a + 2)],
+                         [0.0, 0.0, a, -a]], dtype=dtype, device=device)
 
 
 def _zero_padded(x, pad):

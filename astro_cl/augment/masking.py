@@ -7,7 +7,7 @@ encoder learns to ignore what lies under a foreground star or a missing patch.
 import numpy as np
 import torch
 
-from astro_cl.augment.base import Augmenter
+from astro_cl.augment.base import Augmenter, _chain_owned
 from astro_cl.augment.geometric import _as_range, _randint, _uniform
 from astro_cl.exceptions import ValidationError
 from astro_cl.utils.tensors import fill_pixels
@@ -66,7 +66,9 @@ def _disks(cy, cx, r, active, height, width):
 
 def _apply_mask(batch, new, fill):
     """Mask pixels ``new`` (B, 1, H, W) in every channel and set them to ``fill``."""
-    return {"data": fill_pixels(batch.data, new, float(fill)), "mask": batch.mask | new}
+    data = batch.data
+    return {"data": fill_pixels(data, new, float(fill), inplace=_chain_owned(data)),
+            "mask": batch.mask | new}
 
 
 class StarMask(Augmenter):

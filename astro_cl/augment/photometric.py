@@ -17,7 +17,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from astro_cl.augment.base import Augmenter
+from astro_cl.augment.base import Augmenter, _chain_owned
 from astro_cl.augment.geometric import _as_range, _randint, _randn_like, _uniform
 from astro_cl.exceptions import ValidationError
 from astro_cl.utils.tensors import fill_pixels
@@ -156,7 +156,9 @@ def _blur(batch, sigma, truncate=4.0, min_good=0.5):
     # 1 / den on good pixels, 0 on bad ones: one multiplication normalises and masks
     inv = den.clamp_min_(1e-12).reciprocal_()
     has_bad = bool(mask.any())
-    num = _separable_conv(fill_pixels(data, mask) if has_bad else data, kernels, radius)
+    if has_bad:  # zero the bad pixels: in place when the data is a Compose intermediate
+        data = fill_pixels(data, mask, inplace=_chain_owned(data))
+    num = _separable_conv(data, kernels, radius)
     out = {"data": num.mul_(inv.masked_fill(new_mask, 0)), "mask": new_mask}
     if batch.uncertainty is not None:
         var = batch.uncertainty.square()
