@@ -135,6 +135,15 @@ class CachedArrays:
             msg = f"cache {self.directory.name}: no galaxy with id {exc.args[0]!r}"
             raise KeyError(msg) from None
 
+    def _rows(self, indices):
+        """Row numbers of ``indices`` (slice, ints or array), checked against the length."""
+        rows = np.arange(len(self))[indices] if isinstance(indices, slice) \
+            else np.asarray(indices, dtype=int).reshape(-1)
+        if rows.size and (rows.min() < -len(self) or rows.max() >= len(self)):
+            msg = f"cache {self.directory.name}: row out of range for {len(self)} galaxies"
+            raise IndexError(msg)
+        return rows
+
     def batch(self, indices):
         """Read some galaxies as a `~astro_cl.data.batch.TensorBatch` (memory-mapped reads).
 
@@ -151,11 +160,7 @@ class CachedArrays:
 
         from astro_cl.data.batch import TensorBatch
 
-        rows = np.arange(len(self))[indices] if isinstance(indices, slice) \
-            else np.asarray(indices, dtype=int).reshape(-1)
-        if rows.size and (rows.min() < -len(self) or rows.max() >= len(self)):
-            msg = f"cache {self.directory.name}: row out of range for {len(self)} galaxies"
-            raise IndexError(msg)
+        rows = self._rows(indices)
         # one gather per array: fancy indexing a memmap reads just those rows
         fields = {name: torch.from_numpy(np.ascontiguousarray(arr[rows]))
                   for name, arr in self.arrays.items()}
@@ -184,6 +189,8 @@ class CachedArrays:
         ------
         KeyError
             If the entry was built without ``targets``.
+        IndexError
+            If a row is out of range.
         """
         from astropy import units as u
         from astropy.nddata import NDData
@@ -195,8 +202,7 @@ class CachedArrays:
             raise KeyError(msg)
         names = list(batch_meta["target_names"])
         units = [u.Unit(s) for s in batch_meta.get("target_units", [""] * len(names))]
-        rows = np.arange(len(self))[indices] if isinstance(indices, slice) \
-            else np.asarray(indices, dtype=int).reshape(-1)
+        rows = self._rows(indices)
         data = np.asarray(self.arrays["targets"][rows])
         masks = self.arrays.get("target_mask")
         masks = None if masks is None else np.asarray(masks[rows], dtype=bool)
