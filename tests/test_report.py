@@ -59,6 +59,26 @@ def test_figures_are_figures(data):
         assert fig.axes
 
 
+def test_map_panels_do_not_log_maps_already_in_dex():
+    from astropy.nddata import NDData
+
+    mass = np.full((8, 8), 1e8)
+    metal = np.full((8, 8), 0.02)  # log Z/Zsun, positive like a solar-metallicity disc
+    true = {"stellar_mass": NDData(mass, unit=u.Msun / u.kpc**2),
+            "metallicity": NDData(metal, unit=u.dex)}
+    pred = {"stellar_mass": NDData(mass / 10, unit=u.Msun / u.kpc**2),
+            "metallicity": NDData(metal - 0.01, unit=u.dex)}
+    fig = F.plot_map_panels(true, pred)
+    shown = [ax.images[0].get_array() for ax in fig.axes if ax.images]
+    # rows: (true, predicted, residual) for each map
+    np.testing.assert_allclose(shown[0], 8.0)       # log10 of the mass map
+    np.testing.assert_allclose(shown[2], 1.0)       # residual log10(true / pred)
+    np.testing.assert_allclose(shown[3], 0.02)      # metallicity as it is, in dex
+    np.testing.assert_allclose(shown[5], 0.01)      # residual true - pred, dex
+    labels = [ax.get_ylabel() for ax in fig.axes if not ax.images]
+    assert "dex" in labels and not any("log10 [dex]" in lab for lab in labels)
+
+
 def test_write_report(tmp_path):
     fig = F.plot_training_curves({"loss": [2.0, 1.0]})
     table = QTable({"property": ["x"], "sigma": [0.1] * u.dex})

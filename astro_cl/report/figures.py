@@ -361,14 +361,17 @@ def plot_map_panels(true, pred, *, names=None, log=True):
     names : list of str, optional
         Properties to show (default: those in both).
     log : bool or sequence of str, optional
-        Show log10 of the maps (True: of every map with positive values; a
+        Show log10 of the maps (True: of every map with positive values whose
+        unit is not already logarithmic, such as metallicities in ``dex``; a
         sequence: of those names). Residuals are ``log10(true/pred)`` (dex) for
-        logged maps and ``true - pred`` otherwise.
+        logged maps and ``true - pred`` otherwise (in dex for ``dex`` maps).
 
     Returns
     -------
     fig : `matplotlib.figure.Figure`
     """
+    from astro_cl.tasks._common import _is_log_unit
+
     names = list(names) if names is not None else [n for n in true if n in pred]
     fig, axes = _figure(len(names), 3, panel=(3.0, 2.6))
     for r, name in enumerate(names):
@@ -376,8 +379,10 @@ def plot_map_panels(true, pred, *, names=None, log=True):
                              getattr(true[name], "data", true[name])), dtype=float)
         p = np.array(getattr(getattr(pred[name], "data", pred[name]), "value",
                              getattr(pred[name], "data", pred[name])), dtype=float)
-        use_log = (name in log) if not isinstance(log, bool) else (log and np.nanmax(t) > 0
-                                                                   and np.nanmin(t) >= 0)
+        unit = getattr(true[name], "unit", None)
+        already_log = _is_log_unit(unit)
+        use_log = (name in log) if not isinstance(log, bool) else (
+            log and not already_log and np.nanmax(t) > 0 and np.nanmin(t) >= 0)
         with warnings.catch_warnings(), np.errstate(divide="ignore", invalid="ignore"):
             warnings.simplefilter("ignore", RuntimeWarning)
             tv = np.where(t > 0, np.log10(t), np.nan) if use_log else t
@@ -385,7 +390,6 @@ def plot_map_panels(true, pred, *, names=None, log=True):
             res = tv - pv
         finite = np.concatenate([tv[np.isfinite(tv)], pv[np.isfinite(pv)]])
         lo, hi = np.percentile(finite, [1, 99]) if finite.size else (0, 1)
-        unit = getattr(true[name], "unit", None)
         label = f"log10 [{unit}]" if use_log and unit else ("log10" if use_log else str(unit or ""))
         for c, (img, title) in enumerate(((tv, "true"), (pv, "predicted"))):
             im = axes[r, c].imshow(img, origin="lower", cmap="viridis", vmin=lo, vmax=hi)
