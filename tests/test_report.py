@@ -79,6 +79,18 @@ def test_map_panels_do_not_log_maps_already_in_dex():
     assert "dex" in labels and not any("log10 [dex]" in lab for lab in labels)
 
 
+def test_umap_panel_of_many_hubble_types_is_coloured_by_t_type():
+    types = ["E0", "E3", "S0", "Sa", "Sab", "Sb", "Sbc", "Sc", "Scd", "Sd", "Sdm", "E5",
+             "E1", "I", "--"]
+    cat = QTable({"type": types * 4})
+    xy = np.random.default_rng(0).normal(size=(len(cat), 2))
+    fig = F.plot_umap(xy, cat, ["type"])
+    bars = [ax for ax in fig.axes if ax.get_ylabel() == "T-type"]
+    assert len(bars) == 1
+    few = F.plot_umap(xy[:8], QTable({"type": ["E0", "Sa", "Sb", "Sc"] * 2}), ["type"])
+    assert few.axes[0].get_legend() is not None   # few classes: a legend instead
+
+
 def test_write_report(tmp_path):
     fig = F.plot_training_curves({"loss": [2.0, 1.0]})
     table = QTable({"property": ["x"], "sigma": [0.1] * u.dex})

@@ -49,8 +49,19 @@ def _values(column):
 
 
 def _scatter_coloured(ax, xy, column, name, fig):
+    from astro_cl.tasks._common import _hubble_t_type
+
     values, labels = _values(column)
-    if labels is not None:
+    t_type = None
+    if labels is not None and len(set(labels) - set(_MISSING)) > 12:
+        # too many classes for a legend; Hubble types have a natural order
+        t_type = _hubble_t_type([None if lab in _MISSING else lab for lab in labels])
+    if t_type is not None:
+        ok = np.isfinite(t_type)
+        ax.scatter(xy[~ok, 0], xy[~ok, 1], s=4, color="0.85", lw=0)
+        sc = ax.scatter(xy[ok, 0], xy[ok, 1], c=t_type[ok], s=6, cmap="coolwarm_r", lw=0)
+        fig.colorbar(sc, ax=ax, label="T-type", shrink=0.85)
+    elif labels is not None:
         cats = [c for c in np.unique(labels) if c not in _MISSING]
         cmap = _cmap("tab20" if len(cats) > 10 else "tab10")
         for i, c in enumerate(cats):
@@ -88,7 +99,8 @@ def plot_umap(embedding2d, catalogue, columns, *, ncols=3):
     catalogue : `~astropy.table.Table`
         Properties of the same galaxies.
     columns : list of str
-        One panel per column (numeric: colour map; categorical: legend).
+        One panel per column (numeric: colour map; categorical: legend, or
+        for more than 12 Hubble types, a colour map of their numeric T-type).
     ncols : int, optional
         Panels per row.
 
