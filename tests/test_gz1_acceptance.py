@@ -42,8 +42,9 @@ def gz1_result(shared_data):
 @pytest.mark.xfail(
     reason="issue 7 acceptance not met at the docs settings (60 epochs, 48x48 px, width 0.25, "
            "colour-jitter 0.1/0.05 dex, trunk-feature readout): measured kNN balanced accuracy "
-           "simclr 0.755 +- 0.009, random weights 0.721 +- 0.009, pixel PCA 0.733 +- 0.009 "
-           "(docs/science/_static/gz1_results.json); needs +0.10 over random weights",
+           "simclr 0.753 +- 0.009, random weights 0.721 +- 0.009, pixel PCA 0.733 +- 0.009 "
+           "(docs/science/_static/gz1_results.json); needs +0.10 over random weights, more "
+           "than the same encoder gains when trained with the labels (0.781, kNN)",
     strict=True)
 def test_simclr_beats_random_weights_and_pixel_pca(gz1_result):
     s = gz1_result["scores"]

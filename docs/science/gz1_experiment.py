@@ -9,16 +9,20 @@ with a k-nearest-neighbour classifier, against
     not trained, and
 (b) a pixel-PCA baseline: PCA of the flattened, downsampled pixels with as
     many components as the embedding has dimensions, fitted inside each
-    cross-validation training fold.
+    cross-validation training fold,
+
+and, optionally (``--supervised-epochs N``), beside a reference: the same
+encoder trained *with* the labels in every fold (`supervised_reference`).
 
 The score is the balanced accuracy (mean per-class recall) of out-of-fold
 predictions from stratified 5-fold cross-validation; uncertainties are the
 standard deviation over galaxy bootstrap resamples of those predictions, and
 the differences between methods are bootstrapped pairwise (same resamples).
 
-Run from the repository root (about 10 minutes on two CPU cores)::
+Run from the repository root (10-15 minutes on two CPU cores; the
+supervised reference of the docs page adds about 15 minutes)::
 
-    python docs/science/gz1_experiment.py
+    python docs/science/gz1_experiment.py --supervised-epochs 30
 
 It writes ``gz1_results.json``, ``gz1_embeddings.png`` and ``gz1_accuracy.png``
 into ``docs/science/_static`` (see ``docs/science/real_images.rst``).
@@ -50,6 +54,7 @@ __all__ = [
     "pixel_pca_predict",
     "results_table",
     "run_experiment",
+    "supervised_reference",
     "write_outputs",
 ]
 
@@ -85,6 +90,7 @@ DEFAULTS = {
     "n_boot": 1000,
     "seed": 42,
     "threads": 2,
+    "supervised_epochs": 0,
 }
 
 
@@ -344,7 +350,8 @@ def run_experiment(data_dir, *, crop=DEFAULTS["crop"], size=DEFAULTS["size"],
                    epochs=DEFAULTS["epochs"],
                    batch_size=DEFAULTS["batch_size"], lr=DEFAULTS["lr"], k=DEFAULTS["k"],
                    n_splits=DEFAULTS["n_splits"], n_boot=DEFAULTS["n_boot"],
-                   seed=DEFAULTS["seed"], threads=DEFAULTS["threads"], limit=None,
+                   seed=DEFAULTS["seed"], threads=DEFAULTS["threads"],
+                   supervised_epochs=DEFAULTS["supervised_epochs"], limit=None,
                    progress=True):
     """Train SimCLR on GZ1 and score it and both baselines with kNN.
 
@@ -390,6 +397,12 @@ batch_size, lr
         Seed of everything (weights, augmentations, folds, bootstrap).
     threads : int, optional
         Torch CPU threads.
+    supervised_epochs : int, optional
+        If positive, also train the same encoder (same initial weights) *with*
+        the labels for this many epochs in every cross-validation fold and
+        score it (see `supervised_reference`): what this architecture can learn
+        about the three classes at best, as a reference for the self-supervised
+        gain. 0: skip (it costs about as much as the SimCLR training).
     limit : int, optional
         Use a seeded subset of this many images (for quick tests).
     progress : bool, optional
@@ -416,7 +429,8 @@ batch_size, lr
                              temperature=temperature, negatives=negatives, epochs=epochs,
                              batch_size=batch_size,
                              lr=lr, k=k, n_splits=n_splits, n_boot=n_boot, seed=seed,
-                             threads=threads, progress=progress)
+                             threads=threads, supervised_epochs=supervised_epochs,
+                             progress=progress)
     result["settings"].update({"crop": int(crop), "limit": None if limit is None else int(limit)})
     result["runtime_s"].update({"read": round(t_load, 1),
                                 "total": round(time.perf_counter() - t0, 1)})
@@ -434,7 +448,8 @@ def evaluate_sample(images, labels, ids, *, backbone=DEFAULTS["backbone"],
                     epochs=DEFAULTS["epochs"],
                     batch_size=DEFAULTS["batch_size"], lr=DEFAULTS["lr"], k=DEFAULTS["k"],
                     n_splits=DEFAULTS["n_splits"], n_boot=DEFAULTS["n_boot"],
-                    seed=DEFAULTS["seed"], threads=DEFAULTS["threads"], progress=True):
+                    seed=DEFAULTS["seed"], threads=DEFAULTS["threads"],
+                    supervised_epochs=DEFAULTS["supervised_epochs"], progress=True):
     """Train SimCLR on loaded images and score it and both baselines (see `run_experiment`).
 
     Parameters
@@ -447,7 +462,7 @@ def evaluate_sample(images, labels, ids, *, backbone=DEFAULTS["backbone"],
     embedding_dim
         See `run_experiment`.
     projection_head, temperature, negatives, epochs, batch_size, lr, k, n_splits, n_boot, seed, \
-threads, progress
+threads, supervised_epochs, progress
         See `run_experiment`.
 
     Returns
@@ -508,6 +523,13 @@ threads, progress
              for name, e in {**emb, **extra}.items()}
     preds["pixel-pca"] = pixel_pca_predict(images[keep], y, folds,
                                            n_components=int(embedding_dim), k=k, seed=seed)
+    t_sup = 0.0
+    if int(supervised_epochs) > 0:
+        t2 = time.perf_counter()
+        preds.update(supervised_reference(batch.index(np.flatnonzero(keep)), y, folds,
+                                          params, epochs=int(supervised_epochs), k=k,
+                                          seed=seed, progress=progress))
+        t_sup = time.perf_counter() - t2
     scores = bootstrap_balanced_accuracy(y, preds, n_boot=n_boot, seed=seed)
     settings = {"size": int(size), "backbone": backbone,
                 "width": float(width), "pooling": pooling,
@@ -520,7 +542,7 @@ threads, progress
                 "epochs": int(epochs),
                 "batch_size": int(batch_size), "lr": float(lr), "k": int(k),
                 "n_splits": int(n_splits), "n_boot": int(n_boot), "seed": int(seed),
-                "threads": int(threads),
+                "threads": int(threads), "supervised_epochs": int(supervised_epochs),
                 "augmentations": [s for s in _augment_spec(params["augmenter"])],
                 "pca": f"{int(embedding_dim)} components, fitted inside each CV training fold",
                 "knn": f"k={int(k)}, Euclidean (on unit vectors for the encoders), "
@@ -531,7 +553,7 @@ threads, progress
                            **{c: int((y == i).sum()) for i, c in enumerate(CLASS_NAMES)}},
             "settings": settings,
             "history": [dict(r) for r in trained.history_],
-            "runtime_s": {"train": round(t_train, 1),
+            "runtime_s": {"train": round(t_train, 1), "supervised": round(t_sup, 1),
                           "evaluate": round(time.perf_counter() - t0, 1)},
             "environment": {"torch": torch.__version__, "python": platform.python_version()},
             "embeddings": {**emb, "pixel-pca": _pca_all(images[keep], int(embedding_dim),
@@ -540,6 +562,95 @@ threads, progress
 
 
 _READOUTS = ("features", "embedding")
+
+
+def supervised_reference(batch, labels, folds, params, *, epochs=30, batch_size=128, k=15,
+                         seed=0, progress=True):
+    """Out-of-fold predictions of the same encoder trained *with* the labels.
+
+    A reference for the self-supervised gain, not a competitor: in every
+    cross-validation fold the encoder is built with the same seed as the
+    SimCLR run (so it starts from the same random weights), a linear layer on
+    its trunk features is added, and both are trained on the fold's training
+    galaxies with the class-weighted cross-entropy (each class weighs as
+    much as the others, for balanced accuracy), the same augmented views as
+    SimCLR, Adam and a cosine decay to zero over ``epochs``. The test galaxies
+    of the fold are then classified twice: by the linear layer, and by the
+    kNN of the other methods on the trained trunk features.
+
+    Parameters
+    ----------
+    batch : `~astro_cl.data.batch.TensorBatch`
+        The labelled galaxies (network inputs with their masks).
+    labels : `numpy.ndarray`
+        ``(N,)`` classes ``0 .. 2``.
+    folds : list of (train, test) index arrays
+    params : dict
+        The `~astro_cl.models.simclr.SimCLR` parameters of the run (backbone,
+        width, pooling, augmenter, lr, seed, ...).
+    epochs : int, optional
+    batch_size : int, optional
+    k : int, optional
+        Neighbours of the kNN readout.
+    seed : int, optional
+        Seed of the shuffling and augmentations (fold ``i`` uses ``seed + i``).
+    progress : bool, optional
+
+    Returns
+    -------
+    predictions : dict of str -> `numpy.ndarray`
+        ``"supervised"`` (linear layer) and ``"supervised [kNN]"``.
+    """
+    import torch
+    import torch.nn.functional as F
+    from tqdm.auto import tqdm
+
+    from astro_cl.models.simclr import SimCLR
+
+    labels = np.asarray(labels)
+    target = torch.as_tensor(labels, dtype=torch.long)
+    augment = params["augmenter"]
+    pred_linear = np.empty_like(labels)
+    pred_knn = np.empty_like(labels)
+    n_classes = len(CLASS_NAMES)
+    for fold, (train, test) in enumerate(tqdm(folds, desc="supervised reference",
+                                              disable=not progress)):
+        init = SimCLR(epochs=0, **{**params, "progress": False}).fit(batch)
+        trunk = init.module_.backbone
+        with torch.no_grad():
+            n_features = trunk.features(batch.index(slice(0, 1)).data,
+                                        batch.index(slice(0, 1)).mask).shape[1]
+        torch.manual_seed(seed + fold)  # the linear layer's initial weights
+        linear = torch.nn.Linear(n_features, n_classes)
+        opt = torch.optim.Adam([*trunk.parameters(), *linear.parameters()],
+                               lr=float(params["lr"]))
+        steps = int(epochs) * -(-len(train) // int(batch_size))
+        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, max(steps, 1))
+        counts = np.bincount(labels[train], minlength=n_classes)
+        weight = torch.as_tensor(len(train) / (n_classes * np.maximum(counts, 1)),
+                                 dtype=torch.float32)
+        gen = torch.Generator().manual_seed(seed + fold)
+        trunk.train()
+        for _ in range(int(epochs)):
+            order = train[torch.randperm(len(train), generator=gen).numpy()]
+            for start in range(0, len(order), int(batch_size)):
+                rows = order[start:start + int(batch_size)]
+                view = augment(batch.index(rows), generator=gen)
+                logits = linear(trunk.features(view.data, view.mask))
+                loss = F.cross_entropy(logits, target[rows], weight=weight)
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+                sched.step()
+        trunk.eval()
+        with torch.no_grad():
+            features = torch.cat([trunk.features(part.data, part.mask) for part in
+                                  (batch.index(slice(s, s + 512))
+                                   for s in range(0, len(batch), 512))])
+            pred_linear[test] = linear(features[test]).argmax(1).numpy()
+            unit = F.normalize(features, dim=1).numpy()
+        pred_knn[test] = knn_predict(unit[train], labels[train], unit[test], k=k)
+    return {"supervised": pred_linear, "supervised [kNN]": pred_knn}
 
 
 def _trunk_features(encoder, batch, *, batch_size=256):
@@ -665,7 +776,8 @@ def results_table(result):
     other = [n for n in folds if n.startswith("simclr [")]
     extra = [n for n in folds if n.startswith("random-weights [")]
     rows = [("method", "balanced accuracy", "95% interval", "per fold")]
-    for name in ("simclr", "random-weights", "pixel-pca", *other, *extra):
+    sup = [n for n in ("supervised", "supervised [kNN]") if n in folds]
+    for name in ("simclr", "random-weights", "pixel-pca", *other, *extra, *sup):
         lo, hi = s[name]["ci95"]
         rows.append((name, f"{s[name]['balanced_accuracy']:.3f} +- {s[name]['std']:.3f}",
                      f"{lo:.3f} - {hi:.3f}", ", ".join(f"{v:.3f}" for v in folds[name])))
