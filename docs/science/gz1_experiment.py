@@ -617,11 +617,12 @@ def supervised_reference(batch, labels, folds, params, *, epochs=30, batch_size=
                                               disable=not progress)):
         init = SimCLR(epochs=0, **{**params, "progress": False}).fit(batch)
         trunk = init.module_.backbone
-        with torch.no_grad():
-            n_features = trunk.features(batch.index(slice(0, 1)).data,
-                                        batch.index(slice(0, 1)).mask).shape[1]
-        torch.manual_seed(seed + fold)  # the linear layer's initial weights
-        linear = torch.nn.Linear(n_features, n_classes)
+        with torch.no_grad():  # in eval mode: the probe leaves the batch-norm statistics alone
+            probe = batch.index(slice(0, 1))
+            n_features = trunk.eval().features(probe.data, probe.mask).shape[1]
+        with torch.random.fork_rng():  # seeds the linear layer, leaves the global generator
+            torch.manual_seed(seed + fold)
+            linear = torch.nn.Linear(n_features, n_classes)
         opt = torch.optim.Adam([*trunk.parameters(), *linear.parameters()],
                                lr=float(params["lr"]))
         steps = int(epochs) * -(-len(train) // int(batch_size))
