@@ -68,9 +68,9 @@ def test_supervised_reference_learns_and_is_deterministic(experiment):
 
 
 def test_knn_predict_prior_correction(experiment):
-    # 9 of class 0 around the origin, 1 of class 1 close to the query: with k = 10
-    # the raw vote says 0, the prior-corrected vote (1/10 vs 9/10 of the training
-    # set) says 1 when a class gets more than its share of the neighbours
+    # 9 galaxies of class 0 at the origin, 1 of class 1 on the query. Each class's
+    # vote share is divided by its training frequency (0.9 and 0.1), so class 1
+    # wins only when it gets more than its share of the k neighbours.
     train_x = np.r_[np.zeros((9, 2)), [[1.0, 1.0]]]
     train_y = np.r_[np.zeros(9, int), [1]]
     pred = experiment.knn_predict(train_x, train_y, np.array([[1.0, 1.0]]), k=10,

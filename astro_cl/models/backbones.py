@@ -13,11 +13,12 @@ zeroed after every block, and the global pooling only looks at valid cells.
 Speed: the encoders' activations and convolution weights use the
 channels-last (NHWC) memory format (faster batch norm and pooling on CPU for
 the small feature maps of the encoders), except that the convolutional
-encoder's blocks run in NCHW on maps larger than 64x64 px, where oneDNN's NCHW
-convolutions are faster (the first two blocks at the study's 192x184); the U-Net keeps NCHW, which measured
-as fast or faster for it on CPU and lets the trainer use the fused Adam
-kernel. Inputs may come in either format; loading weights saved in one format
-into a module using the other works (copies keep the module's layout).
+encoder's blocks run in NCHW on maps larger than 64x64 px, where oneDNN's
+NCHW convolutions are faster (the first two blocks at the study's 192x184).
+The U-Net keeps NCHW, which measured as fast or faster for it on CPU and lets
+the trainer use the fused Adam kernel. Inputs may come in either format;
+loading weights saved in one format into a module using the other works
+(copies keep the module's layout).
 """
 
 import torch
