@@ -12,10 +12,14 @@ from astro_cl.augment import (
     RandomRotation,
     RandomTranslation,
     ecalifa_views,
+    photometric,
     picasso_augmentations,
 )
 from astro_cl.augment import geometric as geo
-from astro_cl.augment.photometric import _separable_conv
+from astro_cl.augment import rebin as rebin_module
+from astro_cl.augment.base import _noise_then_rebin
+from astro_cl.augment.photometric import MultiplicativeNoise, _separable_conv
+from astro_cl.augment.rebin import Rebin
 from astro_cl.data.batch import TensorBatch
 from astro_cl.testing import check_augmenter
 
@@ -148,3 +152,86 @@ def test_ecalifa_chain_fused_is_conformant_and_seeded():
     assert out.data.shape == batch.data.shape and out.data.dtype == batch.data.dtype
     assert torch.equal(out.data, chain(batch, seed=7).data)
     assert not torch.equal(out.data, chain(batch, seed=8).data)
+
+
+def noise_rebin_steps(p_noise=1.0, p_rebin=1.0, sn=4, factor=2):
+    return [(MultiplicativeNoise(sn=sn), p_noise), (Rebin(factor=factor), p_rebin)]
+
+
+@pytest.mark.parametrize("fuse", [True, False])
+def test_noise_then_rebin_block_statistics(fuse):
+    """Block sums of x (1 + n / SN): mean sum(x), standard deviation sqrt(sum(x**2)) / SN."""
+    n, sn = 2000, 4
+    rng = np.random.default_rng(3)
+    tile = rng.uniform(1.0, 3.0, size=(1, 4, 8, 8)).astype(np.float32)
+    data = np.repeat(tile, n, axis=0)
+    batch = TensorBatch.from_arrays(data, np.zeros((n, 1, 8, 8), bool),
+                                    uncertainty=np.full_like(data, 0.5))
+    out = Compose(steps=noise_rebin_steps(sn=sn, factor=2), fuse=fuse)(batch, seed=11)
+    x = torch.from_numpy(tile).double()
+    total = F.avg_pool2d(x, 2, divisor_override=1)[0]
+    power = F.avg_pool2d(x * x, 2, divisor_override=1)[0]
+    sigma = power.sqrt() / sn
+    centre = out.data[:, :, 2:6, 2:6].double()  # the 4 x 4 blocks, centred in the 8 x 8 frame
+    assert float(((centre.mean(0) - total) / (sigma / n**0.5)).abs().max()) < 4.5
+    assert float((centre.std(0) / sigma - 1).abs().max()) < 0.1
+    assert bool(out.mask[:, :, :2].all()) and not bool(out.mask[:, :, 2:6, 2:6].any())
+    # the uncertainty adds the noise to the summed variances, exactly
+    expected = (4 * 0.25 + power / sn**2).sqrt().expand_as(centre)
+    torch.testing.assert_close(out.uncertainty[:, :, 2:6, 2:6].double(), expected, rtol=1e-5,
+                               atol=0)
+
+
+def test_noise_then_rebin_draws_one_number_per_block(monkeypatch):
+    drawn = []
+
+    def counting(tensor, *args, **kwargs):
+        drawn.append(tensor.numel())
+        return geo._randn_like(tensor, *args, **kwargs)
+
+    monkeypatch.setattr(photometric, "_randn_like", counting)
+    monkeypatch.setattr(rebin_module, "_randn_like", counting)
+    batch = batch_of(b=3, c=4, h=12, w=12)
+    Compose(steps=noise_rebin_steps(factor=2))(batch, seed=0)
+    assert drawn == [3 * 4 * 6 * 6]
+    drawn.clear()
+    Compose(steps=noise_rebin_steps(factor=2), fuse=False)(batch, seed=0)
+    assert drawn == [3 * 4 * 12 * 12]
+
+
+@pytest.mark.parametrize("fuse", [True, False])
+def test_noise_then_rebin_leaves_masked_pixels_out(fuse):
+    data = np.ones((4, 4, 6, 6), np.float32)
+    data[:, :, 0, 0] = 1e6
+    mask = np.zeros((4, 1, 6, 6), bool)
+    mask[:, :, 0, 0] = True
+    batch = TensorBatch.from_arrays(data, mask)
+    out = Compose(steps=noise_rebin_steps(sn=10, factor=2), fuse=fuse)(batch, seed=0)
+    # block (0, 0) of the 3 x 3 result sits at (1, 1): three good pixels of 1, one masked
+    assert bool(out.mask[:, 0, 1, 1].all())
+    assert float(out.data[:, :, 1, 1].abs().max()) < 10.0
+    assert not bool(out.mask[:, 0, 2, 2].any())
+
+
+def test_fused_noise_and_rebin_keep_their_probabilities():
+    n = 800
+    batch = TensorBatch.from_arrays(np.ones((n, 4, 8, 8), np.float32))
+    out = Compose(steps=noise_rebin_steps(p_noise=0.3, p_rebin=0.6, sn=10, factor=2))(
+        batch, seed=0)
+    rebinned = out.mask[:, 0, 0, 0]  # the re-padded border is masked
+    centre = out.data[:, 0, 3, 3]
+    noisy = ~torch.isclose(centre, torch.where(rebinned, 4.0, 1.0))
+    assert abs(float(rebinned.float().mean()) - 0.6) < 0.06
+    assert abs(float(noisy.float().mean()) - 0.3) < 0.06
+    assert abs(float((noisy & rebinned).float().mean()) - 0.18) < 0.05
+
+
+def test_noise_and_rebin_subclasses_that_change_the_step_are_not_fused():
+    class Brighter(MultiplicativeNoise):
+        def transform(self, batch, generator):
+            return batch.replace(data=2 * batch.data)
+
+    steps = [(MultiplicativeNoise(), 1.0), (Rebin(), 1.0)]
+    assert _noise_then_rebin(steps, 0)
+    assert not _noise_then_rebin([(Brighter(), 1.0), (Rebin(), 1.0)], 0)
+    assert not _noise_then_rebin(steps, 1)

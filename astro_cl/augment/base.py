@@ -181,6 +181,15 @@ class Compose(Augmenter):
     step by step, so the result equals the step-by-step one up to
     interpolation error (and is exact for pixel-exact steps).
 
+    A `~astro_cl.augment.photometric.MultiplicativeNoise` step directly
+    followed by a `~astro_cl.augment.rebin.Rebin` step (as in the eCALIFA
+    chain) is applied as one, with each step's probability kept: where a
+    galaxy gets both, its noise is drawn on the rebinned blocks: over the
+    good pixels of a block, the sum of ``x * (1 + n / SN)`` with independent
+    standard normal ``n`` is ``sum(x) + z * sqrt(sum(x**2)) / SN`` with one
+    standard normal ``z``, exactly in distribution, so the views are those of
+    the two steps in turn, from ``1 / f**2`` of the random numbers.
+
     Parameters
     ----------
     steps : sequence of `Augmenter` or (`Augmenter`, float)
@@ -188,7 +197,8 @@ class Compose(Augmenter):
         probability ``p`` is applied to each batch element independently with
         probability ``p``.
     fuse : bool, optional
-        Fuse consecutive affine steps of probability 1 (see above).
+        Fuse consecutive affine steps of probability 1, and a noise step
+        followed by a rebinning step (see above).
     chunk_size : int, "auto" or None, optional
         Run the chain on consecutive chunks of this many galaxies and gather
         the results. "auto" (the default) picks the largest chunk whose data
@@ -344,6 +354,10 @@ class Compose(Augmenter):
         i = 0
         while i < len(steps):
             aug, p = steps[i]
+            if self.fuse and _noise_then_rebin(steps, i):
+                batch = _fused_noise_rebin(batch, steps[i], steps[i + 1], generator)
+                i += 2
+                continue
             run = _fusable_run(steps, i, tuple(batch.data.shape)) if self.fuse else ()
             if len(run) > 1:
                 batch = _fused_affine(batch, run, generator)
@@ -413,6 +427,46 @@ def _fusable_run(steps, start, shape):
             break
         run.append(aug)
     return run
+
+
+def _noise_then_rebin(steps, i):
+    """Whether steps ``i`` and ``i + 1`` are a multiplicative noise and a block-sum rebinning."""
+    from astro_cl.augment.photometric import MultiplicativeNoise
+    from astro_cl.augment.rebin import Rebin
+
+    if i + 1 >= len(steps):
+        return False
+    first, second = steps[i][0], steps[i + 1][0]
+    # subclasses that change what the steps do are applied one by one
+    return (isinstance(first, MultiplicativeNoise)
+            and type(first).transform is MultiplicativeNoise.transform
+            and isinstance(second, Rebin) and type(second).transform is Rebin.transform)
+
+
+def _fused_noise_rebin(batch, noise_step, rebin_step, generator):
+    """Apply ``(MultiplicativeNoise, p), (Rebin, p)`` as one step (see `Compose`)."""
+    import torch
+
+    from astro_cl.augment.rebin import _rebin_images
+
+    (noise, p_noise), (rebinning, p_rebin) = noise_step, rebin_step
+    n = len(batch)
+    noise_on = _chosen(n, p_noise, generator)
+    rebin_on = _chosen(n, p_rebin, generator)
+    sn = noise._draw_sn(n, generator, batch.device)
+    factors = rebinning._draw_factors(n, generator, batch.device)
+    factors = torch.where(rebin_on.to(factors.device), factors, 1)
+    noise_sn = torch.where(noise_on.to(sn.device), sn, 0)
+    return _rebin_images(batch, factors, noise_sn=noise_sn, generator=generator)
+
+
+def _chosen(n, p, generator):
+    """Which of ``n`` galaxies a step of probability ``p`` acts on (no draw when p = 1)."""
+    import torch
+
+    if p >= 1.0:
+        return torch.ones(n, dtype=torch.bool)
+    return (torch.rand(n, generator=generator, device=generator.device) < p).cpu()
 
 
 def _fused_affine(batch, run, generator):

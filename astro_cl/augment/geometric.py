@@ -255,17 +255,37 @@ def _normalised_grid(gx, gy, height, width, dtype):
     return torch.stack([(2 * gx + 1) / width - 1, (2 * gy + 1) / height - 1], dim=-1).to(dtype)
 
 
-def _tap_weights(t, mode):
-    """1-D interpolation weights (taps, N) at fractional offsets ``t`` (N,) in [0, 1).
+def _tap_coefficients(mode, dtype, device):
+    """Coefficients (tap, power of t) of the 1-D interpolation weights at offset ``t``.
 
-    Taps first, pixels last: every operation runs along the long pixel axis.
+    Tap ``i``'s weight is ``sum_p coefficients[i, p] * t**p``: linear for
+    "bilinear" (``1 - t``, ``t``), Keys' cubic for "bicubic".
     """
     if mode == "bilinear":
-        return torch.stack([1 - t, t])
-    # Keys' kernel at the tap distances 1 + t, t, 1 - t, 2 - t is a cubic in t:
-    # one (4, 4) x (4, N) product with the powers of t, instead of ~50 passes
-    powers = torch.stack([torch.ones_like(t), t, t * t, t * t * t])
-    return _cubic_coefficients(t.dtype, t.device) @ powers
+        return torch.tensor([[1.0, -1.0], [0.0, 1.0]], dtype=dtype, device=device)
+    return _cubic_coefficients(dtype, device)
+
+
+def _tap_weights_2d(tx, ty, mode, scale=None):
+    """2-D interpolation weights (N, taps y * taps x) at fractional offsets ``tx``, ``ty`` (N,).
+
+    The weight of tap ``(i, j)`` is ``wy_i * wx_j``, a polynomial in ``tx``
+    and ``ty``: the products of their powers are formed along the long pixel
+    axis (fast passes), and one matrix product with the Kronecker product of
+    the 1-D coefficients turns them into the weights, already pixel-major
+    (multiplying pixel-major (N, 4) factors instead would run along axes of
+    length 4). ``scale`` (N,) multiplies every weight of a pixel.
+    """
+    coefficients = _tap_coefficients(mode, tx.dtype, tx.device)
+    n_pow = coefficients.shape[1]
+    px = torch.stack([tx ** p if p > 1 else (tx if p else torch.ones_like(tx))
+                      for p in range(n_pow)])
+    py = torch.stack([ty ** p if p > 1 else (ty if p else torch.ones_like(ty))
+                      for p in range(n_pow)])
+    if scale is not None:
+        py = py * scale
+    monomials = (py.unsqueeze(1) * px.unsqueeze(0)).view(n_pow * n_pow, -1)
+    return monomials.t() @ torch.kron(coefficients, coefficients).t()
 
 
 def _cubic_coefficients(dtype, device):
@@ -335,13 +355,9 @@ def _resample_channels_last(x, gx, gy, mode, skip=None):
         inside = (fx >= lo_f) & (fx <= hi_x) & (fy >= lo_f) & (fy <= hi_y)
         if skip is not None:
             inside &= ~skip[lo:hi].reshape(-1)
-        wx = _tap_weights((px - fx).to(x.dtype), mode)  # (taps, N)
-        wy = _tap_weights((py - fy).to(x.dtype), mode) * inside
-        # written straight into (pixel, tap y, tap x) order: a product of the
-        # (taps, N) factors would come out taps-first and need a transposing copy
-        weight = torch.empty((px.numel(), n_tap, n_tap), dtype=x.dtype, device=dev)
-        torch.mul(wy.t().unsqueeze(2), wx.t().unsqueeze(1), out=weight)
-        weight = weight.view(-1, n_tap * n_tap)
+        # (pixel, tap y * n_tap + tap x), zero for the pixels left out
+        weight = _tap_weights_2d((px - fx).to(x.dtype), (py - fy).to(x.dtype), mode,
+                                 scale=inside.to(x.dtype))
         image = torch.arange(lo, hi, device=dev, dtype=itype).repeat_interleave(h * w)
         row = fy.clamp(lo_f, hi_y).to(itype) + (first + pad)
         col = fx.clamp(lo_f, hi_x).to(itype) + (first + pad)

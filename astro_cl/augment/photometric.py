@@ -220,26 +220,70 @@ class MultiplicativeNoise(Augmenter):
         self.sn = sn
 
     def transform(self, batch, generator):  # noqa: D102 - see Augmenter
-        low, high = _as_range(self.sn, "sn", "MultiplicativeNoise", integer=True, minimum=1)
-        data = batch.data
-        sn = _randint(low, high, len(batch), generator, batch.device).to(data.dtype)
-        sn = sn.view(-1, 1, 1, 1)
-        # data + data * N(0, 1/SN): the 1/SN scaling happens while drawing and the
-        # rest is one fused pass written over the noise. Images of several
-        # channels come out channels-last, the fast layout of the resampling and
-        # convolution steps that usually follow.
-        fmt = (torch.channels_last if data.ndim == 4 and data.shape[1] >= 4
-               else torch.preserve_format)
-        noise = _randn_like(data, generator, fmt, std=sn.reciprocal().flatten())
-        new = torch.addcmul(data, data, noise, out=noise)
-        if bool(batch.mask.any()):
-            new = fill_pixels(new, batch.mask, inplace=True)
-        out = {"data": new}
-        if batch.uncertainty is not None:
-            added = data / sn
-            out["uncertainty"] = added.square_().addcmul_(batch.uncertainty,
-                                                           batch.uncertainty).sqrt_()
+        sn = self._draw_sn(len(batch), generator, batch.device)
+        data, uncertainty = _multiplicative_noise(batch.data, batch.mask, batch.uncertainty,
+                                                 sn, generator)
+        out = {"data": data}
+        if uncertainty is not None:
+            out["uncertainty"] = uncertainty
         return batch.replace(**out)
+
+    def _draw_sn(self, n, generator, device):
+        """Draw the signal-to-noise ratios of ``n`` images.
+
+        Parameters
+        ----------
+        n : int
+        generator : `torch.Generator`
+        device : `torch.device`
+
+        Returns
+        -------
+        sn : `torch.Tensor`
+            ``(n,)`` integer S/N values, float32, on ``device``.
+        """
+        low, high = _as_range(self.sn, "sn", "MultiplicativeNoise", integer=True, minimum=1)
+        return _randint(low, high, n, generator, device).to(torch.float32)
+
+
+def _multiplicative_noise(data, mask, uncertainty, sn, generator):
+    """Return ``data * (1 + N(0, 1) / sn)`` and its uncertainty (see `MultiplicativeNoise`).
+
+    Masked pixels come out zero; the added noise ``|data| / sn`` is added in
+    quadrature to ``uncertainty``.
+
+    Parameters
+    ----------
+    data : `torch.Tensor`
+        ``(B, C, H, W)`` images (not modified).
+    mask : `torch.Tensor` of bool
+        ``(B, 1, H, W)`` bad-pixel flags.
+    uncertainty : `torch.Tensor` or None
+        Per-pixel standard deviations like ``data``.
+    sn : `torch.Tensor`
+        ``(B,)`` signal-to-noise ratios.
+    generator : `torch.Generator`
+
+    Returns
+    -------
+    data, uncertainty : `torch.Tensor`
+        ``uncertainty`` is None when the input's is.
+    """
+    sn = sn.to(device=data.device, dtype=data.dtype).view(-1, 1, 1, 1)
+    # data + data * N(0, 1/SN): the 1/SN scaling happens while drawing and the
+    # rest is one fused pass written over the noise. Images of several
+    # channels come out channels-last, the fast layout of the resampling and
+    # convolution steps that usually follow.
+    fmt = (torch.channels_last if data.ndim == 4 and data.shape[1] >= 4
+           else torch.preserve_format)
+    noise = _randn_like(data, generator, fmt, std=sn.reciprocal().flatten())
+    new = torch.addcmul(data, data, noise, out=noise)
+    if bool(mask.any()):
+        new = fill_pixels(new, mask, inplace=True)
+    if uncertainty is None:
+        return new, None
+    added = data / sn
+    return new, added.square_().addcmul_(uncertainty, uncertainty).sqrt_()
 
 
 def _per_sample(value, n, name, owner, device):

@@ -10,7 +10,8 @@ import torch
 import torch.nn.functional as F
 
 from astro_cl.augment.base import Augmenter
-from astro_cl.augment.geometric import _as_range, _randint
+from astro_cl.augment.geometric import _as_range, _memory_format, _randint, _randn_like
+from astro_cl.utils.tensors import fill_pixels
 
 __all__ = ["Rebin"]
 
@@ -18,21 +19,22 @@ __all__ = ["Rebin"]
 def _block_reduce(t, f, how):
     """Reduce ``t`` (B, C, H, W) over ``f x f`` blocks after zero-padding to a multiple of f.
 
-    The padding is split around the image so that the result stays centred.
-    ``how`` is "sum", "mean" (over the real pixels of the block) or "any".
+    The padding is split around the image so that the result stays centred
+    (the smaller half first). ``how`` is "sum", "mean" (over the real pixels
+    of the block) or "any". The pooling itself pads, so the input is never
+    copied into a padded array.
     """
     h, w = t.shape[-2:]
-    ph, pw = (-h) % f, (-w) % f
-    pad = (pw // 2, pw - pw // 2, ph // 2, ph - ph // 2)
-    t = F.pad(t.to(torch.uint8) if how == "any" else t, pad, value=0)
+    # the pooling pads ph // 2 rows on top and ceil mode takes the rest of
+    # the last block as it comes: the same blocks as padding ph // 2 on top
+    # and ph - ph // 2 below
+    padding = (((-h) % f) // 2, ((-w) % f) // 2)
     if how == "any":
-        return F.max_pool2d(t.float(), f).bool()
-    # avg_pool2d is the fast block mean; times f*f it is the block sum
-    total = F.avg_pool2d(t, f) * float(f * f)
+        # max pooling pads with -inf: a block is flagged if any real pixel is
+        return F.max_pool2d(t.to(torch.float32), f, padding=padding, ceil_mode=True).bool()
     if how == "sum":
-        return total
-    ones = F.pad(torch.ones(1, 1, h, w, dtype=t.dtype, device=t.device), pad, value=0.0)
-    return total / (F.avg_pool2d(ones, f) * float(f * f))
+        return F.avg_pool2d(t, f, padding=padding, ceil_mode=True, divisor_override=1)
+    return F.avg_pool2d(t, f, padding=padding, ceil_mode=True, count_include_pad=False)
 
 
 def _rows(idx):
@@ -79,42 +81,146 @@ class Rebin(Augmenter):
         self.factor = factor
 
     def transform(self, batch, generator):  # noqa: D102 - see Augmenter
+        return _rebin_images(batch, self._draw_factors(len(batch), generator, batch.device))
+
+    def _draw_factors(self, n, generator, device):
+        """Draw the rebinning factors of ``n`` images: ``(n,)`` int64 on ``device``."""
         low, high = _as_range(self.factor, "factor", "Rebin", integer=True, minimum=1)
-        b, _, h, w = batch.data.shape
-        dev = batch.device
-        factors = _randint(low, high, b, generator, dev)
-        fields = batch.tensors()
-        if bool((factors == 1).all()):
-            return batch
-        groups = [(f, torch.nonzero(factors == f).flatten()) for f in range(low, high + 1)]
-        groups = [(f, idx) for f, idx in groups if len(idx)]
-        out = {}
-        for name, value in fields.items():
-            # one fresh output in the input's memory format: each factor group's
-            # reduced images are written into the centre of their (filled) frames
-            new = torch.empty_like(value)
-            for f, idx in groups:
-                rows = _rows(idx)
-                part = value[rows]  # a view when the rows are consecutive
-                if f == 1:
-                    new[rows] = part
-                    continue
-                if name == "data":
-                    red = _block_reduce(part, f, "sum")
-                elif name == "uncertainty":
-                    red = _block_reduce(part.square(), f, "sum").sqrt_()
-                elif name == "targets":
-                    red = _block_reduce(part, f, "mean")
-                else:
-                    red = _block_reduce(part, f, "any")
-                fill = (name != "star_mask") if red.dtype == torch.bool else 0
-                hh, ww = red.shape[-2:]
-                top, left = (h - hh) // 2, (w - ww) // 2  # as _fit_shape
-                in_place = isinstance(rows, slice)
-                frame = new[rows] if in_place else torch.empty_like(part)
-                _fill_border(frame, top, left, hh, ww, fill)
-                frame[..., top:top + hh, left:left + ww] = red
-                if not in_place:
-                    new.index_copy_(0, idx, frame)
-            out[name] = new
-        return batch.replace(**out)
+        return _randint(low, high, n, generator, device)
+
+
+def _rebin_images(batch, factors, *, noise_sn=None, generator=None):
+    """Block-sum rebin each image by its own factor, optionally after multiplicative noise.
+
+    See `Rebin` for the rebinning. With ``noise_sn``, the images with a
+    positive value are first given the `~astro_cl.augment.photometric.MultiplicativeNoise`
+    of that signal-to-noise ratio. Where an image is also rebinned (factor
+    ``f > 1``), the noise is drawn on the blocks rather than on the pixels:
+    over the good pixels of a block, the sum of ``x * (1 + n / SN)`` with
+    independent standard normal ``n`` is ``sum(x) + z * sqrt(sum(x**2)) / SN``
+    with one standard normal ``z``, exactly in distribution, so the result is
+    that of the noise followed by the rebinning from ``1 / f**2`` of the
+    random numbers. (`~astro_cl.augment.base.Compose` uses this for a noise
+    step directly followed by a rebinning step.)
+
+    Parameters
+    ----------
+    batch : `~astro_cl.data.batch.TensorBatch`
+    factors : `torch.Tensor`
+        ``(B,)`` integer factors (1 leaves an image's size as it is).
+    noise_sn : `torch.Tensor`, optional
+        ``(B,)`` signal-to-noise ratios of the noise; 0 for no noise.
+    generator : `torch.Generator`, optional
+        Source of the noise (required with ``noise_sn``).
+
+    Returns
+    -------
+    batch : `~astro_cl.data.batch.TensorBatch`
+    """
+    from astro_cl.augment.photometric import _multiplicative_noise
+
+    b, _, h, w = batch.data.shape
+    factors = factors.cpu()
+    noisy = (torch.zeros(b, dtype=torch.bool) if noise_sn is None
+             else noise_sn.cpu() > 0)
+    if bool((factors == 1).all()) and not bool(noisy.any()):
+        return batch
+    if noise_sn is not None:
+        noise_sn = noise_sn.to(device=batch.device, dtype=batch.data.dtype)
+    fields = batch.tensors()
+    # one fresh output per field; images of several channels on the CPU are
+    # worked on channels-last, where block pooling is many times faster
+    formats = {name: (torch.channels_last if _prefers_channels_last(value)
+                      else _memory_format(value)) for name, value in fields.items()}
+    out = {name: torch.empty_like(value, memory_format=formats[name])
+           for name, value in fields.items()}
+    for f, with_noise, rows, idx in _groups(factors, noisy, batch.device):
+        if f == 1 and not with_noise:  # unchanged
+            for name, value in fields.items():
+                _put_rows(out[name], rows, idx, value[rows])
+            continue
+        parts = {name: value[rows].contiguous(memory_format=formats[name])
+                 for name, value in fields.items()}
+        sn = noise_sn[idx] if with_noise else None
+        if f == 1:
+            if with_noise:
+                parts["data"], unc = _multiplicative_noise(
+                    parts["data"], parts["mask"], parts.get("uncertainty"), sn, generator)
+                if unc is not None:
+                    parts["uncertainty"] = unc
+            for name, part in parts.items():
+                _put_rows(out[name], rows, idx, part)
+            continue
+        for name, red in _reduce_group(parts, f, sn, generator).items():
+            fill = (name != "star_mask") if red.dtype == torch.bool else 0
+            hh, ww = red.shape[-2:]
+            top, left = (h - hh) // 2, (w - ww) // 2  # as _fit_shape
+            in_place = isinstance(rows, slice)
+            frame = out[name][rows] if in_place else torch.empty_like(parts[name])
+            _fill_border(frame, top, left, hh, ww, fill)
+            frame[..., top:top + hh, left:left + ww] = red
+            if not in_place:
+                out[name].index_copy_(0, idx, frame)
+    return batch.replace(**out)
+
+
+def _prefers_channels_last(value):
+    """Whether ``value`` is a CPU image batch of several channels (see `_rebin_images`)."""
+    return value.device.type == "cpu" and value.ndim == 4 and value.shape[1] >= 4
+
+
+def _groups(factors, noisy, device):
+    """Yield ``(factor, noisy, rows, idx)`` for the images treated alike.
+
+    On the CPU, runs of consecutive images (``rows`` a slice: views, no
+    copies); elsewhere, one gathered group per kind (fewer kernel launches).
+    """
+    keys = list(zip(factors.tolist(), noisy.tolist(), strict=True))
+    if device.type == "cpu":
+        start = 0
+        for i in range(1, len(keys) + 1):
+            if i == len(keys) or keys[i] != keys[start]:
+                yield (*keys[start], slice(start, i), torch.arange(start, i))
+                start = i
+        return
+    for key in sorted(set(keys)):
+        idx = torch.tensor([i for i, k in enumerate(keys) if k == key])
+        rows = _rows(idx)
+        yield (*key, rows, idx.to(device))
+
+
+def _put_rows(full, rows, idx, part):
+    """Write ``part`` into the rows of ``full``."""
+    if isinstance(rows, slice):
+        full[rows] = part
+    else:
+        full.index_copy_(0, idx, part.to(full.dtype))
+
+
+def _reduce_group(parts, f, sn, generator):
+    """Block-reduce the fields of images sharing the factor ``f`` (see `_rebin_images`)."""
+    reduced = {}
+    if sn is not None:
+        data, mask = parts["data"], parts["mask"]
+        good = fill_pixels(data, mask) if bool(mask.any()) else data
+        total = _block_reduce(good, f, "sum")
+        power = _block_reduce(good * good, f, "sum")  # sum of x**2 over the block
+        if "uncertainty" in parts:
+            raw = power if good is data else _block_reduce(data * data, f, "sum")
+            var = _block_reduce(parts["uncertainty"].square(), f, "sum")
+            inv_sn2 = sn.reciprocal().square().view(-1, 1, 1, 1)
+            reduced["uncertainty"] = var.addcmul_(raw, inv_sn2).sqrt_()
+        z = _randn_like(total, generator, std=sn.reciprocal())
+        reduced["data"] = total.addcmul_(power.sqrt_(), z)
+    for name, part in parts.items():
+        if name in reduced:
+            continue
+        if name == "data":
+            reduced[name] = _block_reduce(part, f, "sum")
+        elif name == "uncertainty":
+            reduced[name] = _block_reduce(part.square(), f, "sum").sqrt_()
+        elif name == "targets":
+            reduced[name] = _block_reduce(part, f, "mean")
+        else:
+            reduced[name] = _block_reduce(part, f, "any")
+    return reduced
