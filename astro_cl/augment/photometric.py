@@ -90,35 +90,33 @@ def _gaussian_kernels(sigma, truncate, dtype):
     return k.to(dtype), radius
 
 
-def _band_matrices(kernels, radius, size):
-    """(B, size, size) matrices applying each 1-D kernel (B, K) along an axis, zero outside."""
-    i = torch.arange(size, device=kernels.device)
-    d = i.view(-1, 1) - i.view(1, -1) + radius
-    inside = (d >= 0) & (d <= 2 * radius)
-    return kernels[:, d.clamp(0, 2 * radius)] * inside
-
-
 def _separable_conv(x, kernels, radius):
     """Convolve each sample of ``x`` (B, C, H, W) with its kernel (B, K) along y and x.
 
     Zero padding. Samples sharing a kernel are convolved together as a
     depthwise convolution (one group per channel) on channels-last memory,
     the fast layout of the CPU depthwise kernels; the result is
-    channels-last. Single-channel inputs (masks) are convolved as products
-    with banded matrices instead, which beats a one-channel convolution.
+    channels-last. Single-channel inputs (masks) are convolved as one image
+    whose channels are the batch's images (a one-channel convolution per
+    image is several times slower).
     """
-    _, c, h, w = x.shape
+    b, c, h, w = x.shape
     kernels = kernels.to(x.dtype)
     if c == 1:
-        return _band_matrices(kernels, radius, h).unsqueeze(1) @ x \
-            @ _band_matrices(kernels, radius, w).transpose(-2, -1).unsqueeze(1)
+        # the images as the channels of one: a depthwise pass with each image's kernel
+        planes = x.reshape(1, b, h, w)
+        planes = F.conv2d(planes, kernels.view(b, 1, -1, 1), padding=(radius, 0), groups=b)
+        planes = F.conv2d(planes, kernels.view(b, 1, 1, -1), padding=(0, radius), groups=b)
+        return planes.view(b, 1, h, w)
     x = x.contiguous(memory_format=torch.channels_last)
     unique, inverse = torch.unique(kernels, dim=0, return_inverse=True)
     out = None
     for g in range(len(unique)):
         k = unique[g]
-        wy = k.view(1, 1, -1, 1).expand(c, 1, -1, 1)
-        wx = k.view(1, 1, 1, -1).expand(c, 1, 1, -1)
+        # channels-last weights too: with other strides oneDNN reorders the
+        # images to and from its own layout around each pass (~3x slower)
+        wy = k.view(1, 1, -1, 1).expand(c, 1, -1, 1).contiguous(memory_format=torch.channels_last)
+        wx = k.view(1, 1, 1, -1).expand(c, 1, 1, -1).contiguous(memory_format=torch.channels_last)
         if len(unique) == 1:
             part = x
         else:
