@@ -7,6 +7,10 @@ translation, Gaussian blur ``sigma=(0, 1, 1)``, star masks), in float32 like
 the torch side. The astro_cl chain (`astro_cl.augment.presets.ecalifa_views`
 with every step applied) does the same on a whole (B, 30, 192, 184) tensor
 batch, and carries the mask along as well (the scipy reference does not).
+Where a galaxy is rebinned, astro_cl draws its noise on the rebinned blocks
+rather than on the pixels: the same distribution from fewer random numbers
+(see `astro_cl.augment.Compose`); the reference draws it per pixel, as the
+original code did.
 
 On a shared machine the figures depend on the load: the script prints the
 load average with them.
