@@ -183,12 +183,12 @@ class Compose(Augmenter):
 
     A `~astro_cl.augment.photometric.MultiplicativeNoise` step directly
     followed by a `~astro_cl.augment.rebin.Rebin` step (as in the eCALIFA
-    chain) is applied as one, with each step's probability kept: where a
-    galaxy gets both, its noise is drawn on the rebinned blocks: over the
+    chain) is applied as one, with each step's probability kept. Where a
+    galaxy gets both, its noise is drawn on the rebinned blocks. Over the
     good pixels of a block, the sum of ``x * (1 + n / SN)`` with independent
     standard normal ``n`` is ``sum(x) + z * sqrt(sum(x**2)) / SN`` with one
-    standard normal ``z``, exactly in distribution, so the views are those of
-    the two steps in turn, from ``1 / f**2`` of the random numbers.
+    standard normal ``z``, exactly in distribution; so the views are those of
+    the two steps in turn, drawn from ``1 / f**2`` of the random numbers.
 
     Parameters
     ----------
@@ -367,9 +367,7 @@ class Compose(Augmenter):
             if p >= 1.0:
                 batch = aug(batch, generator=generator)
                 continue
-            chosen = torch.rand(len(batch), generator=generator,
-                                device=generator.device) < p
-            chosen = chosen.to(batch.device)
+            chosen = _chosen(len(batch), p, generator).to(batch.device)
             if not bool(chosen.any()):
                 continue
             idx = torch.nonzero(chosen).flatten()
