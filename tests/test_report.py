@@ -1,3 +1,4 @@
+import base64
 import json
 
 import astropy.units as u
@@ -7,7 +8,7 @@ from astropy.table import QTable
 from matplotlib.figure import Figure
 
 from astro_cl.report import figures as F
-from astro_cl.report.html import write_report
+from astro_cl.report.html import figure_png, write_report
 
 
 @pytest.fixture
@@ -108,6 +109,15 @@ def test_write_report(tmp_path):
     assert back["sigma"].unit == u.dex
     assert json.loads((tmp_path / "rep" / "config.json").read_text()) == {"seed": 0}
     assert not list((tmp_path / "rep").rglob("*.tmp"))
+
+
+def test_write_report_takes_rendered_figures(tmp_path):
+    fig = F.plot_training_curves({"loss": [2.0, 1.0]})
+    png = figure_png(fig, dpi=50)
+    assert png[:8] == b"\x89PNG\r\n\x1a\n"
+    index = write_report(tmp_path / "rep", figures={"curves": png})
+    assert (tmp_path / "rep" / "figures" / "curves.png").read_bytes() == png
+    assert base64.b64encode(png).decode("ascii") in index.read_text()
 
 
 def test_cli_evaluate_and_report(data, tmp_path, capsys):

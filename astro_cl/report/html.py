@@ -17,7 +17,7 @@ import numpy as np
 
 from astro_cl.utils.io import atomic_path, atomic_write
 
-__all__ = ["write_report"]
+__all__ = ["figure_png", "write_report"]
 
 _CSS = """
 body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1100px; color: #222; }
@@ -71,6 +71,27 @@ def _table_html(table, max_rows):
     return f"<table><tr>{head}</tr>{''.join(body)}</table>{more}"
 
 
+def figure_png(fig, *, dpi=110):
+    """Render a figure as PNG bytes.
+
+    Rendering is the slow part of a report; a pipeline can render its figures
+    when they are ready, free them, and hand the bytes to `write_report`.
+
+    Parameters
+    ----------
+    fig : `matplotlib.figure.Figure`
+    dpi : int, optional
+        Resolution.
+
+    Returns
+    -------
+    png : bytes
+    """
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=dpi)
+    return buffer.getvalue()
+
+
 def write_report(directory, *, figures=None, tables=None, config=None, provenance=None,
                  title="astro_cl report", max_rows=50, dpi=110):
     """Write an HTML report folder.
@@ -81,8 +102,9 @@ def write_report(directory, *, figures=None, tables=None, config=None, provenanc
         Output folder (created). Receives ``figures/<name>.png``,
         ``tables/<name>.ecsv``, ``config.json``, ``provenance.json`` and
         ``index.html``.
-    figures : dict of str to `matplotlib.figure.Figure`, optional
-        Figures by name (in display order).
+    figures : dict of str to `matplotlib.figure.Figure` or bytes, optional
+        Figures by name (in display order), or their PNG files as bytes
+        (`figure_png`; ``dpi`` then does not apply).
     tables : dict of str to `~astropy.table.Table`, optional
         Tables by name (in display order); their ``meta`` is kept in the ECSV.
     config : dict, optional
@@ -139,9 +161,7 @@ def write_report(directory, *, figures=None, tables=None, config=None, provenanc
         nav.append("<a href='#figures'>figures</a>")
     for name, fig in figures.items():
         fname = f"figures/{_slug(name)}.png"
-        buffer = io.BytesIO()
-        fig.savefig(buffer, format="png", dpi=dpi)
-        png = buffer.getvalue()
+        png = fig if isinstance(fig, bytes) else figure_png(fig, dpi=dpi)
         with atomic_write(directory / fname, "wb") as fh:
             fh.write(png)
         data = base64.b64encode(png).decode("ascii")
