@@ -41,6 +41,18 @@ def test_ecalifa_record():
     assert "ew_ha" in rec.maps
 
 
+def test_catalogue_same_with_threads(monkeypatch):
+    import astro_cl.surveys.mock.survey as mock_survey
+
+    monkeypatch.setattr(mock_survey, "_CATALOGUE_WORKERS", 1)
+    serial = SDSSMockSurvey(n=12, seed=4, size=24).catalogue
+    monkeypatch.setattr(mock_survey, "_CATALOGUE_WORKERS", 3)
+    threaded = SDSSMockSurvey(n=12, seed=4, size=24).catalogue
+    assert serial.colnames == threaded.colnames
+    for name in serial.colnames:
+        np.testing.assert_array_equal(np.asarray(serial[name]), np.asarray(threaded[name]))
+
+
 def test_stellar_mass_map_sums_to_catalogue():
     survey = SDSSMockSurvey(n=6, seed=5, size=48)
     for i in range(len(survey)):

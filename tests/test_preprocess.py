@@ -9,7 +9,7 @@ from specutils import Spectrum
 from astro_cl.data.record import GalaxyRecord, ObservingMeta
 from astro_cl.exceptions import CheckpointError, ValidationError
 from astro_cl.preprocess import CubePCA, ImageScaler, Preprocessor, build_preprocessor
-from astro_cl.preprocess.ecalifa import _fill_along, der_snr, resample_spectra
+from astro_cl.preprocess.ecalifa import _fill_along, _nanmedian, der_snr, resample_spectra
 from astro_cl.surveys.memory import InMemorySurvey
 
 FLUX_UNIT = u.Unit("1e-16 erg / (s cm2 Angstrom)")
@@ -62,6 +62,36 @@ def test_resample_linear_and_flux_conserving():
     np.testing.assert_allclose((fc2[:, 0] * 10.0).sum(), (flux[sel, 0] * 2.0).sum(), rtol=2e-3)
     _, bad = resample_spectra(wave, flux, np.array([3990.0, 4500.0]))
     assert bad[0].all() and not bad[1].any()
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("n", [1, 2, 5, 40, 650])
+def test_nanmedian_equals_numpy(dtype, n):
+    rng = np.random.default_rng(n)
+    x = (rng.normal(size=(n, 30, 4)) * 100).astype(dtype)
+    x[rng.uniform(size=x.shape) < 0.3] = np.nan
+    x[:, 2, 1] = np.nan  # a slice with no number
+    if n > 2:
+        x[0, 3, 0], x[1, 3, 1] = np.inf, -np.inf
+    with np.errstate(all="ignore"), pytest.warns(RuntimeWarning, match="All-NaN"):
+        expected = np.nanmedian(x, axis=0)
+    got = _nanmedian(x)  # no warning (strict warnings would fail here)
+    assert got.dtype == expected.dtype
+    np.testing.assert_array_equal(got, expected)
+
+
+def test_resample_linear_blocks_equal_one_pass():
+    rng = np.random.default_rng(2)
+    wave = np.sort(rng.uniform(3500.0, 7500.0, 3000))
+    new = np.arange(3700.0, 7300.0, 2.0)  # more rows than one block
+    flux = rng.normal(size=(wave.size, 64)).astype(np.float32)
+    out, _ = resample_spectra(wave, flux, new)
+    i1 = np.clip(np.searchsorted(wave, new), 1, wave.size - 1)
+    i0 = i1 - 1
+    w1 = np.clip((new - wave[i0]) / (wave[i1] - wave[i0]), 0.0, 1.0)
+    expected = (flux[i0] * (1 - w1)[:, None] + flux[i1] * w1[:, None]).astype(np.float32)
+    assert out.dtype == np.float32
+    np.testing.assert_array_equal(out, expected)
 
 
 def test_fill_along_interpolates_between_good_neighbours():

@@ -345,7 +345,9 @@ class CubeRenderer:
         amp = np.concatenate([coeffs, state.lines10], axis=1)
         amp = _blur(amp.T.reshape(-1, ny, nx), sig).reshape(amp.shape[1], -1).T
         basis = np.concatenate([spec, prof], axis=0) * 1e16
-        model = (amp.astype(np.float32) @ basis.astype(np.float32)).T.reshape(wave.size, ny, nx)
+        # contiguous in (wave, y, x): every later pass over the cube is elementwise
+        model = np.ascontiguousarray(
+            (amp.astype(np.float32) @ basis.astype(np.float32)).T).reshape(wave.size, ny, nx)
         gaia = np.zeros((ny, nx), np.uint8)
         badpix = np.zeros(model.shape, np.uint8)
         if rng is not None and self.star_rate > 0:
@@ -370,8 +372,9 @@ class CubeRenderer:
             n_bad = rng.binomial(model.size, self.bad_fraction)
             idx = rng.integers(0, model.size, n_bad)
             badpix.reshape(-1)[idx] = 1
-        flux = np.where(badpix != 0, 0.0, flux).astype(np.float32)
-        error = np.where(badpix != 0, np.float32(1e10), error).astype(np.float32)
+        bad = badpix != 0
+        flux = np.where(bad, np.float32(0.0), flux).astype(np.float32, copy=False)
+        error = np.where(bad, np.float32(1e10), error).astype(np.float32, copy=False)
         return {"flux": flux, "model": model, "error": error, "badpix": badpix,
                 "errweight": np.ones((ny, nx), np.float32), "flat": np.ones((ny, nx), np.float32),
                 "gaia_mask": gaia}

@@ -20,8 +20,12 @@ from astro_cl.surveys.base import Survey
 from astro_cl.surveys.mock import io as mock_io
 from astro_cl.surveys.mock.population import draw_galaxy, galaxy_seed, twin_population
 from astro_cl.surveys.mock.structure import MAP_UNITS, build_state
+from astro_cl.utils.parallel import imap_ordered
 
 __all__ = ["MockSurvey", "catalogue_from_rows"]
+
+#: Threads simulating the galaxies behind an in-memory mock catalogue.
+_CATALOGUE_WORKERS = max(1, min(2, os.cpu_count() or 1))
 
 _COLUMNS = [
     ("id", None), ("ID", None), ("Name", None), ("RA", u.deg), ("DEC", u.deg), ("z", None),
@@ -184,8 +188,15 @@ class MockSurvey(Survey):
         if n < 1:
             msg = f"survey {self.name!r}: n must be at least 1, got {self.n!r}"
             raise SurveyError(msg)
-        rows = [_row(p, self._state(p)) for p in (self._params(i) for i in range(n))]
+        # each row simulates its galaxy's maps: threads overlap the NumPy work,
+        # and a row depends only on its index, so the table is the same for any count
+        workers = _CATALOGUE_WORKERS if n >= 4 * _CATALOGUE_WORKERS else 1
+        rows = list(imap_ordered(self._catalogue_row, range(n), workers=workers))
         return catalogue_from_rows(rows, meta=self._meta())
+
+    def _catalogue_row(self, index):
+        params = self._params(index)
+        return _row(params, self._state(params))
 
     def _read_record(self, index):
         if self.path is not None:
