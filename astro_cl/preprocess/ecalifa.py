@@ -85,7 +85,7 @@ def resample_spectra(wave, flux, new_wave, *, mask=None, method="linear"):
     if method == "linear":
         # in blocks of output rows, so the double-precision temporaries stay in
         # the CPU cache instead of making several passes over a cube-sized array
-        out = np.empty((new_wave.size,) + flux.shape[1:], dtype=flux.dtype)
+        out = np.empty((new_wave.size, *flux.shape[1:]), dtype=flux.dtype)
         w0 = 1 - w1
         step = max(1, _BLOCK_ELEMENTS // max(1, flux[:1].size))
         for lo in range(0, new_wave.size, step):
