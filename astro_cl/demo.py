@@ -357,6 +357,7 @@ def run_demo(out, *, size="small", seed=0, catalogue=None, check=False, progress
     from astro_cl.surveys.sdss_mock import SDSSMockSurvey
     from astro_cl.tasks import MapMetrics, PropertyCorrelation, compare_rankings
     from astro_cl.utils.io import atomic_path, atomic_write, file_checksum
+    from astro_cl.utils.parallel import imap_ordered
 
     cfg = _resolve_size(size)
     size_name = size if isinstance(size, str) else f"custom ({size.get('base', 'small')})"
@@ -383,8 +384,10 @@ def run_demo(out, *, size="small", seed=0, catalogue=None, check=False, progress
         fit_idx = np.unique(np.linspace(0, n_gal - 1, n_fit).round().astype(int))
         from tqdm.auto import tqdm
 
-        fit_records = [ecalifa[int(i)] for i in tqdm(fit_idx, desc="PCA fit cubes",
-                                                     disable=not progress, unit="galaxy")]
+        fit_records = list(tqdm(imap_ordered(ecalifa.__getitem__, fit_idx.tolist(),
+                                             workers=threads),
+                                total=len(fit_idx), desc="PCA fit cubes", disable=not progress,
+                                unit="galaxy"))
         pca = CubePCA(seed=seed, **cfg["pca"]).fit(fit_records)
         del fit_records
         pca.save(models_dir / "cube_pca")
@@ -447,7 +450,8 @@ def run_demo(out, *, size="small", seed=0, catalogue=None, check=False, progress
         sdss = SDSSMockSurvey(n=int(cfg["n_sdss"]), seed=seed, size=int(cfg["image_size"]))
         n_sd = len(sdss)
         n_scale = min(n_sd, 100)
-        scaler = ImageScaler().fit([sdss[i] for i in range(n_scale)])
+        scaler = ImageScaler().fit(list(imap_ordered(sdss.__getitem__, range(n_scale),
+                                                     workers=threads)))
         scaler.save(models_dir / "image_scaler")
         cutouts = cache.get_or_build(sdss, preprocessor=scaler, targets=list(_MAP_TARGETS),
                                      progress=progress, workers=threads)
