@@ -3,9 +3,13 @@
 Targets (issue 3): >= 100 sdss-mock galaxies (5 x 64 x 64 + truth maps) per second per
 core and >= 5 ecalifa-mock cubes (64 x 64 x 1877) per second per core.
 
+It also times building an in-memory catalogue (every galaxy's maps are
+simulated for its row; the rows are computed in threads).
+
 Usage::
 
     python benchmarks/bench_mock.py [--n-images 200] [--n-cubes 20] [--size 64]
+                                    [--n-catalogue 800]
 """
 
 import argparse
@@ -26,6 +30,13 @@ def _rate(survey, n):
     return n / (time.perf_counter() - start)
 
 
+def _catalogue_rate(survey):
+    len(SDSSMockSurvey(n=2, seed=survey.seed + 1, size=8).catalogue)  # warm caches
+    start = time.perf_counter()
+    n = len(survey.catalogue)
+    return n / (time.perf_counter() - start)
+
+
 def main(argv=None):
     """Run the benchmark and print galaxies per second.
 
@@ -41,10 +52,13 @@ def main(argv=None):
     parser.add_argument("--n-images", type=int, default=200)
     parser.add_argument("--n-cubes", type=int, default=20)
     parser.add_argument("--size", type=int, default=64)
+    parser.add_argument("--n-catalogue", type=int, default=800)
     args = parser.parse_args(argv)
     rates = {
         "sdss-mock galaxies/s": _rate(SDSSMockSurvey(seed=1, size=args.size), args.n_images),
         "ecalifa-mock cubes/s": _rate(ECALIFAMockSurvey(seed=1, size=args.size), args.n_cubes),
+        "sdss-mock catalogue rows/s": _catalogue_rate(
+            SDSSMockSurvey(n=args.n_catalogue, seed=2, size=args.size)),
     }
     for key, value in rates.items():
         print(f"{key} ({args.size}x{args.size}): {value:.1f}")
