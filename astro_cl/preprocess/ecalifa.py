@@ -115,7 +115,7 @@ def _nanmedian(x):
 
     One sort of the whole array (NaN sorts last) and a gather of the two middle
     values per column: the same numbers as `numpy.nanmedian`, which for short
-    axes goes through masked-array sorting and is about ten times slower here.
+    axes goes through masked-array sorting and is about five times slower here.
     It also emits no all-NaN warning, so no process-wide warning filter is
     needed (galaxies may be preprocessed in threads,
     `PreprocessedCache.get_or_build`).
