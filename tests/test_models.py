@@ -68,6 +68,41 @@ def test_masked_pooling_ignores_masked_pixels(cls, pooling):
     assert not torch.allclose(net(x), net(y))
 
 
+def _study_blocks_reference(net, x, mask):
+    """The study's block order, written out: Conv -> ReLU -> MaxPool(2) -> BatchNorm."""
+    import torch.nn.functional as F
+
+    x = torch.where(mask, 0.0, x)
+    valid = (~mask.all(dim=1, keepdim=True)).to(x.dtype)
+    for block in net.blocks:
+        x = F.conv2d(x, block.conv.weight, block.conv.bias, padding=block.conv.padding)
+        x = F.max_pool2d(F.relu(x), 2)
+        valid = F.max_pool2d(valid, 2)
+        x = block.bn(x) * valid
+    return net.pool(x, valid)
+
+
+# 72x72 px puts the first block above the size where it runs in NCHW
+@pytest.mark.parametrize("size", [24, 72])
+def test_conv_backbone_matches_the_study_block_order(size):
+    torch.manual_seed(0)
+    net = ConvBackbone(6, width=1 / 16, hidden=(16,)).train()
+    ref = ConvBackbone(6, width=1 / 16, hidden=(16,)).train()
+    ref.load_state_dict(net.state_dict())
+    x = torch.randn(4, 6, size, size)
+    mask = torch.rand(4, 1, size, size) < 0.2
+    got = net.features(x, mask)
+    want = _study_blocks_reference(ref, x, mask)
+    torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-5)
+    (got.square().sum()).backward()
+    (want.square().sum()).backward()
+    for (name, p), q in zip(net.blocks.named_parameters(), ref.blocks.parameters(),
+                             strict=True):
+        # float rounding differs between the layouts: compare to the largest gradient
+        scale = float(q.grad.abs().max())
+        torch.testing.assert_close(p.grad, q.grad, rtol=0, atol=1e-4 * scale, msg=name)
+
+
 def test_fully_masked_galaxy_gives_finite_output():
     net = ConvBackbone(2, width=1 / 16, hidden=(8,)).eval()
     out = net(torch.randn(2, 2, 16, 16), torch.ones(2, 1, 16, 16, dtype=torch.bool))
