@@ -4,8 +4,8 @@ The package works on astropy objects (`~astropy.nddata.NDData` maps and images,
 `specutils.Spectrum` cubes, `~astropy.table.QTable` catalogues) and is extended
 through pluggy entry points in the ``astro_cl.plugins`` group.
 
-Importing :mod:`astro_cl` is cheap: it does not import torch. The public names
-below are resolved lazily on first use.
+Importing :mod:`astro_cl` is cheap: it imports neither torch nor astropy. The
+public names below are resolved lazily on first use.
 """
 
 from importlib import import_module as _import_module
@@ -14,11 +14,9 @@ from importlib.metadata import version as _version
 
 from astro_cl.exceptions import (
     AstroCLError,
-    AstroCLWarning,
     CatalogueError,
     CheckpointError,
     PluginError,
-    PluginWarning,
     SurveyError,
     UnknownComponentError,
 )
@@ -31,6 +29,9 @@ except _PackageNotFoundError:  # pragma: no cover - running from a source tree
 
 # name -> module holding it; resolved on first attribute access (PEP 562).
 _LAZY = {
+    # the warning classes subclass astropy's, so they are made on first use
+    "AstroCLWarning": "astro_cl.exceptions",
+    "PluginWarning": "astro_cl.exceptions",
     "GalaxyRecord": "astro_cl.data.record",
     "ObservingMeta": "astro_cl.data.record",
     "TensorBatch": "astro_cl.data.batch",
@@ -46,15 +47,14 @@ _LAZY = {
     "get_task": "astro_cl.plugins.registry",
     "get_component_class": "astro_cl.plugins.registry",
     "available_components": "astro_cl.plugins.registry",
+    "load_model": "astro_cl.models.artefact",
 }
 
 __all__ = [
     "AstroCLError",
-    "AstroCLWarning",
     "CatalogueError",
     "CheckpointError",
     "PluginError",
-    "PluginWarning",
     "SurveyError",
     "UnknownComponentError",
     "__version__",

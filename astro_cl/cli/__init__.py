@@ -14,7 +14,8 @@ __all__ = ["COMMANDS", "build_parser", "main"]
 
 #: Command names, in the order ``--help`` lists them.
 COMMANDS = (
-    "plugins", "info", "simulate", "train", "embed", "predict", "evaluate", "report", "demo",
+    "plugins", "info", "download", "simulate", "train", "embed", "predict", "evaluate", "report",
+    "demo",
 )
 
 

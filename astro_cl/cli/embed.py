@@ -1,6 +1,6 @@
-"""``astro-cl embed``: embed a survey with a trained contrastive encoder."""
+"""``astro-cl embed MODEL SURVEY [PATH]``: the embedding table of a survey."""
 
-__all__ = ["HELP", "add_arguments", "load_model", "run"]
+__all__ = ["HELP", "add_arguments", "run", "write_embeddings"]
 
 HELP = "Write the embedding table (ECSV and FITS) of a survey for a trained encoder."
 
@@ -12,47 +12,49 @@ def add_arguments(parser):
     ----------
     parser : `argparse.ArgumentParser`
     """
-    parser.add_argument("checkpoint", help="model file (astro-cl train output or last.pt)")
-    parser.add_argument("--survey", required=True, help="registered survey name")
-    parser.add_argument("--path", help="survey directory (passed as path=)")
-    parser.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
-                        help="other survey parameter (repeatable)")
+    from astro_cl.cli._options import add_survey_arguments
+
+    parser.add_argument("model", metavar="MODEL",
+                        help="model file written by `astro-cl train` (or a last.pt)")
+    add_survey_arguments(parser)
     parser.add_argument("--out", required=True,
                         help="output table; written as <stem>.ecsv and <stem>.fits")
     parser.add_argument("--n-views", type=int, default=1,
                         help="augmented realisations per galaxy (median, as the eCALIFA study)")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=int, default=0, help="seed of the augmented views")
+    parser.add_argument("--cache-dir", default=None,
+                        help="cache the preprocessed inputs here (default: a temporary folder)")
 
 
-def _survey(args):
-    from astro_cl.plugins.registry import get_survey
-    from astro_cl.training.config import _parse_value
-
-    params = {}
-    for item in args.param:
-        key, _, value = item.partition("=")
-        params[key] = _parse_value(value)
-    if args.path:
-        params["path"] = args.path
-    return get_survey(args.survey, **params)
-
-
-def load_model(path):
-    """Load any registered encoder from a checkpoint.
+def write_embeddings(table, out):
+    """Write an embedding table as ``<stem>.ecsv`` and ``<stem>.fits``, atomically.
 
     Parameters
     ----------
-    path : str
+    table : `~astropy.table.QTable`
+    out : str or `~pathlib.Path`
+        Output path; a ``.ecsv`` / ``.fits`` suffix is replaced.
 
     Returns
     -------
-    encoder : `~astro_cl.models.Encoder`
+    stem : `~pathlib.Path`
     """
-    from astro_cl.plugins.registry import get_component_class
-    from astro_cl.training.checkpoints import load_checkpoint
+    import json
+    from pathlib import Path
 
-    name = load_checkpoint(path)["header"]["model"]
-    return get_component_class("encoder", name).load(path)
+    from astro_cl.utils.io import atomic_path
+
+    out = Path(out)
+    stem = out.with_suffix("") if out.suffix in (".ecsv", ".fits") else out
+    stem.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(stem.with_suffix(".ecsv")) as tmp:
+        table.write(tmp, format="ascii.ecsv", overwrite=True)
+    fits_table = table.copy()
+    fits_table.meta = {k.upper()[:8]: (v if isinstance(v, (str, int, float)) else json.dumps(v))
+                       for k, v in table.meta.items()}
+    with atomic_path(stem.with_suffix(".fits")) as tmp:
+        fits_table.write(tmp, format="fits", overwrite=True)
+    return stem
 
 
 def run(args):
@@ -66,21 +68,20 @@ def run(args):
     -------
     status : int
     """
-    import json
-    from pathlib import Path
+    from astro_cl.cli._options import survey_from_args
+    from astro_cl.exceptions import ValidationError
+    from astro_cl.models.artefact import load_model
 
-    from astro_cl.utils.io import atomic_path
-
-    encoder = load_model(args.checkpoint)
-    table = encoder.embed(_survey(args), n_views=args.n_views, seed=args.seed)
-    out = Path(args.out)
-    stem = out.with_suffix("") if out.suffix in (".ecsv", ".fits") else out
-    with atomic_path(stem.with_suffix(".ecsv")) as tmp:
-        table.write(tmp, format="ascii.ecsv", overwrite=True)
-    fits_table = table.copy()
-    fits_table.meta = {k.upper()[:8]: (v if isinstance(v, (str, int, float)) else json.dumps(v))
-                       for k, v in table.meta.items()}
-    with atomic_path(stem.with_suffix(".fits")) as tmp:
-        fits_table.write(tmp, format="fits", overwrite=True)
+    model = load_model(args.model)
+    if getattr(model, "output_kind", None) != "embedding" or not hasattr(model, "embed"):
+        msg = (f"{args.model} holds a {model.name!r} model, which predicts "
+               f"{model.output_kind}, not embeddings (use `astro-cl predict`)")
+        raise ValidationError(msg)
+    if args.n_views < 1:
+        msg = f"--n-views: expected a positive integer, got {args.n_views}"
+        raise ValidationError(msg)
+    table = model.embed(survey_from_args(args), n_views=args.n_views, seed=args.seed,
+                        cache_dir=args.cache_dir)
+    stem = write_embeddings(table, args.out)
     print(f"wrote {len(table)} embeddings to {stem}.ecsv and {stem}.fits")
     return 0

@@ -1,4 +1,4 @@
-"""``astro-cl info SURVEY PATH``: what a survey holds, to check files before training.
+"""``astro-cl info SURVEY [PATH]``: what a survey holds, to check files before training.
 
 Prints the number of galaxies, the catalogue columns with their units, and one
 record's contents: array shapes, units, WCS axes, masked fraction and
@@ -7,7 +7,7 @@ uncertainty type of its cube, images and maps, and its observing metadata.
 
 HELP = "Describe a survey: galaxies, catalogue columns with units, and one record's contents."
 
-__all__ = ["HELP", "add_arguments", "describe_record", "describe_survey", "parse_option", "run"]
+__all__ = ["HELP", "add_arguments", "describe_record", "describe_survey", "run"]
 
 
 def add_arguments(parser):
@@ -17,49 +17,16 @@ def add_arguments(parser):
     ----------
     parser : `argparse.ArgumentParser`
     """
-    parser.add_argument("survey", help="registered survey name (see `astro-cl plugins`)")
-    parser.add_argument("path", help="the survey's directory or file")
-    parser.add_argument("--option", "-o", action="append", default=[], metavar="KEY=VALUE",
-                        help="survey parameter, e.g. -o catalogue=cat.ecsv -o size=64 "
-                             "(repeatable; values are parsed as JSON when possible)")
+    from astro_cl.cli._options import add_survey_arguments
+
+    add_survey_arguments(parser)
+    # the spelling of earlier releases, kept as an alias of --set
+    parser.add_argument("-o", "--option", dest="settings", action="append",
+                        help="alias of --set")
     parser.add_argument("--record", default=None,
                         help="galaxy id (or row number) to describe (default: the first)")
     parser.add_argument("--max-maps", type=int, default=25,
                         help="list at most this many maps (default 25)")
-
-
-def parse_option(text):
-    """Parse one ``KEY=VALUE`` option; VALUE is JSON if it parses, else a string.
-
-    Parameters
-    ----------
-    text : str
-
-    Returns
-    -------
-    key : str
-    value : object
-
-    Examples
-    --------
-    >>> parse_option("size=64")
-    ('size', 64)
-    >>> parse_option('bands=["g", "r"]')
-    ('bands', ['g', 'r'])
-    >>> parse_option("catalogue=cat.ecsv")
-    ('catalogue', 'cat.ecsv')
-    """
-    import json
-
-    key, sep, value = text.partition("=")
-    if not sep or not key.strip():
-        msg = f"--option: expected KEY=VALUE, got {text!r}"
-        raise ValueError(msg)
-    try:
-        parsed = json.loads(value)
-    except json.JSONDecodeError:
-        parsed = value
-    return key.strip(), parsed
 
 
 def _fraction(mask, shape):
@@ -179,16 +146,8 @@ def run(args):
     -------
     status : int
     """
-    import sys
+    from astro_cl.cli._options import survey_from_args
 
-    from astro_cl.plugins.registry import get_survey
-
-    try:
-        params = dict(parse_option(o) for o in args.option)
-    except ValueError as exc:
-        print(f"astro-cl info: error: {exc}", file=sys.stderr)
-        return 2
-    params.setdefault("path", args.path)
-    survey = get_survey(args.survey, **params)
+    survey = survey_from_args(args)
     print("\n".join(describe_survey(survey, record=args.record, max_maps=args.max_maps)))
     return 0

@@ -1,4 +1,4 @@
-"""``astro-cl predict``: predict property maps with a trained map regressor."""
+"""``astro-cl predict MODEL SURVEY [PATH]``: predicted property maps of a survey."""
 
 __all__ = ["HELP", "add_arguments", "run"]
 
@@ -12,11 +12,11 @@ def add_arguments(parser):
     ----------
     parser : `argparse.ArgumentParser`
     """
-    parser.add_argument("checkpoint", help="model file of a map regressor (cnn-regressor)")
-    parser.add_argument("--survey", required=True, help="registered survey name")
-    parser.add_argument("--path", help="survey directory (passed as path=)")
-    parser.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
-                        help="other survey parameter (repeatable)")
+    from astro_cl.cli._options import add_survey_arguments
+
+    parser.add_argument("model", metavar="MODEL",
+                        help="model file of a map regressor (cnn-regressor)")
+    add_survey_arguments(parser)
     parser.add_argument("--out", required=True, help="output directory (<id>.maps.fits per galaxy)")
 
 
@@ -34,15 +34,17 @@ def run(args):
     from pathlib import Path
 
     from astro_cl import __version__
-    from astro_cl.cli.embed import _survey, load_model
+    from astro_cl.cli._options import survey_from_args
     from astro_cl.data.fits_maps import write_maps
+    from astro_cl.exceptions import ValidationError
+    from astro_cl.models.artefact import load_model
 
-    model = load_model(args.checkpoint)
+    model = load_model(args.model)
     if getattr(model, "output_kind", None) != "maps":
-        print(f"astro-cl predict: {args.checkpoint} holds a {model.name!r} model, which does "
-              "not predict maps")
-        return 2
-    survey = _survey(args)
+        msg = (f"{args.model} holds a {model.name!r} model, which does not predict maps "
+               "(use `astro-cl embed`)")
+        raise ValidationError(msg)
+    survey = survey_from_args(args)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     for gid, maps in zip(survey.ids, model.predict_maps(survey), strict=True):

@@ -2,4 +2,18 @@
 
 from astro_cl.models.base import Encoder
 
-__all__ = ["Encoder"]
+__all__ = ["Encoder", "InputContract", "load_model"]
+
+
+def __getattr__(name):
+    # lazy: these modules are light, but keep `import astro_cl.models` minimal
+    if name == "load_model":
+        from astro_cl.models.artefact import load_model
+
+        return load_model
+    if name == "InputContract":
+        from astro_cl.models.contract import InputContract
+
+        return InputContract
+    msg = f"module 'astro_cl.models' has no attribute {name!r}"
+    raise AttributeError(msg)

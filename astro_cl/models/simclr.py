@@ -4,6 +4,8 @@ This module does not import torch; the network (`astro_cl.models.backbones`)
 and the trainer are imported when the encoder is fitted or used.
 """
 
+from pathlib import Path
+
 import numpy as np
 
 from astro_cl.exceptions import CheckpointError, ValidationError
@@ -42,6 +44,35 @@ def _resolve_augmenter(spec):
     return build_augmenter(spec)
 
 
+def _is_source_like(X):
+    from astro_cl.data.batch import TensorBatch
+    from astro_cl.training.data import is_batch_source
+
+    return isinstance(X, TensorBatch) or (is_batch_source(X) and not _is_survey(X))
+
+
+def _is_survey(X):
+    from astro_cl.surveys.base import Survey
+
+    return isinstance(X, Survey)
+
+
+def _as_survey(X):
+    """Return ``X`` as a survey (a list of records becomes an in-memory one), else None."""
+    from astro_cl.data.record import GalaxyRecord
+    from astro_cl.surveys.base import Survey
+
+    if isinstance(X, Survey):
+        return X
+    if isinstance(X, GalaxyRecord):
+        X = [X]
+    if isinstance(X, (list, tuple)) and X and all(isinstance(r, GalaxyRecord) for r in X):
+        from astro_cl.surveys.memory import InMemorySurvey
+
+        return InMemorySurvey(records=list(X))
+    return None
+
+
 class _NetworkEncoder(Encoder):
     """Shared machinery of the torch encoders: training, checkpoints, batching."""
 
@@ -59,7 +90,7 @@ class _NetworkEncoder(Encoder):
     def _loss(self):
         raise NotImplementedError
 
-    def _source(self, X):
+    def _source(self, X, *, with_targets=True):
         from astro_cl.training.data import as_batch_source
 
         return as_batch_source(X, kind=self.kind)
@@ -83,31 +114,75 @@ class _NetworkEncoder(Encoder):
 
         return make_header(self.name, self.get_params(deep=False))
 
-    def fit(self, X, y=None, *, resume=False, callbacks=()):
+    def fit(self, X, y=None, *, resume=False, callbacks=(), preprocessor=None, cache_dir=None,
+            provenance=None, fast_dev_run=False):
         """Train the network.
 
         Parameters
         ----------
         X : `~astro_cl.surveys.Survey`, `~astro_cl.data.batch.TensorBatch` or batch source
-            Training data.
+            Training data. With a ``preprocessor``, a survey (or a list of
+            `~astro_cl.data.GalaxyRecord`) of raw records.
         y : None
             Unused (targets come with the batches).
         resume : bool, optional
             Continue from ``checkpoint_dir/last.pt`` when it exists.
         callbacks : sequence of callable, optional
             Passed to `~astro_cl.training.trainer.Trainer`.
+        preprocessor : `~astro_cl.preprocess.Preprocessor`, optional
+            Turns raw records into network inputs; fitted on ``X`` first if it
+            is not fitted yet. It is kept as ``preprocessor_``, saved with the
+            model, and applied by `embed` / `transform` to new raw data.
+        cache_dir : str or `~pathlib.Path`, optional
+            Where the preprocessed inputs are cached (default:
+            ``checkpoint_dir/cache``, or a temporary folder).
+        provenance : dict, optional
+            Plain description of the run (training configuration, survey
+            parameters), saved with the model as ``provenance_``.
+        fast_dev_run : bool or int, optional
+            Run only this many training (and validation) batches of one
+            epoch (``True``: one), write no checkpoints, and keep the result
+            in memory: a check that the whole path works, as in PyTorch
+            Lightning.
 
         Returns
         -------
         self
         """
+        from astro_cl.models.contract import InputContract
         from astro_cl.training.trainer import Trainer
 
-        source = self._source(X)
+        if preprocessor is not None:
+            survey = _as_survey(X)
+            if survey is None:
+                msg = (f"{type(self).__name__}.fit: with a preprocessor, give a survey or a list "
+                       f"of GalaxyRecord, not {type(X).__name__}")
+                raise ValidationError(msg)
+            if not preprocessor.is_fitted:
+                preprocessor.fit(survey)
+            if cache_dir is None and self.checkpoint_dir and not fast_dev_run:
+                cache_dir = Path(self.checkpoint_dir) / "cache"
+            source = self._preprocessed_source(survey, preprocessor, cache_dir=cache_dir,
+                                               targets=self._training_targets())
+        else:
+            survey = _as_survey(X) if not _is_source_like(X) else None
+            source = self._source(X)
         if len(source) == 0:
             msg = f"{type(self).__name__}.fit: no galaxies to train on"
             raise ValidationError(msg)
         info = self._info_from_source(source)
+        first = source.batch(np.array([0]))
+        contract = None
+        if survey is not None and len(survey):
+            contract = InputContract.from_record(
+                survey[0], kind=self.kind or survey.default_kind,
+                in_channels=info["in_channels"], spatial_shape=tuple(first.data.shape[-2:]),
+                preprocessor=preprocessor)
+        else:
+            contract = InputContract(kind=str(self.kind or first.meta.get("kind") or "images"),
+                                     in_channels=info["in_channels"],
+                                     spatial_shape=tuple(first.data.shape[-2:]),
+                                     bands=[str(b) for b in first.meta.get("bands", [])])
         import torch
 
         torch.manual_seed(int(self.seed))
@@ -117,14 +192,68 @@ class _NetworkEncoder(Encoder):
             weight_decay=self.weight_decay, schedule=_schedule(self.schedule),
             epochs=self.epochs, batch_size=self.batch_size,
             validation_fraction=self.validation_fraction, patience=self.patience,
-            seed=self.seed, device=self._device(), checkpoint_dir=self.checkpoint_dir,
+            seed=self.seed, device=self._device(),
+            checkpoint_dir=None if fast_dev_run else self.checkpoint_dir,
             header=self._header(), extra_state={"info": info}, progress=self.progress,
             num_threads=self.num_threads, bf16=self.bf16, callbacks=callbacks,
-            prefetch_threads=self._prefetch_threads)
-        self.history_ = trainer.fit(source, resume=resume)
+            prefetch_threads=self._prefetch_threads,
+            max_batches=None if not fast_dev_run else int(fast_dev_run))
+        self.history_ = trainer.fit(source, resume=resume and not fast_dev_run)
         self.module_ = trainer.module.eval()
         self.info_ = info
+        self.preprocessor_ = preprocessor
+        self.contract_ = contract
+        self.provenance_ = dict(provenance or {})
         return self
+
+    # -- preprocessing and the input contract ---------------------------------------
+    def _training_targets(self):
+        """Return what the cache stores as targets when training (None: no targets)."""
+        return None
+
+    def _preprocessed_source(self, survey, preprocessor, *, cache_dir=None, targets=None):
+        """Return the preprocessed inputs of a survey as a batch source (a cache entry).
+
+        Without ``cache_dir`` the entry lives in a temporary folder removed
+        when the source is garbage-collected.
+        """
+        import shutil
+        import tempfile
+        import weakref
+
+        from astro_cl.preprocess.cache import PreprocessedCache
+
+        tmp = None
+        if cache_dir is None:
+            tmp = tempfile.mkdtemp(prefix="astro_cl-inputs-")
+            cache_dir = tmp
+        source = PreprocessedCache(cache_dir).get_or_build(
+            survey, preprocessor=preprocessor, kind=self.kind, targets=targets,
+            progress=bool(self.progress))
+        if tmp is not None:
+            # memory-mapped arrays stay readable after their files are unlinked
+            weakref.finalize(source, shutil.rmtree, tmp, ignore_errors=True)
+        return source
+
+    def _input_source(self, X, *, cache_dir=None):
+        """Return the network inputs of new data, preprocessed as in training.
+
+        Raw surveys and records are checked against ``contract_`` and go
+        through ``preprocessor_``; batches and sources are used as they are.
+        """
+        pre = getattr(self, "preprocessor_", None)
+        contract = getattr(self, "contract_", None)
+        survey = None if _is_source_like(X) else _as_survey(X)
+        if survey is not None and contract is not None and len(survey):
+            contract.check_record(survey[0], source=f"survey {survey.name!r}")
+        if survey is not None and pre is not None:
+            source = self._preprocessed_source(survey, pre, cache_dir=cache_dir)
+        else:
+            source = self._source(survey if survey is not None else X, with_targets=False)
+        if contract is not None and len(source):
+            where = f"survey {survey.name!r}" if survey is not None else type(X).__name__
+            contract.check_input(tuple(source.batch(np.array([0])).data.shape), source=where)
+        return source
 
     def _check_fitted(self):
         if getattr(self, "module_", None) is None:
@@ -141,19 +270,28 @@ class _NetworkEncoder(Encoder):
             yield source.batch(torch.arange(start, min(n, start + step))).to(device)
 
     def save(self, path):
-        """Write the fitted network to a checkpoint (tensors and plain types only).
+        """Write the fitted model to one self-contained file (tensors and plain types only).
+
+        Besides the weights, the file holds the fitted preprocessor, the input
+        contract, the training history and provenance, and the versions of
+        the packages it was trained with, so that `astro_cl.load_model` can
+        apply the model to new raw data. A human-readable model card is
+        written beside it (``<stem>.md``).
 
         Parameters
         ----------
         path : str or `~pathlib.Path`
         """
+        from astro_cl.models.artefact import artefact_state, write_model_card
         from astro_cl.training.checkpoints import save_checkpoint
 
         self._check_fitted()
         state = {k: v.detach().cpu() for k, v in self.module_.state_dict().items()}
         save_checkpoint(path, {"model_state": state, "extra": {"info": dict(self.info_)},
-                               "history": [dict(r) for r in getattr(self, "history_", [])]},
+                               "history": [dict(r) for r in getattr(self, "history_", [])],
+                               **artefact_state(self)},
                         self._header())
+        write_model_card(self, path)
 
     @classmethod
     def load(cls, path, *, device="cpu", **overrides):
@@ -204,6 +342,9 @@ class _NetworkEncoder(Encoder):
         self.module_ = module.to(device).eval()
         self.info_ = info
         self.history_ = list(ckpt.get("history", []))
+        from astro_cl.models.artefact import restore_artefact
+
+        restore_artefact(self, ckpt, source=str(path))
         return self
 
 
@@ -324,7 +465,8 @@ class SimCLR(_NetworkEncoder):
         embeddings : `numpy.ndarray`
             ``(N, embedding_dim)`` float32 unit vectors.
         """
-        return self._embed_views(self._source(X), n_views=1, seed=0, batch_size=batch_size)
+        return self._embed_views(self._input_source(X), n_views=1, seed=0,
+                                 batch_size=batch_size)
 
     def _embed_views(self, source, *, n_views, seed, batch_size):
         import torch
@@ -353,7 +495,7 @@ class SimCLR(_NetworkEncoder):
                 out.append(F.normalize(z, dim=1).cpu())
         return torch.cat(out).numpy().astype(np.float32)
 
-    def embed(self, X, *, n_views=1, seed=0, batch_size=None):
+    def embed(self, X, *, n_views=1, seed=0, batch_size=None, cache_dir=None):
         """Return the embedding table of a survey or batch.
 
         A galaxy's embedding is, as in the eCALIFA study, the median over
@@ -368,6 +510,9 @@ class SimCLR(_NetworkEncoder):
         seed : int, optional
             Seed of the augmentations.
         batch_size : int, optional
+        cache_dir : str or `~pathlib.Path`, optional
+            Where raw data preprocessed with the model's saved preprocessor
+            are cached (default: a temporary folder).
 
         Returns
         -------
@@ -386,7 +531,7 @@ class SimCLR(_NetworkEncoder):
         if int(n_views) < 1:
             msg = f"n_views: expected a positive integer, got {n_views!r}"
             raise ValueError(msg)
-        source = self._source(X)
+        source = self._input_source(X, cache_dir=cache_dir)
         emb = self._embed_views(source, n_views=int(n_views), seed=seed, batch_size=batch_size)
         survey = X.name if isinstance(X, Survey) else source_meta(source).get("survey", "")
         table = QTable({"id": np.asarray(source.ids, dtype=str), "embedding": emb})

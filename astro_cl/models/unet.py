@@ -124,6 +124,9 @@ seed, device, checkpoint_dir, progress, num_threads, bf16
                                    target_names=self.target_names)
         return as_batch_source(X, kind=self.kind)
 
+    def _training_targets(self):
+        return tuple(self.target_names) if self.target_names else "maps"
+
     def _info_from_source(self, source):
         import torch
 
@@ -258,7 +261,7 @@ seed, device, checkpoint_dir, progress, num_threads, bf16
             ``info_["target_names"]``: log10 of the map, or the map itself for
             the maps in ``info_["target_as_is"]``.
         """
-        return self._predict(self._source(X, with_targets=False), batch_size)[0]
+        return self._predict(self._input_source(X), batch_size)[0]
 
     def predict_maps(self, X, *, batch_size=None):
         """Predict property maps as NDData with units, WCS and uncertainty.
@@ -283,7 +286,7 @@ seed, device, checkpoint_dir, progress, num_threads, bf16
 
         from astro_cl.surveys.base import Survey
 
-        source = self._source(X, with_targets=False)
+        source = self._input_source(X)
         mu, sig = self._predict(source, batch_size)
         names = self.info_["target_names"]
         units = [u.Unit(s) if s else u.dimensionless_unscaled for s in self.info_["target_units"]]

@@ -126,7 +126,9 @@ def build_run(config):
     -------
     run : dict
         ``survey``, ``data`` (what to pass to ``encoder.fit``), ``encoder``,
-        ``output`` (path of the final model file or None).
+        ``output`` (path of the final model file or None), ``preprocessor``
+        (unfitted, or None), ``cache_dir`` (where preprocessed inputs are
+        cached) and ``provenance`` (the configuration as given).
     """
     from astro_cl.plugins.registry import get_component_class, get_survey
 
@@ -157,22 +159,26 @@ def build_run(config):
                f"valid: {sorted(valid)}")
         raise ValidationError(msg)
     encoder = cls(**params)
-    data = survey
+    if targets is not None and "target_names" in valid and params.get("target_names") is None:
+        encoder.set_params(target_names=tuple([targets] if isinstance(targets, str)
+                                              else targets))
+    preprocessor = None
     if config.get("preprocess"):
         from astro_cl.preprocess import build_preprocessor
-        from astro_cl.preprocess.cache import PreprocessedCache
 
-        pre = build_preprocessor(dict(config["preprocess"]))
-        cache_dir = Path(params.get("checkpoint_dir") or ".") / "cache"
-        pre.fit(survey)
-        data = PreprocessedCache(cache_dir).get_or_build(
-            survey, preprocessor=pre, kind=kind,
-            targets=targets or ("maps" if cls.output_kind == "maps" else None),
-            progress=params.get("progress", True))
-    return {"survey": survey, "data": data, "encoder": encoder, "output": output}
+        preprocessor = build_preprocessor(dict(config["preprocess"]))
+    survey_name = config["survey"]["name"]
+    provenance = {
+        "config_file": config.get("_path"),
+        "config": {k: v for k, v in config.items() if not k.startswith("_")},
+        "survey": {"name": survey_name, **survey_cfg},
+    }
+    cache_dir = Path(params.get("checkpoint_dir") or ".") / "cache"
+    return {"survey": survey, "data": survey, "encoder": encoder, "output": output,
+            "preprocessor": preprocessor, "cache_dir": cache_dir, "provenance": provenance}
 
 
-def train_from_config(config, *, resume=False):
+def train_from_config(config, *, resume=False, fast_dev_run=False, output=None):
     """Train the encoder a configuration describes, and save it.
 
     Parameters
@@ -181,16 +187,38 @@ def train_from_config(config, *, resume=False):
         From `load_config`.
     resume : bool, optional
         Continue from the checkpoint in ``training.checkpoint_dir``.
+    fast_dev_run : bool or int, optional
+        Train on one (or this many) batches of one epoch, with no checkpoints
+        and no cache in ``checkpoint_dir``: a check that the configuration
+        runs end to end. The model is saved to ``output`` or, by default,
+        beside ``training.output`` as ``<stem>-fast-dev-run.pt`` (never over
+        a trained model).
+    output : str or `~pathlib.Path`, optional
+        Model file, replacing ``training.output``.
 
     Returns
     -------
     encoder : `~astro_cl.models.Encoder`
-        Fitted; saved to ``training.output`` when given (rank 0 only).
+        Fitted; saved (with its preprocessor, input contract and provenance)
+        to ``training.output`` when given (rank 0 only).
     """
     from astro_cl.training.distributed import init_distributed
 
     run = build_run(config)
-    encoder = run["encoder"].fit(run["data"], resume=resume)
-    if run["output"] and init_distributed(getattr(encoder, "device", None)).is_main:
-        encoder.save(run["output"])
+    provenance = dict(run["provenance"], fast_dev_run=bool(fast_dev_run))
+    fit_params = {"resume": resume, "provenance": provenance}
+    if run["preprocessor"] is not None:
+        fit_params.update(preprocessor=run["preprocessor"],
+                          cache_dir=None if fast_dev_run else run["cache_dir"])
+    if fast_dev_run:
+        fit_params["fast_dev_run"] = int(fast_dev_run)
+    encoder = run["encoder"].fit(run["data"], **fit_params)
+    if output is None:
+        output = run["output"]
+        if output and fast_dev_run:
+            # never overwrite a trained model with a plumbing check
+            output = Path(output).with_name(f"{Path(output).stem}-fast-dev-run.pt")
+    if output and init_distributed(getattr(encoder, "device", None)).is_main:
+        encoder.save(output)
+    encoder.output_path_ = None if not output else Path(output)
     return encoder

@@ -212,6 +212,10 @@ class Trainer:
     fused : bool or None, optional
         Use the fused Adam/AdamW kernel; None: when the device supports it and
         every parameter is contiguous (else the multi-tensor implementation).
+    max_batches : int, optional
+        Run one epoch of at most this many training and validation batches
+        (a quick check of the whole path, like PyTorch Lightning's
+        ``fast_dev_run``).
     """
 
     def __init__(self, module, loss_fn, *, optimizer="adam", lr=1e-3, weight_decay=0.0,
@@ -219,7 +223,7 @@ class Trainer:
                  validation_fraction=0.0, patience=None, min_delta=0.0, restore_best=True,
                  seed=0, device=None, checkpoint_dir=None, header=None, extra_state=None,
                  progress=True, num_threads=None, bf16=False, callbacks=(), prefetch=True,
-                 prefetch_threads=None, fused=None):
+                 prefetch_threads=None, fused=None, max_batches=None):
         self.module = module
         self.loss_fn = loss_fn
         self.optimizer = optimizer
@@ -246,6 +250,7 @@ class Trainer:
         self.prefetch = prefetch
         self.prefetch_threads = prefetch_threads
         self.fused = fused
+        self.max_batches = max_batches
         self.history = []
         self._stop_requested = False
 
@@ -463,7 +468,8 @@ class Trainer:
         self._stop_requested = False
         stopped_early = False
         try:
-            for epoch in range(start_epoch, int(self.epochs)):
+            last_epoch = int(self.epochs) if not self.max_batches else min(int(self.epochs), 1)
+            for epoch in range(start_epoch, last_epoch):
                 if best["bad"] >= (self.patience or math.inf):
                     stopped_early = True
                     break
@@ -490,6 +496,8 @@ class Trainer:
             _mix(self.seed, 4, epoch)))
         shuffled = train_idx[order]
         n_steps = self._steps(len(train_idx), batch_size)
+        if self.max_batches:
+            n_steps = min(n_steps, int(self.max_batches))
         loss_sum, count, seconds = sums
         bar = tqdm(total=n_steps, initial=start_step, desc=f"epoch {epoch + 1}/{self.epochs}",
                    disable=not (self.progress and dist_info.is_main), leave=False,
@@ -590,7 +598,10 @@ class Trainer:
         module.eval()
         total = torch.zeros(2, dtype=torch.float64)
         with torch.no_grad():
-            for step in range(-(-len(val_idx) // batch_size)):
+            n_val_steps = -(-len(val_idx) // batch_size)
+            if self.max_batches:
+                n_val_steps = min(n_val_steps, int(self.max_batches))
+            for step in range(n_val_steps):
                 global_idx = val_idx[step * batch_size:(step + 1) * batch_size]
                 local_idx = shard_indices(global_idx, dist_info.rank, dist_info.world_size)
                 batch = source.batch(local_idx).to(device)
