@@ -1,0 +1,349 @@
+"""The user's path: shipped configs, train -> embed/predict -> evaluate -> report, and the
+commands of README.md and the getting-started page, run as written at tiny sizes."""
+
+import re
+import shlex
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from astro_cl.cli import main
+
+ROOT = Path(__file__).resolve().parents[1]
+CONFIGS = sorted((ROOT / "examples" / "configs").glob("*.toml"))
+#: Survey parameters of the tiny runs (CubePCA needs a few hundred spectra at S/N > 30).
+TINY = {"ecalifa-mock": {"n": 16, "size": 32}, "sdss-mock": {"n": 8, "size": 32}}
+
+
+def _survey_name(config):
+    import tomllib
+
+    return tomllib.loads(config.read_text())["survey"]["name"]
+
+
+def test_there_are_shipped_configs():
+    assert {c.name for c in CONFIGS} >= {"ecalifa_simclr.toml", "picasso_unet.toml"}
+
+
+@pytest.mark.parametrize("config", CONFIGS, ids=lambda p: p.stem)
+def test_shipped_config_runs_end_to_end(config, tmp_path, monkeypatch, capsys):
+    """Every shipped config: train --fast-dev-run as shipped (tiny survey), then the next steps."""
+    monkeypatch.chdir(tmp_path)
+    survey = _survey_name(config)
+    assert survey in TINY, f"{config.name}: ships survey {survey!r}; shipped configs use mocks"
+    model = tmp_path / "model.pt"
+    tiny = TINY[survey]
+    status = main(["train", str(config), "--fast-dev-run",
+                   *[x for k, v in tiny.items() for x in ("--set", f"survey.{k}={v}")],
+                   "--set", "training.progress=false",
+                   "--output", str(model)])
+    assert status == 0
+    assert model.is_file() and model.with_suffix(".md").is_file()
+    # a fast dev run leaves no checkpoint, history or cache behind
+    import tomllib
+
+    ckdir = tmp_path / tomllib.loads(config.read_text())["training"]["checkpoint_dir"]
+    leftovers = list(ckdir.rglob("*")) if ckdir.exists() else []
+    assert leftovers == [], leftovers
+    card = model.with_suffix(".md").read_text()
+    assert "fast-dev-run" in card and "Input contract" in card
+
+    import astro_cl
+
+    encoder = astro_cl.load_model(model)
+    settings = [x for k, v in tiny.items() for x in ("--set", f"{k}={v}")]
+    if encoder.output_kind == "embedding":
+        assert main(["embed", str(model), survey, *settings, "--set", "seed=7",
+                     "--out", "emb"]) == 0
+        from astropy.table import QTable
+
+        emb = QTable.read(tmp_path / "emb.ecsv")
+        assert len(emb) == tiny["n"] and np.isfinite(np.asarray(emb["embedding"])).all()
+        cat = astro_cl.get_survey(survey, **tiny, seed=7).catalogue
+        cat.write(tmp_path / "cat.ecsv")
+        assert main(["evaluate", "emb.ecsv", "--catalogue", "cat.ecsv", "--out", "results",
+                     "--no-progress"]) == 0
+        assert main(["report", "results"]) == 0
+        assert (tmp_path / "results" / "report" / "index.html").is_file()
+    else:
+        assert main(["predict", str(model), survey, *settings, "--out", "maps"]) == 0
+        files = sorted((tmp_path / "maps").glob("*.maps.fits"))
+        assert len(files) == tiny["n"]
+        from astro_cl.data.fits_maps import read_maps
+
+        maps = read_maps(files[0])
+        assert set(maps) == set(encoder.info_["target_names"])
+
+
+# -- the model artefact -------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def cube_model(tmp_path_factory):
+    """A SimCLR trained (two batches) on preprocessed eCALIFA mocks, saved and reloaded."""
+    import astro_cl
+    from astro_cl.models.simclr import SimCLR
+    from astro_cl.preprocess import CubePCA
+
+    tmp = tmp_path_factory.mktemp("artefact")
+    survey = astro_cl.get_survey("ecalifa-mock", n=6, size=20, seed=3)
+    encoder = SimCLR(width=0.25, embedding_dim=8, hidden=(16,), epochs=1, batch_size=6,
+                     progress=False, kind="cube", augmenter=[{"name": "random-flip"}])
+    encoder.fit(survey, preprocessor=CubePCA(n_components=5, fit_snr=3.0), cache_dir=tmp / "cache",
+                provenance={"note": "test"})
+    encoder.save(tmp / "model.pt")
+    return {"survey": survey, "encoder": encoder, "path": tmp / "model.pt", "tmp": tmp}
+
+
+def test_saved_model_embeds_raw_cubes_like_the_trained_one(cube_model):
+    """Before: the preprocessor was not saved, and embed on raw cubes crashed in torch."""
+    import astro_cl
+
+    loaded = astro_cl.load_model(cube_model["path"])
+    assert loaded.preprocessor_ is not None and loaded.preprocessor_.name == "cube-pca"
+    assert loaded.contract_.kind == "cube" and loaded.contract_.in_channels == 6
+    assert loaded.provenance_ == {"note": "test"}
+    assert loaded.versions_["astro_cl"] == astro_cl.__version__
+    raw = loaded.embed(cube_model["survey"])
+    # the same inputs through the in-memory encoder's own preprocessing
+    expected = cube_model["encoder"].embed(cube_model["survey"])
+    np.testing.assert_allclose(np.asarray(raw["embedding"]), np.asarray(expected["embedding"]),
+                               atol=1e-6)
+    # and records work as well as surveys
+    records = [cube_model["survey"][i] for i in range(2)]
+    emb = loaded.transform(records)
+    np.testing.assert_allclose(emb, np.asarray(raw["embedding"])[:2], atol=1e-6)
+
+
+def test_preprocessor_state_survives_bit_for_bit(cube_model):
+    import astro_cl
+
+    loaded = astro_cl.load_model(cube_model["path"])
+    original = cube_model["encoder"].preprocessor_
+    assert loaded.preprocessor_.fingerprint() == original.fingerprint()
+
+
+def test_model_file_stays_weights_only(cube_model):
+    import torch
+
+    ckpt = torch.load(cube_model["path"], weights_only=True)
+    assert {"preprocessor", "contract", "provenance", "versions"} <= set(ckpt)
+
+
+def test_data_outside_the_contract_is_refused(cube_model):
+    import astro_cl
+    from astro_cl.exceptions import ValidationError
+
+    loaded = astro_cl.load_model(cube_model["path"])
+    images = astro_cl.get_survey("sdss-mock", n=2, size=16, seed=0)
+    with pytest.raises(ValidationError, match="reads IFU cubes"):
+        loaded.embed(images)
+
+
+def test_wrong_channel_count_names_what_the_model_expects(cube_model):
+    import torch
+
+    import astro_cl
+    from astro_cl.data.batch import TensorBatch
+    from astro_cl.exceptions import ValidationError
+
+    loaded = astro_cl.load_model(cube_model["path"])
+    batch = TensorBatch(data=torch.zeros(2, 3, 20, 20), mask=torch.zeros(2, 1, 20, 20,
+                                                                         dtype=torch.bool),
+                        ids=["a", "b"])
+    with pytest.raises(ValidationError, match="expects 6 input channels.*have 3"):
+        loaded.transform(batch)
+
+
+def test_pixel_scale_and_bands_are_checked():
+    import astropy.units as u
+
+    import astro_cl
+    from astro_cl.data.record import ObservingMeta
+    from astro_cl.exceptions import ValidationError
+    from astro_cl.models.contract import InputContract
+
+    rec = astro_cl.get_survey("sdss-mock", n=1, size=16, seed=0)[0]
+    contract = InputContract.from_record(rec, kind="images", in_channels=5)
+    contract.check_record(rec)
+    assert contract.bands == list(rec.bands)
+    far = rec.__class__(id=rec.id, images=rec.images, observing=ObservingMeta(
+        pixel_scale=contract.pixel_scale * 4 * u.arcsec / u.pix, bands=rec.bands))
+    with pytest.raises(ValidationError, match="pixel scale"):
+        contract.check_record(far)
+    other = InputContract.from_dict({**contract.to_dict(), "bands": ["g", "r", "i", "z", "y"]})
+    with pytest.raises(ValidationError, match="bands"):
+        other.check_record(rec)
+    assert InputContract.from_dict(contract.to_dict()) == contract
+
+
+def test_trainer_checkpoint_without_artefact_entries_still_loads(tmp_path):
+    import astro_cl
+    from astro_cl.models.simclr import SimCLR
+
+    survey = astro_cl.get_survey("sdss-mock", n=4, size=16, seed=0)
+    SimCLR(width=0.25, embedding_dim=8, hidden=(16,), epochs=1, batch_size=4, progress=False,
+           checkpoint_dir=tmp_path, augmenter=[{"name": "random-flip"}]).fit(survey)
+    loaded = astro_cl.load_model(tmp_path / "last.pt")
+    assert loaded.preprocessor_ is None and loaded.contract_ is None
+    assert loaded.transform(survey).shape == (4, 8)
+
+
+def test_load_model_errors_are_clear(tmp_path):
+    import astro_cl
+    from astro_cl.exceptions import CheckpointError
+
+    with pytest.raises(CheckpointError, match="is a directory"):
+        astro_cl.load_model(tmp_path)
+    with pytest.raises(FileNotFoundError):
+        astro_cl.load_model(tmp_path / "nothing.pt")
+
+
+def test_embed_refuses_a_map_model_and_predict_an_embedding_model(cube_model, tmp_path,
+                                                                  capsys):
+    status = main(["predict", str(cube_model["path"]), "ecalifa-mock", "--set", "n=2",
+                   "--out", str(tmp_path / "maps")])
+    assert status == 2
+    assert "does not predict maps" in capsys.readouterr().err
+
+
+# -- one CLI vocabulary ---------------------------------------------------------------------
+@pytest.mark.parametrize("command", ["info", "embed", "predict"])
+def test_commands_reading_a_survey_take_survey_path_and_set(command):
+    from astro_cl.cli import build_parser
+
+    parser = build_parser()
+    head = {"info": [], "embed": ["m.pt"], "predict": ["m.pt"]}[command]
+    tail = [] if command == "info" else ["--out", "o"]
+    args = parser.parse_args([command, *head, "ecalifa", "data/ecalifa", "--set", "n=3",
+                              "--set", 'bands=["g"]', *tail])
+    assert (args.survey, args.path) == ("ecalifa", "data/ecalifa")
+    assert args.settings == ["n=3", 'bands=["g"]']
+    args = parser.parse_args([command, *head, "ecalifa-mock", *tail])
+    assert args.path is None
+
+
+@pytest.mark.parametrize("command", ["train", "info", "embed", "predict", "evaluate"])
+def test_component_parameters_are_spelled_set_everywhere(command):
+    from astro_cl.cli import build_parser
+
+    parser = build_parser()
+    sub = parser._subparsers._group_actions[0].choices[command]
+    options = {s for a in sub._actions for s in a.option_strings}
+    assert "--set" in options
+    assert "--param" not in options
+
+
+def test_set_values_are_typed_as_toml():
+    from astro_cl.utils.options import parse_assignments, parse_value
+
+    assert parse_value("16") == 16 and parse_value("1e-3") == 1e-3
+    assert parse_value("false") is False and parse_value("data/x") == "data/x"
+    assert parse_assignments(["a.b=1", "a.c='x'", "d=[1, 2]"]) == {"a": {"b": 1, "c": "x"},
+                                                                    "d": [1, 2]}
+    from astro_cl.exceptions import ValidationError
+
+    with pytest.raises(ValidationError, match="KEY=VALUE"):
+        parse_assignments(["novalue"])
+    with pytest.raises(ValidationError, match="TASK.KEY|SECTION.KEY"):
+        parse_assignments(["a=1"], depth=2)
+
+
+def test_info_set_passes_typed_survey_parameters(capsys):
+    assert main(["info", "sdss-mock", "--set", "n=3", "--set", "size=16"]) == 0
+    assert "3 galaxies" in capsys.readouterr().out
+
+
+def test_download_command_fetches_from_a_mirror(tmp_path, capsys):
+    """`astro-cl download` exposes the archive downloader (loopback server, no network)."""
+    import functools
+    import http.server
+    import threading
+
+    served = tmp_path / "served"
+    served.mkdir()
+    (served / "NGC0001.V500.drscube.fits.gz").write_bytes(b"not really a cube")
+    handler = functools.partial(_QuietHandler, directory=str(served))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        base = f"http://127.0.0.1:{server.server_address[1]}"
+        status = main(["download", "ecalifa", "NGC0001", "--out", str(tmp_path / "out"),
+                       "--base-url", base, "--no-progress"])
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert status == 0
+    assert (tmp_path / "out" / "NGC0001.V500.drscube.fits.gz").read_bytes() == \
+        b"not really a cube"
+    assert main(["download", "nosuch", "X", "--out", str(tmp_path)]) == 2
+    assert "no archive known" in capsys.readouterr().err
+
+
+class _QuietHandler:
+    """SimpleHTTPRequestHandler without request logging (built lazily)."""
+
+    def __new__(cls, *args, **kwargs):
+        import http.server
+
+        class Handler(http.server.SimpleHTTPRequestHandler):
+            def log_message(self, *a):
+                pass
+
+        return Handler(*args, **kwargs)
+
+
+# -- the documented commands, as written ------------------------------------------------------
+def _bash_lines(path):
+    """Commands of the bash blocks of a Markdown or reST file, comments stripped."""
+    text = path.read_text(encoding="utf-8")
+    if path.suffix == ".md":
+        blocks = re.findall(r"```bash\n(.*?)```", text, flags=re.S)
+    else:
+        blocks = re.findall(r"\.\. code-block:: bash\n\n((?:(?:   .*)?\n)+)", text)
+    lines = []
+    for block in blocks:
+        for raw in block.splitlines():
+            words = shlex.split(raw, comments=True)
+            if words:
+                lines.append(words)
+    return lines
+
+
+#: Lines that install or test the package: .ci/run executes them itself (checked below).
+_SETUP = ("python -m venv", "pip install", ". .venv/bin/activate", "python -m pytest")
+
+
+def _is_setup(words):
+    line = " ".join(words)
+    return any(line.startswith(s) or f"&& {s}" in line for s in _SETUP)
+
+
+@pytest.mark.parametrize("doc", ["README.md", "docs/getting_started.rst"])
+def test_documented_commands_run_as_written(doc, tmp_path, monkeypatch, capsys):
+    lines = _bash_lines(ROOT / doc)
+    assert lines, f"{doc}: no bash blocks found"
+    (tmp_path / "examples").symlink_to(ROOT / "examples")
+    monkeypatch.chdir(tmp_path)
+    ran = 0
+    for words in lines:
+        if _is_setup(words):
+            continue
+        assert words[0] == "astro-cl", f"{doc}: unexpected command {' '.join(words)!r}"
+        args = words[1:]
+        if args[:1] == ["demo"]:
+            continue  # minutes at its default size; tests/test_demo.py runs it at tiny size
+        status = main(args)
+        assert status == 0, f"{doc}: `{' '.join(words)}` exited {status}"
+        ran += 1
+    assert ran > 0
+
+
+def test_ci_runs_the_readme_setup_lines():
+    readme = [w for w in _bash_lines(ROOT / "README.md") if _is_setup(w)]
+    ci = [shlex.split(line, comments=True) for line in
+          (ROOT / ".ci" / "run").read_text().splitlines()]
+    for words in readme:
+        if " ".join(words).startswith(("python -m venv", ". .venv")):
+            continue  # CI makes its own venv
+        assert words in ci, f".ci/run does not run the README line {' '.join(words)!r}"
