@@ -14,9 +14,16 @@ SHARED_DATA = Path(
 
 @pytest.fixture(scope="session")
 def shared_data():
-    """Path to the real test data, or skip when it is not beside the project."""
+    """Path to the real test data, or skip when it is not beside the project.
+
+    Under CI (``CI`` set in the environment) the data must be there: a missing
+    folder fails the tests that need it instead of skipping them silently.
+    """
     if not SHARED_DATA.is_dir():
-        pytest.skip(f"real test data not found at {SHARED_DATA} (set ASTRO_CL_TEST_DATA)")
+        msg = f"real test data not found at {SHARED_DATA} (set ASTRO_CL_TEST_DATA)"
+        if os.environ.get("CI", "").lower() not in ("", "0", "false"):
+            pytest.fail(f"{msg}; CI must run the tests that need it", pytrace=False)
+        pytest.skip(msg)
     return SHARED_DATA
 
 
