@@ -8,9 +8,11 @@ expose the configuration.
 
 import copy
 import inspect
-from typing import ClassVar
+from typing import Any, ClassVar, Self, TypeVar
 
 __all__ = ["Component", "clone"]
+
+_C = TypeVar("_C", bound="Component")
 
 
 class Component:
@@ -27,7 +29,7 @@ class Component:
     description: ClassVar[str] = ""
 
     @classmethod
-    def _param_names(cls):
+    def _param_names(cls) -> list[str]:
         signature = inspect.signature(cls.__init__)
         return sorted(
             p.name
@@ -35,7 +37,7 @@ class Component:
             if p.name != "self" and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
         )
 
-    def get_params(self, deep=True):
+    def get_params(self, deep: bool = True) -> dict[str, Any]:
         """Return the configuration of this component.
 
         Parameters
@@ -49,7 +51,7 @@ class Component:
         params : dict
             Parameter names mapped to their values.
         """
-        params = {}
+        params: dict[str, Any] = {}
         for key in self._param_names():
             value = getattr(self, key)
             if deep and isinstance(value, Component):
@@ -57,7 +59,7 @@ class Component:
             params[key] = value
         return params
 
-    def set_params(self, **params):
+    def set_params(self, **params: Any) -> Self:
         """Set configuration parameters.
 
         Parameters
@@ -77,7 +79,7 @@ class Component:
             If a name is not a parameter of this component.
         """
         valid = set(self._param_names())
-        nested = {}
+        nested: dict[str, dict[str, Any]] = {}
         for key, value in params.items():
             head, sep, tail = key.partition("__")
             if head not in valid:
@@ -92,14 +94,22 @@ class Component:
                 setattr(self, key, value)
         for head, sub in nested.items():
             getattr(self, head).set_params(**sub)
+        self._reset_derived()
         return self
 
-    def __repr__(self):
+    def _reset_derived(self) -> None:
+        """Drop state derived from the parameters (caches); called by `set_params`.
+
+        Subclasses that cache anything computed from their parameters (an
+        opened catalogue, a built network) clear it here, in this one place.
+        """
+
+    def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.get_params(deep=False).items())
         return f"{type(self).__name__}({args})"
 
 
-def clone(component):
+def clone(component: _C) -> _C:
     """Return an unfitted copy of a component with the same configuration.
 
     Parameters

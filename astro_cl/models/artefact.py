@@ -19,6 +19,7 @@ surveys and records and apply the saved preprocessing. A short model card
 import json
 import platform
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -31,7 +32,7 @@ __all__ = ["artefact_state", "load_model", "package_versions", "restore_artefact
 _PACKAGES = ("astro_cl", "torch", "numpy", "astropy", "specutils", "scikit-learn")
 
 
-def package_versions():
+def package_versions() -> dict[str, str]:
     """Return the versions of Python and the packages a model depends on.
 
     Returns
@@ -49,7 +50,7 @@ def package_versions():
     return out
 
 
-def artefact_state(encoder):
+def artefact_state(encoder: Any) -> dict[str, Any]:
     """Return the plain-type entries that make a checkpoint self-contained.
 
     Parameters
@@ -85,7 +86,8 @@ def artefact_state(encoder):
     }
 
 
-def restore_artefact(encoder, checkpoint, *, source="checkpoint"):
+def restore_artefact(encoder: Any, checkpoint: dict[str, Any], *,
+                     source: str = "checkpoint") -> None:
     """Set ``preprocessor_``, ``contract_``, ``provenance_`` and ``versions_`` from a checkpoint.
 
     Checkpoints written before these entries existed load with them set to
@@ -135,7 +137,7 @@ def restore_artefact(encoder, checkpoint, *, source="checkpoint"):
     encoder.versions_ = dict(checkpoint.get("versions") or {})
 
 
-def load_model(path, *, device="cpu", **overrides):
+def load_model(path: str | Path, *, device: str = "cpu", **overrides: Any) -> Any:
     """Load a trained model of any registered kind from its file.
 
     Parameters
@@ -185,12 +187,12 @@ def load_model(path, *, device="cpu", **overrides):
     return cls.load(path, device=device, **overrides)
 
 
-def _card_path(path):
+def _card_path(path: str | Path) -> Path:
     path = Path(path)
     return path.with_suffix(".md") if path.suffix else path.with_name(path.name + ".md")
 
 
-def write_model_card(encoder, path):
+def write_model_card(encoder: Any, path: str | Path) -> Path:
     """Write a short Markdown model card beside a model file.
 
     Parameters

@@ -11,6 +11,7 @@ numbers that mean nothing.
 """
 
 from dataclasses import asdict, dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -22,7 +23,7 @@ __all__ = ["InputContract"]
 PIXEL_SCALE_TOLERANCE = 2.0
 
 
-def _unit_string(unit):
+def _unit_string(unit: Any) -> str:
     if unit is None:
         return ""
     return unit.to_string()
@@ -57,17 +58,19 @@ class InputContract:
 
     kind: str
     in_channels: int
-    spatial_shape: tuple = ()
+    spatial_shape: tuple[int, ...] = ()
     unit: str = ""
-    bands: list = field(default_factory=list)
-    wavelength_range: list = field(default_factory=list)
+    bands: list[str] = field(default_factory=list)
+    wavelength_range: list[float] = field(default_factory=list)
     pixel_scale: float | None = None
     preprocessor: str | None = None
     rest_frame: bool = False
 
     # -- construction ----------------------------------------------------------
     @classmethod
-    def from_record(cls, record, *, kind, in_channels, spatial_shape=(), preprocessor=None):
+    def from_record(cls, record: Any, *, kind: str, in_channels: int,
+                    spatial_shape: tuple[int, ...] = (),
+                    preprocessor: Any = None) -> "InputContract":
         """Describe the raw data of one training record.
 
         Parameters
@@ -87,7 +90,9 @@ class InputContract:
         -------
         contract : `InputContract`
         """
-        unit, bands, wave = "", [], []
+        unit: str = ""
+        bands: list[str] = []
+        wave: list[float] = []
         if kind == "cube" and record.cube is not None:
             unit = _unit_string(record.cube.flux.unit)
             axis = record.cube.spectral_axis.to_value("Angstrom", equivalencies=_spectral())
@@ -105,7 +110,7 @@ class InputContract:
                    rest_frame=bool(getattr(preprocessor, "rest_frame", kind == "cube"
                                            and preprocessor is not None)))
 
-    def widen(self, record):
+    def widen(self, record: Any) -> "InputContract":
         """Return the contract widened to cover another training record's wavelengths.
 
         Parameters
@@ -125,7 +130,7 @@ class InputContract:
         out.wavelength_range = [lo, hi]
         return out
 
-    def to_dict(self):
+    def to_dict(self) -> dict[str, Any]:
         """Return the contract as plain types (for a checkpoint or JSON).
 
         Returns
@@ -137,7 +142,7 @@ class InputContract:
         return out
 
     @classmethod
-    def from_dict(cls, plain):
+    def from_dict(cls, plain: dict[str, Any]) -> "InputContract":
         """Rebuild a contract from `to_dict` output.
 
         Parameters
@@ -153,7 +158,7 @@ class InputContract:
         return cls(**known)
 
     # -- checks -----------------------------------------------------------------
-    def check_record(self, record, *, source=None):
+    def check_record(self, record: Any, *, source: str | None = None) -> None:
         """Check that a raw record fits the contract.
 
         Parameters
@@ -198,7 +203,7 @@ class InputContract:
                        f"{PIXEL_SCALE_TOLERANCE:g} apart); resample the data first")
                 raise ValidationError(msg)
 
-    def _check_unit(self, where, unit, what):
+    def _check_unit(self, where: str, unit: Any, what: str) -> None:
         import astropy.units as u
 
         if not self.unit:
@@ -212,7 +217,7 @@ class InputContract:
                    f"converted to the training unit {self.unit!r}")
             raise ValidationError(msg) from None
 
-    def _check_wavelengths(self, where, record):
+    def _check_wavelengths(self, where: str, record: Any) -> None:
         if not self.wavelength_range:
             return
         axis = record.cube.spectral_axis.to_value("Angstrom", equivalencies=_spectral())
@@ -225,7 +230,7 @@ class InputContract:
                    "of that range overlaps)")
             raise ValidationError(msg)
 
-    def check_input(self, shape, *, source=None):
+    def check_input(self, shape: tuple[int, ...], *, source: str | None = None) -> None:
         """Check the shape of preprocessed network input.
 
         Parameters
@@ -249,7 +254,7 @@ class InputContract:
                    f"the data have {channels}")
             raise ValidationError(msg)
 
-    def describe(self):
+    def describe(self) -> list[str]:
         """Return a few human-readable lines (for the model card).
 
         Returns
@@ -275,7 +280,7 @@ class InputContract:
         return lines
 
 
-def _spectral():
+def _spectral() -> Any:
     import astropy.units as u
 
     return u.spectral()

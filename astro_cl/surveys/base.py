@@ -91,10 +91,34 @@ class Survey(Component):
             self.__dict__["_index"] = {k: i for i, k in enumerate(ids.tolist())}
         return cat
 
+    def _reset_derived(self):
+        # a parameter changed: the opened catalogue and its index are stale
+        for key in ("_catalogue_cache", "_index", "_reader_cache"):
+            self.__dict__.pop(key, None)
+
     @property
     def ids(self):
         """List of str: galaxy ids in catalogue order."""
         return list(np.asarray(self.catalogue["id"]).tolist())
+
+    def fingerprint(self):
+        """Return what fully determines this survey's galaxies, if that is cheap to say.
+
+        An optional hook for the preprocessed cache
+        (`~astro_cl.preprocess.PreprocessedCache`): when it returns a value,
+        the cache keys on that value alone instead of listing the ids (which
+        opens the catalogue) and hashing the files or the data. A generated
+        survey returns its parameters, seed and generator version; a survey
+        reading files returns None (the default), and the cache checksums the
+        files.
+
+        Returns
+        -------
+        fingerprint : dict or None
+            JSON-serialisable, and different whenever the ids or any record
+            would differ.
+        """
+        return None
 
     @property
     def meta(self):
@@ -184,17 +208,23 @@ class Survey(Component):
         -------
         batch : `~astro_cl.data.batch.TensorBatch`
             Data, mask (True = bad), uncertainty where every record has one,
-            ids, and targets if asked for.
+            ids, and targets if asked for. With ``kind="cube"``, ``meta``
+            holds the spectral axis (``wavelength``, ``rest_frame``,
+            ``flux_unit``) and the per-galaxy ``redshift`` where every record
+            has one (see `~astro_cl.data.batch.cube_meta`).
         """
         import torch
 
-        from astro_cl.data.batch import TensorBatch
+        from astro_cl.data.batch import TensorBatch, cube_axis, cube_meta
 
         kind = kind or self.default_kind
         ids = self.ids if ids is None else [str(i) for i in ids]
         datas, masks, stds, tgts, tmasks, stars = [], [], [], [], [], []
+        axes = []  # kind="cube": each cube's spectral axis and redshift, for batch.meta
         for gid in ids:
             rec = self[gid]
+            if kind == "cube" and rec.cube is not None:
+                axes.append(cube_axis(rec))
             d, m, s = rec.as_arrays(kind, map_names=map_names)
             datas.append(d)
             masks.append(m)
@@ -223,7 +253,7 @@ class Survey(Component):
         return TensorBatch(
             data=torch.from_numpy(data), mask=torch.from_numpy(~good), ids=ids,
             uncertainty=None if std is None else torch.from_numpy(std),
-            meta={"survey": self.name, "kind": kind}, **extra,
+            meta={"survey": self.name, "kind": kind, **cube_meta(axes)}, **extra,
         )
 
     def batches(self, batch_size, *, ids=None, shuffle=False, seed=None, drop_last=False,

@@ -7,13 +7,15 @@ TOML is taken as a bare string. Dotted keys address nested tables.
 """
 
 import tomllib
+from collections.abc import Iterable
+from typing import Any
 
 from astro_cl.exceptions import ValidationError
 
 __all__ = ["parse_assignment", "parse_assignments", "parse_value"]
 
 
-def parse_value(text):
+def parse_value(text: str) -> Any:
     """Parse one value as TOML, or return it as a string when it is not TOML.
 
     Parameters
@@ -38,7 +40,7 @@ def parse_value(text):
         return text
 
 
-def parse_assignment(item, *, option="--set"):
+def parse_assignment(item: str, *, option: str = "--set") -> tuple[list[str], Any]:
     """Split one ``KEY=VALUE`` option into its dotted key and parsed value.
 
     Parameters
@@ -66,7 +68,8 @@ def parse_assignment(item, *, option="--set"):
     return parts, parse_value(value)
 
 
-def parse_assignments(items, *, option="--set", depth=None):
+def parse_assignments(items: Iterable[str] | None, *, option: str = "--set",
+                      depth: int | None = None) -> dict[str, Any]:
     """Parse ``KEY=VALUE`` options into a nested dict.
 
     Parameters
@@ -92,7 +95,7 @@ def parse_assignments(items, *, option="--set", depth=None):
     >>> parse_assignments(["n=16", "survey.seed=3"])
     {'n': 16, 'survey': {'seed': 3}}
     """
-    out = {}
+    out: dict[str, Any] = {}
     for item in items or ():
         parts, value = parse_assignment(item, option=option)
         if depth is not None and len(parts) != depth:
