@@ -225,8 +225,8 @@ def test_cli_train_predict_embed(tmp_path, monkeypatch):
         '[training]\nepochs = 1\nbatch_size = 2\nvalidation_fraction = 0.0\nprogress = false\n'
         'checkpoint_dir = "run"\noutput = "run/model.pt"\n')
     assert main(["train", "c.toml", "--set", "training.epochs=2"]) == 0
-    assert main(["predict", "run/model.pt", "--survey", "sdss-mock", "--param", "n=2",
-                 "--param", "size=32", "--out", "maps"]) == 0
+    assert main(["predict", "run/model.pt", "sdss-mock", "--set", "n=2",
+                 "--set", "size=32", "--out", "maps"]) == 0
     files = sorted((tmp_path / "maps").glob("*.maps.fits"))
     assert len(files) == 2
     m = read_maps(files[0])["stellar_mass"]

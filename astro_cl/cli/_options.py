@@ -50,10 +50,14 @@ def survey_from_args(args):
     -------
     survey : `~astro_cl.surveys.Survey`
     """
-    from astro_cl.plugins.registry import get_survey
+    from astro_cl.plugins.registry import get_component_class, get_survey
+    from astro_cl.training.schema import validate_params
     from astro_cl.utils.options import parse_assignments
 
     params = parse_assignments(args.settings)
     if args.path is not None:
         params["path"] = args.path
+    # an unknown key or a mistyped number: one clear error, not a TypeError from __init__
+    validate_params(get_component_class("survey", args.survey), params,
+                    where=f"survey {args.survey!r}", numbers_only=True)
     return get_survey(args.survey, **params)

@@ -37,9 +37,17 @@ def run(args):
     -------
     status : int
     """
+    from astro_cl.exceptions import ValidationError
     from astro_cl.surveys.ecalifa_mock import ECALIFAMockSurvey
     from astro_cl.surveys.sdss_mock import SDSSMockSurvey
 
+    # checked here: the survey would otherwise write an empty catalogue and report success
+    for option, value, low, what in (("--n", args.n, 1, "number of galaxies"),
+                                     ("--seed", args.seed, 0, "seed"),
+                                     ("--workers", args.workers, 1, "number of processes")):
+        if value < low:
+            msg = f"{option} {value}: expected a {what} >= {low}"
+            raise ValidationError(msg)
     cls = SDSSMockSurvey if args.survey == "sdss-mock" else ECALIFAMockSurvey
     kwargs = {"n": args.n, "seed": args.seed, "twin": args.twin}
     if args.size is not None:

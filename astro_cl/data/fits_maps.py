@@ -2,7 +2,9 @@
 
 The layout (shared by the mock surveys' truth files and the readers):
 
-* PRIMARY: empty data; header holds ``OBJECT`` and any provenance cards;
+* PRIMARY: empty data; header holds ``NEXTEND`` (the number of extensions, so
+  that a file cut at an extension boundary is detected), ``OBJECT`` and any
+  provenance cards;
 * one ImageHDU per map, ``EXTNAME`` = map name, ``BUNIT`` = unit string,
   celestial WCS keywords;
 * optionally ``<NAME>_ERR`` (1-sigma uncertainty) and ``<NAME>_MASK``
@@ -15,7 +17,7 @@ import astropy.units as u
 import numpy as np
 from astropy.io import fits
 from astropy.nddata import NDData, StdDevUncertainty
-from astropy.wcs import WCS, FITSFixedWarning
+from astropy.wcs import WCS
 
 from astro_cl.data.record import uncertainty_as_std
 from astro_cl.exceptions import SurveyError
@@ -58,6 +60,9 @@ def write_maps(path, maps, *, header=None, overwrite=True):
             mhdr["EXTNAME"] = f"{name.upper()}_MASK"
             del mhdr["BUNIT"]
             hdus.append(fits.ImageHDU(np.asarray(nd.mask, dtype=np.uint8), header=mhdr))
+    # Readers compare NEXTEND with the extensions found: a file cut at an HDU
+    # boundary is otherwise a valid FITS file with fewer maps.
+    primary.header["NEXTEND"] = (len(hdus) - 1, "number of extensions")
     if not overwrite and Path(path).exists():
         msg = f"{path}: exists and overwrite=False"
         raise FileExistsError(msg)
@@ -71,6 +76,10 @@ def write_maps(path, maps, *, header=None, overwrite=True):
 def read_maps(path):
     """Read property maps written by `write_maps`.
 
+    Every failure names this file (never the cutout or cube it sits beside):
+    the file goes through the survey readers' guarded FITS open, so a truncated
+    or structurally impossible file is an error, never a partial set of maps.
+
     Parameters
     ----------
     path : str or `~pathlib.Path`
@@ -83,37 +92,79 @@ def read_maps(path):
     Raises
     ------
     astro_cl.exceptions.SurveyError
-        If the file is not FITS or a map lacks ``BUNIT``.
+        If the file is not FITS, is truncated, has duplicate extension or map
+        names, a map that is not 2-D, lacks ``BUNIT`` or has an unparseable one,
+        or an ``_ERR``/``_MASK`` extension whose shape differs from its map.
     """
-    import warnings
+    from astro_cl.surveys import _fits
 
-    try:
-        hdul = fits.open(path, memmap=False)
-    except (OSError, ValueError) as exc:
-        msg = f"{path}: cannot read as FITS maps ({exc})"
-        raise SurveyError(msg) from exc
-    with hdul:
-        by_name = {h.name: h for h in hdul[1:]}
+    path = Path(path)
+    with _fits.reading(path, "property maps"), _fits.open_fits(path, memmap=False) as hdul:
+        try:
+            hdus = list(hdul)
+        except _fits.READ_ERRORS as exc:
+            msg = f"{path}: cannot list extensions ({type(exc).__name__}: {exc})"
+            raise SurveyError(msg) from exc
+        ext = hdus[1:]
+        names = [h.name for h in ext]
+        dup = sorted({n for n in names if names.count(n) > 1})
+        if dup:
+            msg = f"{path}: duplicate extension names {dup} (expected one EXTNAME per map)"
+            raise SurveyError(msg)
+        by_name = dict(zip(names, ext, strict=True))
         maps = {}
-        for hdu in hdul[1:]:
+        for hdu in ext:
             if hdu.name.endswith(("_ERR", "_MASK")) and hdu.name.rsplit("_", 1)[0] in by_name:
                 continue
-            if hdu.data is None or hdu.data.ndim != 2:
-                msg = f"{path}: extension {hdu.name!r} is not a 2-D map"
-                raise SurveyError(msg)
-            if "BUNIT" not in hdu.header:
+            data = _fits.hdu_data(hdu, path, ndim=2, dtype=np.float32)
+            header = hdu.header
+            if "BUNIT" not in header:
                 msg = f"{path}: extension {hdu.name!r} has no BUNIT keyword (unit expected)"
                 raise SurveyError(msg)
-            name = hdu.header.get("MAPNAME", hdu.name.lower())
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", FITSFixedWarning)
-                wcs = WCS(hdu.header) if "CTYPE1" in hdu.header else None
-            err = by_name.get(f"{hdu.name}_ERR")
-            msk = by_name.get(f"{hdu.name}_MASK")
+            bunit = header["BUNIT"]
+            if not isinstance(bunit, str):
+                msg = (f"{path}: extension {hdu.name!r} has BUNIT = {bunit!r}, expected a "
+                       "unit string")
+                raise SurveyError(msg)
+            # write_maps writes a dimensionless map as BUNIT = ''
+            unit = (u.dimensionless_unscaled if not bunit.strip() else
+                    _fits.parse_unit(bunit, path=path, keyword=f"BUNIT of {hdu.name!r}"))
+            name = str(header.get("MAPNAME", "")).strip() or hdu.name.lower()
+            if name in maps:
+                msg = f"{path}: two extensions hold the map {name!r} (MAPNAME cards)"
+                raise SurveyError(msg)
+            wcs = _fits.header_wcs(header, path) if "CTYPE1" in header else None
+            err = _companion(by_name.get(f"{hdu.name}_ERR"), data.shape, path, hdu.name, name)
+            msk = _companion(by_name.get(f"{hdu.name}_MASK"), data.shape, path, hdu.name, name)
             maps[name] = NDData(
-                np.asarray(hdu.data, dtype=np.float32), unit=u.Unit(hdu.header["BUNIT"]),
-                wcs=wcs,
-                uncertainty=None if err is None else StdDevUncertainty(np.asarray(err.data)),
-                mask=None if msk is None else np.asarray(msk.data) != 0,
+                data, unit=unit, wcs=wcs,
+                uncertainty=None if err is None else StdDevUncertainty(err),
+                mask=None if msk is None else msk != 0,
             )
+    if not maps:
+        msg = f"{path}: no map extensions (expected one ImageHDU per map after the primary)"
+        raise SurveyError(msg)
     return maps
+
+
+def _companion(hdu, shape, path, owner, map_name):
+    """Return an ``_ERR``/``_MASK`` extension's data, checked against its map.
+
+    `write_maps` copies the map's ``MAPNAME`` card into both companions; a
+    different one means a renamed extension (another map would be lost).
+    """
+    if hdu is None:
+        return None
+    from astro_cl.surveys import _fits
+
+    other = str(hdu.header.get("MAPNAME", map_name)).strip()
+    if other != map_name:
+        msg = (f"{path}: extension {hdu.name!r} has MAPNAME = {other!r}, expected "
+               f"{map_name!r} (the map of {owner!r})")
+        raise SurveyError(msg)
+    data = _fits.hdu_data(hdu, path, ndim=2)
+    if data.shape != shape:
+        msg = (f"{path}: extension {hdu.name!r} has shape {data.shape}, expected the shape "
+               f"{shape} of {owner!r}")
+        raise SurveyError(msg)
+    return np.array(data)

@@ -269,6 +269,9 @@ class ConvBackbone(_BackboneBase):
         self.head = DenseHead(cin, [scale_width(h, width) for h in hidden], out_features,
                               dropout)
         self.out_features = int(out_features)
+        self.in_channels = int(in_channels)
+        # each block halves the map (floor): smaller inputs vanish before the last one
+        self.min_input_size = 2 ** len(blocks)
         self.to(memory_format=_MEMORY_FORMAT)
 
     def _input_memory_format(self, x):
@@ -336,6 +339,8 @@ class ResNetBackbone(_BackboneBase):
         self.head = DenseHead(cin, [scale_width(h, width) for h in hidden], out_features,
                               dropout)
         self.out_features = int(out_features)
+        self.in_channels = int(in_channels)
+        self.min_input_size = 1  # strided, padded convolutions: any size reaches 1x1
         self.to(memory_format=_MEMORY_FORMAT)
 
     def _trunk(self, x, valid):
@@ -391,6 +396,16 @@ class ContrastiveNet(nn.Module):
             layers.append(nn.Linear(width, int(h)))
             width = int(h)
         self.projection = nn.Sequential(*layers) if layers else None
+
+    @property
+    def in_channels(self):
+        """int: input channels of the backbone."""
+        return int(self.backbone.in_channels)
+
+    @property
+    def min_input_size(self):
+        """int: smallest height and width (px) the backbone can take."""
+        return int(getattr(self.backbone, "min_input_size", 1))
 
     def forward(self, x, mask=None, *, project=True):
         """Return projections (``project=True``) or embeddings.
@@ -466,6 +481,8 @@ class UNet(nn.Module):
             self.up_conv.append(_double_conv(2 * c, c, batch_norm))
             cin = c
         self.out = nn.Conv2d(cin, int(out_channels), 1)
+        self.in_channels = int(in_channels)
+        self.min_input_size = 1  # inputs are padded to a multiple of 2**levels
         self.to(memory_format=_UNET_MEMORY_FORMAT)
 
     def forward(self, x, mask=None):

@@ -8,6 +8,7 @@ import numpy as np
 
 from astro_cl.exceptions import ValidationError
 from astro_cl.models.simclr import _NetworkEncoder, _resolve_augmenter
+from astro_cl.training.schema import Interval, SequenceOf
 
 __all__ = ["CNNRegressor", "UNet"]  # noqa: F822 - UNet is resolved lazily (PEP 562)
 
@@ -72,6 +73,11 @@ class CNNRegressor(_NetworkEncoder):
     optimizer, lr, weight_decay, schedule, epochs, batch_size, validation_fraction, patience,\
 seed, device, checkpoint_dir, progress, num_threads, bf16
         Trainer options, as for `~astro_cl.models.simclr.SimCLR`.
+
+    Notes
+    -----
+    The parameters are checked when fitting, as for
+    `~astro_cl.models.simclr.SimCLR`.
     """
 
     name = "cnn-regressor"
@@ -80,6 +86,17 @@ seed, device, checkpoint_dir, progress, num_threads, bf16
     _prefetch_threads = 1
     description = "U-Net from images to resolved property maps (PICASSSO), optional uncertainty."
     output_kind = "maps"
+    _parameter_constraints = {
+        **_NetworkEncoder._parameter_constraints,
+        "width": [Interval(float, 0, None, closed="neither")],
+        "channels": [SequenceOf(Interval(int, 1, None), min_length=1)],
+        "bottom": [Interval(int, 1, None)],
+        "target_names": [None, SequenceOf(str, min_length=1)],
+        "linear_targets": [None, SequenceOf(str)],
+        "empty_weight": [Interval(float, 0, None)],
+        "border": [Interval(int, 0, None)],
+        "kind": [None, str],
+    }
 
     def __init__(self, *, width=1.0, channels=(64, 128, 256, 512), bottom=1024, batch_norm=True,
                  target_names=None, linear_targets=None, predict_uncertainty=False,

@@ -8,7 +8,6 @@ from importlib.metadata import entry_points
 
 import pluggy
 
-from astro_cl.exceptions import PluginWarning
 from astro_cl.plugins import hookspecs
 
 __all__ = [
@@ -25,6 +24,7 @@ DISABLE_AUTOLOAD_ENV = "ASTRO_CL_DISABLE_PLUGIN_AUTOLOAD"
 #: Modules that register astro_cl's own components, through the same hooks.
 BUILTIN_PLUGINS = (
     "astro_cl.surveys._plugin",
+    "astro_cl.preprocess._plugin",
     "astro_cl.augment._plugin",
     "astro_cl.models._plugin",
     "astro_cl.tasks._plugin",
@@ -73,6 +73,8 @@ def plugin_source(pm, plugin):
 
 
 def _warn(message):
+    from astro_cl.exceptions import PluginWarning  # imports astropy: only now
+
     warnings.warn(message, PluginWarning, stacklevel=3)
 
 
@@ -112,6 +114,12 @@ def build_plugin_manager(*, autoload=None):
     return pm
 
 
+def _describe(exc):
+    if isinstance(exc, SystemExit):
+        return f"it called sys.exit({exc.code!r})"
+    return f"{type(exc).__name__}: {exc}"
+
+
 def _load_entry_point(pm, ep):
     dist = getattr(ep, "dist", None)
     dist_name = dist.metadata["Name"] if dist is not None else "<unknown distribution>"
@@ -120,18 +128,24 @@ def _load_entry_point(pm, ep):
     if pm.has_plugin(ep.name) or ep.name in pm._astro_cl_sources:
         _warn(f"Skipping {label}: a plugin named {ep.name!r} is already registered")
         return
+    # BaseException: a plugin calling sys.exit() (SystemExit) at import must not end
+    # the command silently; only Ctrl-C goes through
     try:
         plugin = ep.load()
-    except Exception as exc:
-        _warn(f"Error importing {label} from {ep.value!r}: {type(exc).__name__}: {exc}")
+    except KeyboardInterrupt:
+        raise
+    except BaseException as exc:
+        _warn(f"Error importing {label} from {ep.value!r}: {_describe(exc)}")
         sys.modules.pop(ep.module, None)
         return
     try:
         pm.register(plugin, name=ep.name)
         pm.check_pending()
-    except Exception as exc:
+    except KeyboardInterrupt:
+        raise
+    except BaseException as exc:
         if pm.is_registered(plugin):
             pm.unregister(plugin)
-        _warn(f"Skipping {label}: {type(exc).__name__}: {exc}")
+        _warn(f"Skipping {label}: {_describe(exc)}")
         return
     pm._astro_cl_sources[ep.name] = PluginSource(ep.name, dist_name, dist_version)

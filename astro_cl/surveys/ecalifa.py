@@ -24,7 +24,7 @@ import astropy.units as u
 import numpy as np
 from astropy.nddata import StdDevUncertainty
 
-from astro_cl.data.record import GalaxyRecord, ObservingMeta
+from astro_cl.data.record import ObservingMeta
 from astro_cl.exceptions import AstroCLWarning, CatalogueError, SurveyError
 from astro_cl.surveys import _fits
 from astro_cl.surveys.base import Survey
@@ -295,11 +295,13 @@ class ECALIFASurvey(Survey):
             fwhm = header.get("PSF_FWHM", header.get("FWHM"))
             psf = self.psf_fwhm if fwhm is None else float(fwhm) * u.arcsec
             observing = ObservingMeta(
-                pixel_scale=scale, psf_fwhm=psf, redshift=_fits.row_value(row, "z"),
+                pixel_scale=scale, psf_fwhm=psf,
+                redshift=_fits.row_redshift(row, self.catalogue.meta.get("catalogue_file")),
                 wavelength_range=u.Quantity([wave.min(), wave.max()]),
                 instrument="PMAS/PPak V500")
-            return GalaxyRecord(
-                id=gid, survey=self.name, cube=cube, maps=_fits.maps_beside(path, gid),
+            maps, maps_path = _fits.maps_beside(path, gid)
+            return _fits.build_record(
+                [path, maps_path], id=gid, survey=self.name, cube=cube, maps=maps,
                 properties=row, observing=observing, star_mask=star,
                 meta={"file": str(path)})
 

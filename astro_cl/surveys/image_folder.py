@@ -8,6 +8,7 @@ with their ``BUNIT``. ``size=`` resamples every image to a common shape
 (bilinear interpolation; the WCS of a resampled FITS image is dropped).
 """
 
+import csv
 import os
 import re
 import warnings
@@ -141,6 +142,7 @@ class ImageFolderSurvey(Survey):
             self.images_without_label_ = sorted(set(files) - set(ids))
         cat.meta.update({"survey": self.name, "path": str(folder)})
         self._folder = folder
+        self._labels_source = labels
         return cat
 
     @staticmethod
@@ -152,7 +154,7 @@ class ImageFolderSurvey(Survey):
             try:
                 # ids such as SDSS objids overflow float; read every column as text first
                 raw = ascii.read(path, format="csv", converters={"*": [ascii.convert_numpy(str)]})
-            except (OSError, ValueError, TypeError) as exc:
+            except (*_fits.READ_ERRORS, csv.Error) as exc:
                 msg = f"{path}: cannot read the labels CSV ({type(exc).__name__}: {exc})"
                 raise CatalogueError(msg) from exc
             from astropy.table import QTable
@@ -193,7 +195,8 @@ class ImageFolderSurvey(Survey):
         scale = _fits.pixel_scale(wcs) or self.pixel_scale
         images = NDData(data, unit=unit, mask=~np.isfinite(data), wcs=wcs,
                         meta={"bands": bands})
-        obs = ObservingMeta(pixel_scale=scale, bands=bands, redshift=_fits.row_value(row, "z"))
+        obs = ObservingMeta(pixel_scale=scale, bands=bands,
+                            redshift=_fits.row_redshift(row, self._labels_source))
         return GalaxyRecord(id=gid, survey=self.name, images=images, properties=row,
                             observing=obs, meta={"file": str(path)})
 
@@ -207,7 +210,7 @@ class ImageFolderSurvey(Survey):
                 if mode not in ("L", "RGB"):
                     img = img.convert("RGB" if mode in ("RGBA", "P", "CMYK", "YCbCr") else "L")
                 arr = np.asarray(img)
-        except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
+        except (UnidentifiedImageError, Image.DecompressionBombError, *_fits.READ_ERRORS) as exc:
             msg = f"{path}: not a readable JPEG/PNG image ({type(exc).__name__}: {exc})"
             raise SurveyError(msg) from exc
         scale = float(np.iinfo(arr.dtype).max) if np.issubdtype(arr.dtype, np.integer) else 1.0

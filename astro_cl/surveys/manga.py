@@ -40,6 +40,9 @@ _UNSAFE = re.compile(r"[^a-z0-9+-]+")
 _CHANNEL_KEY = re.compile(r"^C(\d+)$")
 #: Extensions that hold bin indices, not properties.
 _SKIP = {"BINID"}
+#: Extensions of every DAP MAPS file (DR15 on): a file cut at an extension boundary is
+#: otherwise a valid, shorter FITS file.
+_CORE = ("SPX_SKYCOO", "BINID", "STELLAR_VEL", "STELLAR_SIGMA", "EMLINE_GFLUX", "SPECINDEX")
 
 
 def _channel_names(header, n):
@@ -92,7 +95,7 @@ def read_dap_maps(path, *, extensions=None):
     astro_cl.exceptions.SurveyError
         If the file is not FITS, an extension is missing or has an unexpected shape.
     """
-    with _fits.open_fits(path) as hdul:
+    with _fits.reading(path, "MaNGA MAPS file"), _fits.open_fits(path) as hdul:
         primary = _fits.get_hdu(hdul, 0, path).header.copy()
         try:
             names = [h.name for h in hdul]
@@ -107,6 +110,12 @@ def read_dap_maps(path, *, extensions=None):
                 raise SurveyError(msg)
         else:
             wanted = [str(e).upper() for e in extensions]
+        # Checked whatever is read: a file that lost its tail is truncated, not a subset.
+        missing = [n for n in _CORE if n not in names]
+        if missing:
+            msg = (f"{path}: not a complete DAP MAPS file: no {missing} extension(s) among "
+                   f"its {len(names)} HDUs (truncated at an extension boundary?)")
+            raise SurveyError(msg)
         maps = {}
         for ext in wanted:
             maps.update(_read_extension(hdul, ext, path))
@@ -232,17 +241,23 @@ class MaNGASurvey(Survey):
 
     def _read_record(self, index):
         row = self.catalogue[index]
-        with _fits.reading(row["maps_file"] or row["cube_file"], "MaNGA files"):
-            return self._read_galaxy(row)
-
-    def _read_galaxy(self, row):
         gid = str(row["id"])
-        maps, header, cube = {}, None, None
-        if row["maps_file"]:
-            maps, header = read_dap_maps(row["maps_file"], extensions=self.extensions)
-        if self.cubes and row["cube_file"]:
-            cube = self._read_cube(row["cube_file"])
-            header = header if header is not None else cube.meta.get("header")
+        maps_file, cube_file = str(row["maps_file"]), str(row["cube_file"])
+        maps, header, cube, wave, psf = {}, None, None, None, None
+        z = _fits.row_redshift(row, self.catalogue_path, names=("z", "nsa_z"))
+        # Each file is read under its own guard, so that an error names the broken one.
+        if maps_file:
+            with _fits.reading(maps_file, "MaNGA MAPS file"):
+                maps, header = read_dap_maps(maps_file, extensions=self.extensions)
+                z, psf = self._header_meta(header, z, maps_file)
+        if self.cubes and cube_file:
+            with _fits.reading(cube_file, "MaNGA LOGCUBE"):
+                cube = self._read_cube(cube_file)
+                sa = cube.spectral_axis.to(u.AA, equivalencies=u.spectral())
+                wave = u.Quantity([sa.min(), sa.max()])
+                if header is None:
+                    header = cube.meta.get("header") or {}
+                    z, psf = self._header_meta(header, z, cube_file)
         if not maps and cube is None:
             msg = f"survey {self.name!r}: galaxy {gid} has no MAPS file and cubes=False"
             raise SurveyError(msg)
@@ -250,29 +265,38 @@ class MaNGASurvey(Survey):
         wcs = next((m.wcs for m in maps.values() if m.wcs is not None), None)
         if wcs is None and cube is not None and cube.wcs is not None:
             wcs = cube.wcs.celestial
-        z = _fits.row_value(row, "z")
-        z = _fits.row_value(row, "nsa_z") if z is None else z
-        if z is None and "SCINPVEL" in header:  # the DAP's input cz
-            z = float(header["SCINPVEL"]) * u.km / u.s / speed_of_light
-            z = float(z.decompose())
-        psf = next((header[k] for k in ("RFWHM", "GFWHM") if k in header), None)
-        wave = None
-        if cube is not None:
-            sa = cube.spectral_axis.to(u.AA, equivalencies=u.spectral())
-            wave = u.Quantity([sa.min(), sa.max()])
-        observing = ObservingMeta(
-            pixel_scale=_fits.pixel_scale(wcs), redshift=z,
-            psf_fwhm=None if psf is None else float(psf) * u.arcsec,
-            wavelength_range=wave, instrument="SDSS/MaNGA")
+        with _fits.reading(maps_file or cube_file, "MaNGA WCS and header cards"):
+            observing = ObservingMeta(
+                pixel_scale=_fits.pixel_scale(wcs), redshift=z, psf_fwhm=psf,
+                wavelength_range=wave, instrument="SDSS/MaNGA")
         try:
             return GalaxyRecord(id=gid, survey=self.name, cube=cube, maps=maps, properties=row,
                                 observing=observing,
-                                meta={"maps_file": str(row["maps_file"]),
-                                      "cube_file": str(row["cube_file"]),
+                                meta={"maps_file": maps_file, "cube_file": cube_file,
                                       "daptype": header.get("DAPTYPE")})
         except ValidationError as exc:
-            msg = f"{row['cube_file']} / {row['maps_file']}: LOGCUBE and MAPS disagree: {exc}"
+            files = " / ".join(f for f in (cube_file, maps_file) if f)
+            what = "LOGCUBE and MAPS disagree" if cube_file and maps_file else "invalid record"
+            msg = f"{files}: {what}: {exc}"
             raise SurveyError(msg) from exc
+
+    @staticmethod
+    def _header_meta(header, z, path):
+        """Redshift (catalogue first, else the DAP's input cz) and PSF FWHM from a header."""
+        if z is None and "SCINPVEL" in header:  # the DAP's input cz
+            z = float(header["SCINPVEL"]) * u.km / u.s / speed_of_light
+            z = float(z.decompose())
+            if not np.isfinite(z) or z < -0.01:
+                msg = (f"{path}: SCINPVEL = {header['SCINPVEL']!r} gives redshift {z}, "
+                       "expected >= -0.01")
+                raise SurveyError(msg)
+        psf = next((header[k] for k in ("RFWHM", "GFWHM") if k in header), None)
+        if psf is not None:
+            psf = float(psf) * u.arcsec
+            if not np.isfinite(psf.value) or psf.value < 0:
+                msg = f"{path}: PSF FWHM card = {psf}, expected a non-negative finite angle"
+                raise SurveyError(msg)
+        return z, psf
 
     def _read_cube(self, path):
         from specutils import Spectrum

@@ -28,6 +28,13 @@ __all__ = ["Pipe3DSurvey", "read_pipe3d_maps"]
 _SUFFIX = re.compile(r"(_allpix)?\.pipe3d\.h(df)?5$")
 _COORDS = ("Name", "ix", "iy", "ra_abs", "dec_abs", "ra_off", "dec_off")
 _UNIT_ALIASES = {"fraction": u.dimensionless_unscaled}
+#: Largest map side accepted: a damaged ix/iy would otherwise size the grids
+#: (the largest IFU mosaics are a few hundred spaxels across).
+_MAX_GRID = 10_000
+#: Largest grid area accepted: per-spaxel tables cover most of their bounding box
+#: (NGC 4047: 5544 rows on 72 x 77 pixels), so a far larger box means a damaged index.
+_GRID_PER_ROW = 16
+_MIN_GRID_AREA = 65_536
 
 
 def _column_unit(col, path, name):
@@ -82,41 +89,106 @@ def read_pipe3d_maps(path, *, tables=None, columns=None):
     astro_cl.exceptions.SurveyError
         If the file is not HDF5, a table is missing, or has no ix/iy columns.
     """
+    path = Path(path)
+    with _fits.reading(path, "Pipe3D HDF5 file"):
+        return _read_pipe3d(path, tables, columns)
+
+
+def _pixel_indices(table, tab, path):
+    """Return a table's ``ix``, ``iy`` as int64, checked (integral, >= 0, bounded, unique)."""
+    out = []
+    for key in ("ix", "iy"):
+        raw = np.asarray(getattr(table[key], "value", table[key]))
+        if raw.ndim != 1 or not (np.issubdtype(raw.dtype, np.integer)
+                                 or np.issubdtype(raw.dtype, np.floating)):
+            msg = (f"{path}: table {tab!r} column {key!r} has dtype {raw.dtype} and shape "
+                   f"{raw.shape}, expected 1-D integer pixel indices")
+            raise SurveyError(msg)
+        if np.issubdtype(raw.dtype, np.floating) and not (
+                np.isfinite(raw).all() and (raw == np.round(raw)).all()):
+            msg = f"{path}: table {tab!r} column {key!r} holds non-integral pixel indices"
+            raise SurveyError(msg)
+        if raw.size and (raw.min() < 0 or raw.max() >= _MAX_GRID):
+            msg = (f"{path}: table {tab!r} column {key!r} spans {raw.min()}..{raw.max()}, "
+                   f"expected pixel indices from 0 to {_MAX_GRID - 1}")
+            raise SurveyError(msg)
+        out.append(raw.astype(np.int64))
+    ix, iy = out
+    if np.unique(iy * _MAX_GRID + ix).size != ix.size:
+        msg = f"{path}: table {tab!r} lists some (ix, iy) pixel more than once"
+        raise SurveyError(msg)
+    return ix, iy
+
+
+def _check_record_type(dtype, what, path):
+    """Reject a compound type whose fields overlap or overrun the record.
+
+    A damaged HDF5 datatype message can do that, and reading such a table makes
+    the HDF5 type conversion write out of bounds (h5py 3.16 then crashes the
+    interpreter). Checked before any data is read.
+    """
+    if dtype.fields is None:
+        if dtype.subdtype is not None:
+            _check_record_type(dtype.subdtype[0], what, path)
+        return
+    spans = sorted((offset, offset + sub.itemsize, name)
+                   for name, (sub, offset, *_) in dtype.fields.items())
+    end, previous = 0, None
+    for start, stop, name in spans:
+        if start < end or stop > dtype.itemsize:
+            clash = (f"overlaps field {previous!r} (ending at byte {end})" if start < end
+                     else f"overruns the {dtype.itemsize}-byte record")
+            msg = (f"{path}: {what} has a damaged record type: field {name!r} (bytes "
+                   f"{start}-{stop}) {clash}")
+            raise SurveyError(msg)
+        end, previous = stop, name
+        _check_record_type(dtype.fields[name][0], f"{what} field {name!r}", path)
+
+
+def _read_pipe3d(path, tables, columns):
     import h5py
     from astropy.table import QTable
 
-    path = Path(path)
     try:
         with h5py.File(path, "r") as fh:
             available = [k for k in fh if not k.endswith(".__table_column_meta__")
                          and isinstance(fh[k], h5py.Dataset)]
-    except (OSError, ValueError) as exc:
+            wanted = available if tables is None else list(tables)
+            missing = [t for t in wanted if t not in available]
+            if missing or not wanted:
+                msg = f"{path}: missing table(s) {missing or 'any'}; the file has {available}"
+                raise SurveyError(msg)
+            for tab in wanted:
+                _check_record_type(fh[tab].dtype, f"table {tab!r}", path)
+    except SurveyError:
+        raise
+    except _fits.READ_ERRORS as exc:
         msg = f"{path}: not a readable HDF5 file ({type(exc).__name__}: {exc})"
         raise SurveyError(msg) from exc
-    wanted = available if tables is None else list(tables)
-    missing = [t for t in wanted if t not in available]
-    if missing or not wanted:
-        msg = f"{path}: missing table(s) {missing or 'any'}; the file has {available}"
-        raise SurveyError(msg)
     loaded = {}
     for tab in wanted:
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", u.UnitsWarning)
                 loaded[tab] = QTable.read(path, path=tab)
-        except (OSError, ValueError, KeyError, TypeError) as exc:
+        except _fits.READ_ERRORS as exc:
             msg = f"{path}: cannot read table {tab!r} ({type(exc).__name__}: {exc})"
             raise SurveyError(msg) from exc
         if not {"ix", "iy"} <= set(loaded[tab].colnames):
             msg = f"{path}: table {tab!r} has no ix/iy pixel-index columns"
             raise SurveyError(msg)
-    idx = {t: (np.asarray(q["ix"], dtype=np.int64), np.asarray(q["iy"], dtype=np.int64))
-           for t, q in loaded.items()}
-    if any((ix < 0).any() or (iy < 0).any() for ix, iy in idx.values()):
-        msg = f"{path}: negative ix/iy pixel indices"
+        if len(loaded[tab]) == 0:
+            msg = f"{path}: table {tab!r} has no rows (expected one row per spaxel)"
+            raise SurveyError(msg)
+    idx = {t: _pixel_indices(q, t, path) for t, q in loaded.items()}
+    nx = 1 + max(int(ix.max()) for ix, _ in idx.values())
+    ny = 1 + max(int(iy.max()) for _, iy in idx.values())
+    rows = max(ix.size for ix, _ in idx.values())
+    limit = max(_MIN_GRID_AREA, _GRID_PER_ROW * rows)
+    if nx * ny > limit:
+        msg = (f"{path}: ix/iy span a {ny} x {nx} grid for {rows} spaxels, expected at most "
+               f"{limit} pixels ({_GRID_PER_ROW} per spaxel): a damaged pixel index?")
         raise SurveyError(msg)
-    nx = 1 + max(int(ix.max()) for ix, _ in idx.values() if ix.size)
-    ny = 1 + max(int(iy.max()) for _, iy in idx.values() if iy.size)
     first = loaded[wanted[0]]
     wcs = None
     if {"ra_abs", "dec_abs"} <= set(first.colnames):
@@ -225,7 +297,8 @@ class Pipe3DSurvey(Survey):
             wcs = next(iter(maps.values())).wcs
             observing = ObservingMeta(pixel_scale=_fits.pixel_scale(wcs),
                                       psf_fwhm=self.psf_fwhm,
-                                      redshift=_fits.row_value(row, "z"), instrument="Pipe3D")
+                                      redshift=_fits.row_redshift(row, self.catalogue_path),
+                                      instrument="Pipe3D")
             return GalaxyRecord(id=str(row["id"]), survey=self.name, maps=maps,
                                 properties=row, observing=observing,
                                 meta={"file": str(path), "object": name})

@@ -113,18 +113,18 @@ class SDSSSurvey(Survey):
             source=cat_path, survey_name=self.name)
         cat.meta.update({"survey": self.name, "path": str(root), "bands": self._bands})
         self._root = root
+        self._catalogue_source = cat_path
         return cat
 
     def _open_numpy(self, path):
         self._mode = "numpy"
-        try:
-            arr = np.load(path, mmap_mode="r", allow_pickle=False)
-        except (OSError, ValueError) as exc:
-            msg = f"{path}: not a readable .npy array ({type(exc).__name__}: {exc})"
-            raise SurveyError(msg) from exc
-        if arr.ndim != 4 or arr.shape[1] != len(self._bands):
+        arr = _fits.load_npy(path, mmap=True, what="(N, 5, H, W) .npy image array")
+        if arr.ndim != 4 or arr.shape[1] != len(self._bands) or 0 in arr.shape:
             msg = (f"{path}: array of shape {arr.shape}, expected (N, {len(self._bands)}, H, W) "
-                   f"for bands {self._bands}")
+                   f"with N, H, W >= 1 for bands {self._bands}")
+            raise SurveyError(msg)
+        if not (np.issubdtype(arr.dtype, np.number) or arr.dtype == bool):
+            msg = f"{path}: array of dtype {arr.dtype}, expected numbers"
             raise SurveyError(msg)
         self._array = arr
         width = len(str(max(len(arr) - 1, 0)))
@@ -135,13 +135,10 @@ class SDSSSurvey(Survey):
             guess = path.with_name(path.name[: -len("_images.npy")] + "_labels.npy")
             labels = guess if guess.is_file() else None
         if labels is not None:
-            try:
-                lab = np.load(labels, allow_pickle=False)
-            except (OSError, ValueError) as exc:
-                msg = f"{labels}: not a readable .npy array ({type(exc).__name__}: {exc})"
-                raise CatalogueError(msg) from exc
+            lab = _fits.load_npy(labels, error=CatalogueError, what=".npy array of labels")
             if lab.shape[:1] != (len(arr),):
-                msg = f"{labels}: {lab.shape[0] if lab.ndim else 0} labels for {len(arr)} images"
+                msg = (f"{labels}: {lab.shape[0] if lab.ndim else 0} labels for the {len(arr)} "
+                       f"images of {path} (expected one per image)")
                 raise CatalogueError(msg)
             cat["label"] = lab
         if self.unit is None:
@@ -176,13 +173,15 @@ class SDSSSurvey(Survey):
             scale = SDSS_PIXEL_SCALE
         psf = header.get("PSF_FWHM")
         z = header.get("Z")
-        z = _fits.row_value(row, "z") if z is None else float(z)
+        if z is None:
+            z = _fits.row_redshift(row, self._catalogue_source)
         obs = ObservingMeta(pixel_scale=scale, bands=self._bands, instrument="SDSS imaging",
                             psf_fwhm=self.psf_fwhm if psf is None else float(psf) * u.arcsec,
-                            redshift=z)
-        return GalaxyRecord(id=gid, survey=self.name, images=images,
-                            maps=_fits.maps_beside(path, gid), properties=row, observing=obs,
-                            meta={"file": str(path)})
+                            redshift=None if z is None else float(z))
+        maps, maps_path = _fits.maps_beside(path, gid)
+        return _fits.build_record([path, maps_path], id=gid, survey=self.name, images=images,
+                                  maps=maps, properties=row, observing=obs,
+                                  meta={"file": str(path)})
 
     def _read_fits(self, path):
         bands = self._bands
@@ -205,9 +204,20 @@ class SDSSSurvey(Survey):
                     raise SurveyError(msg)
                 data = np.stack(planes)
                 header = hdus[0].header
+                units = {str(h.header.get("BUNIT", "")).strip() for h in hdus}
+                if len(units) > 1:
+                    msg = (f"{path}: the band extensions {list(bands)} differ in BUNIT "
+                           f"{sorted(units)}, expected one unit")
+                    raise SurveyError(msg)
                 ivars = [_fits.get_hdu(hdul, f"{b.upper()}_IVAR", path, required=False)
                          for b in bands]
                 ivar = None
+                if any(h is not None for h in ivars) and not all(h is not None for h in ivars):
+                    missing = [f"{b.upper()}_IVAR" for b, h in zip(bands, ivars, strict=True)
+                               if h is None]
+                    msg = (f"{path}: inverse-variance extensions for some bands only "
+                           f"(missing {missing}); expected all or none")
+                    raise SurveyError(msg)
                 if all(h is not None for h in ivars):
                     ivar = np.stack([_fits.hdu_data(h, path, ndim=2, dtype=np.float32)
                                      for h in ivars])

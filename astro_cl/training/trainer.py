@@ -35,7 +35,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from astro_cl.exceptions import AstroCLError, AstroCLWarning
+from astro_cl.exceptions import AstroCLError, AstroCLWarning, ValidationError
 from astro_cl.training.checkpoints import load_checkpoint, make_header, save_checkpoint
 from astro_cl.training.distributed import (
     all_reduce_sum,
@@ -43,7 +43,8 @@ from astro_cl.training.distributed import (
     init_distributed,
     shard_indices,
 )
-from astro_cl.utils.io import atomic_write
+from astro_cl.training.schema import TRAINER_CONSTRAINTS, Schedule, validate_params
+from astro_cl.utils.io import atomic_write, remove_stale_temp_files
 
 __all__ = ["NonFiniteLossError", "Trainer", "default_num_threads", "lr_factor"]
 
@@ -98,6 +99,9 @@ def lr_factor(schedule, epoch):
 def default_num_threads(processes_per_node=1):
     """Return a sensible intra-op thread count: usable cores per local process.
 
+    Usable cores are `~astro_cl.utils.available_cpus`: the process's CPU
+    affinity capped by its cgroup CPU quota, not the machine's core count.
+
     Parameters
     ----------
     processes_per_node : int, optional
@@ -107,11 +111,9 @@ def default_num_threads(processes_per_node=1):
     -------
     n : int
     """
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except AttributeError:  # pragma: no cover - not Linux
-        cores = os.cpu_count() or 1
-    return max(1, cores // max(1, int(processes_per_node)))
+    from astro_cl.utils.cpus import available_cpus
+
+    return max(1, available_cpus() // max(1, int(processes_per_node)))
 
 
 def _mix(*values):
@@ -165,7 +167,10 @@ class Trainer:
     batch_size : int or None, optional
         Global batch size (summed over processes); None = the whole training set.
     drop_last : bool, optional
-        Drop a last, smaller batch of each epoch.
+        Drop a last, smaller batch of each epoch. A last training batch of a
+        single galaxy is always dropped when the network has batch norm
+        (which cannot normalise one value per channel); a different galaxy
+        misses each epoch, as the order is shuffled.
     validation_fraction : float, optional
         Fraction of the source held out (seeded) to monitor; 0 = none.
     patience : int or None, optional
@@ -217,6 +222,10 @@ class Trainer:
         (a quick check of the whole path, like PyTorch Lightning's
         ``fast_dev_run``).
     """
+
+    #: Accepted values of the parameters, checked at the start of `fit`
+    #: (`astro_cl.training.schema`); ``schedule`` is a table or None here.
+    _parameter_constraints = {**TRAINER_CONSTRAINTS, "schedule": [None, Schedule()]}
 
     def __init__(self, module, loss_fn, *, optimizer="adam", lr=1e-3, weight_decay=0.0,
                  betas=(0.9, 0.999), schedule=None, epochs=10, batch_size=32, drop_last=False,
@@ -316,7 +325,44 @@ class Trainer:
     def _steps(self, n_train, batch_size):
         if self.drop_last and n_train >= batch_size:
             return n_train // batch_size
-        return -(-n_train // batch_size)
+        steps = -(-n_train // batch_size)
+        if getattr(self, "_drop_single", False) and steps > 1 \
+                and n_train - (steps - 1) * batch_size == 1:
+            steps -= 1  # batch norm cannot train on one galaxy
+        return steps
+
+    def _check_params(self):
+        names = [k for k in self._parameter_constraints if hasattr(self, k)]
+        validate_params(type(self), {k: getattr(self, k) for k in names}, where="Trainer")
+
+    def _check_signal(self, source, train_idx):
+        """Refuse a training set whose every input pixel (or every target pixel) is masked.
+
+        Reads galaxies in small chunks until one unmasked input and one
+        unmasked target pixel are seen (usually the first chunk).
+        """
+        inputs_ok = targets_ok = False
+        chunk = 4  # small: a batch of raw IFU cubes is large
+        for start in range(0, len(train_idx), chunk):
+            batch = source.batch(train_idx[start:start + chunk])
+            mask = getattr(batch, "mask", None)
+            inputs_ok = inputs_ok or mask is None or bool((~mask.bool()).any())
+            targets = getattr(batch, "targets", None)
+            if targets is None:
+                targets_ok = True
+            elif not targets_ok:
+                good = torch.isfinite(targets)
+                tmask = getattr(batch, "target_mask", None)
+                if tmask is not None:
+                    good &= ~tmask.bool().expand_as(targets)
+                targets_ok = bool(good.any())
+            if inputs_ok and targets_ok:
+                return
+        what = "input" if not inputs_ok else "target"
+        msg = (f"Trainer.fit: every {what} pixel of the {len(train_idx)} training galaxies is "
+               f"masked (mask True = bad): there is nothing to learn from; check the survey's "
+               f"{'masks' if what == 'input' else 'target maps and their masks'}")
+        raise ValidationError(msg)
 
     def _write_history(self):
         if self.checkpoint_dir is None:
@@ -368,7 +414,10 @@ class Trainer:
         source : batch source
             ``len(source)``, ``source.ids``, ``source.batch(indices)``.
         resume : bool, optional
-            Continue from ``checkpoint_dir/last.pt`` if it exists.
+            Continue from ``checkpoint_dir/last.pt`` if it exists. Either way,
+            temporary files that a writer killed mid-write left in
+            ``checkpoint_dir`` are removed first
+            (`~astro_cl.utils.io.remove_stale_temp_files`).
 
         Returns
         -------
@@ -378,6 +427,10 @@ class Trainer:
 
         Raises
         ------
+        astro_cl.exceptions.ValidationError
+            Before training: if a parameter has the wrong type or range, the
+            device does not exist on this machine, or every input (or
+            target) pixel of the training set is masked.
         NonFiniteLossError
             If a loss is NaN or infinite (weights stay those of the last good
             step; the last checkpoint is not overwritten).
@@ -387,13 +440,14 @@ class Trainer:
         """
         from tqdm.auto import tqdm
 
+        self._check_params()  # before anything is built: types, ranges, the device
         self._dist = init_distributed(self.device)
         dist_info = self._dist
         device = dist_info.device
         n = len(source)
         if n == 0:
             msg = "Trainer.fit: the batch source is empty"
-            raise ValueError(msg)
+            raise ValidationError(msg)
         if torch.device(device).type == "cpu":
             from astro_cl.utils.memory import retain_freed_memory
 
@@ -412,11 +466,17 @@ class Trainer:
             module = convert_batchnorm(module).to(device)
             self.module = module
         self._raw_module = module
+        self._drop_single = any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm)
+                                for m in module.modules())
+        if self.checkpoint_dir is not None and dist_info.is_main:
+            # left by a run killed while writing (kill -9, power loss)
+            remove_stale_temp_files(self.checkpoint_dir, (LAST_CHECKPOINT, HISTORY_FILE))
         train_idx, val_idx = self._split(n)
         batch_size = len(train_idx) if self.batch_size is None else int(self.batch_size)
         if batch_size < 1:
             msg = f"batch_size: expected a positive integer or None, got {self.batch_size!r}"
             raise ValueError(msg)
+        self._check_signal(source, train_idx)
         optimizer = self._make_optimizer(module.parameters())
         self.history = []
         best = {"loss": float("inf"), "epoch": -1, "bad": 0, "state": None}
@@ -538,8 +598,17 @@ class Trainer:
                 pending = pool.submit(load, step + 1) \
                     if pool is not None and step + 1 < n_steps else None
                 optimizer.zero_grad(set_to_none=True)
-                with self._autocast(device):
-                    loss = compute(model, item) if split else self.loss_fn(model, item, gen)
+                try:
+                    with self._autocast(device):
+                        loss = compute(model, item) if split else self.loss_fn(model, item, gen)
+                except ValueError as exc:
+                    if "more than 1 value per channel" not in str(exc):
+                        raise
+                    msg = (f"epoch {epoch + 1}, step {step + 1}: a batch of {n_global} "
+                           "galaxies is too small for the network's batch norm (one value per "
+                           "channel); train on more galaxies, a larger batch_size or larger "
+                           "images")
+                    raise ValidationError(msg) from None
                 loss_value = loss.detach().float().reshape(1)
                 if world > 1:
                     loss_value = all_reduce_sum(loss_value) / world
