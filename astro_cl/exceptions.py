@@ -2,17 +2,20 @@
 
 Every error names what was wrong (the file, the field, the value) and what was
 expected, so that a user can fix the input without reading the source.
-"""
 
-from astropy.utils.exceptions import AstropyUserWarning
+The warning classes subclass astropy's `~astropy.utils.exceptions.AstropyUserWarning`,
+but importing astropy costs more than the whole command line needs, so they
+are defined in a private module imported on first access to them
+(``from astro_cl.exceptions import AstroCLWarning`` works as usual).
+"""
 
 __all__ = [
     "AstroCLError",
-    "AstroCLWarning",
+    "AstroCLWarning",  # noqa: F822 - made on first access, see __getattr__
     "CatalogueError",
     "CheckpointError",
     "PluginError",
-    "PluginWarning",
+    "PluginWarning",  # noqa: F822 - made on first access, see __getattr__
     "SurveyError",
     "UnknownComponentError",
     "ValidationError",
@@ -57,9 +60,21 @@ class UnknownComponentError(AstroCLError, KeyError):
         return str(self.args[0]) if self.args else ""
 
 
-class AstroCLWarning(AstropyUserWarning):
-    """Base class of warnings issued by astro_cl."""
+#: Warning classes, defined in ``astro_cl._warnings`` (which imports astropy).
+_WARNINGS = ("AstroCLWarning", "PluginWarning")
 
 
-class PluginWarning(AstroCLWarning):
-    """A third-party plugin was broken and has been skipped."""
+def __getattr__(name):
+    # PEP 562: only reached for names not yet in this module's namespace
+    if name in _WARNINGS:
+        from astro_cl import _warnings
+
+        value = getattr(_warnings, name)
+        globals()[name] = value
+        return value
+    msg = f"module {__name__!r} has no attribute {name!r}"
+    raise AttributeError(msg)
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_WARNINGS))

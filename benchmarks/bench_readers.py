@@ -20,11 +20,11 @@ Usage::
 import argparse
 import shutil
 import tempfile
-import time
 import warnings
 from pathlib import Path
 
 import numpy as np
+from _clock import Clock, context_line, load_average
 from astropy.io import fits
 from astropy.table import QTable
 
@@ -68,11 +68,10 @@ def bench_open(folder, n_cubes):
     for name in names:
         (folder / f"{name}.V500.drscube.fits").write_bytes(data)
     QTable({"Name": names, "z": np.full(n_cubes, 0.02)}).write(folder / "catalogue.ecsv")
-    start = time.perf_counter()
-    survey = ECALIFASurvey(path=folder).open()
-    elapsed = time.perf_counter() - start
+    with Clock() as clock:
+        survey = ECALIFASurvey(path=folder).open()
     assert len(survey) == n_cubes
-    return elapsed
+    return clock
 
 
 def _bare(path):
@@ -89,12 +88,13 @@ def _record(survey):
 
 
 def _best(fn, repeats):
-    times = []
+    """Return the `Clock` of the fastest (wall time) of ``repeats`` runs."""
+    clocks = []
     for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return min(times)
+        with Clock() as clock:
+            fn()
+        clocks.append(clock)
+    return min(clocks, key=lambda c: c.wall)
 
 
 def bench_read(folder, shape, repeats, gz):
@@ -117,19 +117,21 @@ def main(argv=None):
     parser.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args(argv)
     tmp = Path(tempfile.mkdtemp(prefix="astro_cl-bench-readers-"))
+    print(context_line())
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", AstroCLWarning)
             (tmp / "open").mkdir()
             t_open = bench_open(tmp / "open", args.n_cubes)
-            print(f"open {args.n_cubes} cubes + catalogue: {t_open:.3f} s (target < 5 s)")
+            print(f"open {args.n_cubes} cubes + catalogue: {t_open} (target < 5 s)")
             for gz in (False, True):
                 t_rec, t_bare = bench_read(tmp / f"read-{gz}", tuple(args.shape), args.repeats,
                                            gz)
                 kind = "gzip" if gz else "uncompressed"
-                print(f"read one {kind} cube {tuple(args.shape)}: record {t_rec:.3f} s, "
-                      f"bare astropy.io.fits {t_bare:.3f} s, ratio {t_rec / t_bare:.2f} "
-                      f"(target <= 1.5)")
+                print(f"read one {kind} cube {tuple(args.shape)}: record {t_rec}, "
+                      f"bare astropy.io.fits {t_bare}, ratio {t_rec.wall / t_bare.wall:.2f} "
+                      f"wall, {t_rec.cpu / max(t_bare.cpu, 1e-9):.2f} CPU (target <= 1.5)")
+        print(f"load average now {load_average()}")
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 

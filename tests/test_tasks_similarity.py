@@ -73,3 +73,63 @@ def test_check_task():
     from astro_cl.testing import check_task
 
     check_task(SimilaritySearch(n_neighbors=3), _embedding(n=15))
+
+
+def test_id_lookup_with_duplicate_and_unknown_ids():
+    X = np.random.default_rng(1).normal(size=(5, 4))
+    emb = QTable({"id": ["a", "b", "a", "c", "d"], "embedding": X})
+    task = SimilaritySearch(n_neighbors=2, backend="sklearn").fit(emb)
+    with pytest.raises(ValidationError, match=r"\['a'\].*rows \[0, 2\]"):
+        task.query(ids=["b", "a"])
+    assert list(task.query(ids=["d", "b"])["query"]) == ["d", "d", "b", "b"]
+    with pytest.raises(KeyError, match=r"\['x', 'y'\] are not in the index \(5 galaxies\)"):
+        task.query(ids=["b", "x", "y"])
+    ids = task.query(vectors=X[0], k=5)["id"]
+    assert sorted(ids) == ["a", "a", "b", "c", "d"]
+
+
+def test_ids_default_to_row_numbers_and_non_string_ids():
+    X = np.random.default_rng(2).normal(size=(12, 3))
+    task = SimilaritySearch(n_neighbors=3, backend="sklearn").fit(X)
+    assert list(task.ids_) == [str(i) for i in range(12)]
+    res = task.query(ids=["7", "0"])
+    assert "7" not in list(res["id"][:3]) and set(res["id"]) <= set(task.ids_)
+    with pytest.raises(KeyError, match="07"):
+        task.query(ids="07")
+    numeric = SimilaritySearch(n_neighbors=1, backend="sklearn").fit(
+        QTable({"id": np.arange(100, 112), "embedding": X}))
+    assert numeric.query(ids=[103])["query"][0] == "103"
+    assert not hasattr(SimilaritySearch(), "ids_")
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_fit_does_not_modify_the_callers_array(dtype):
+    X = np.random.default_rng(3).normal(size=(50, 6)).astype(dtype)
+    before = X.copy()
+    emb = QTable({"id": [f"g{i}" for i in range(50)], "embedding": X}, copy=False)
+    for data in (X, emb):
+        task = SimilaritySearch(backend="sklearn").fit(data)
+        np.testing.assert_array_equal(X, before)
+        assert not np.shares_memory(task.vectors_, X)
+    assert task.vectors_.dtype == np.float32 and task.vectors_.flags.c_contiguous
+    ref = before / np.linalg.norm(before.astype(np.float64), axis=1, keepdims=True)
+    np.testing.assert_allclose(task.vectors_, ref, rtol=2e-6, atol=1e-7)
+
+
+def test_rows_with_extreme_norms_are_normalised_and_bad_rows_refused():
+    X = np.random.default_rng(4).normal(size=(6, 8))
+    X[1] *= 1e-30                 # float32 squared norm underflows
+    X[2] *= 1e30                  # float32 squared norm overflows
+    X[3] *= 1e300                 # does not fit in float32 at all
+    task = SimilaritySearch(backend="sklearn").fit(X)
+    scaled = X / np.abs(X).max(axis=1, keepdims=True)
+    ref = scaled / np.linalg.norm(scaled, axis=1, keepdims=True)
+    np.testing.assert_allclose(task.vectors_, ref, rtol=2e-6, atol=1e-7)
+    np.testing.assert_allclose(np.linalg.norm(task.vectors_, axis=1), 1.0, rtol=1e-6)
+    bad = X.copy()
+    bad[4, 2] = np.nan
+    with pytest.raises(ValidationError, match="1 of 6 rows contain NaN or inf"):
+        SimilaritySearch(backend="sklearn").fit(bad)
+    bad[4, 2], bad[5] = 1.0, 0.0
+    with pytest.raises(ValidationError, match=r"rows \[5\] have zero norm"):
+        SimilaritySearch(backend="sklearn").fit(bad)

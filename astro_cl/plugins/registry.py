@@ -1,33 +1,39 @@
 """The component registry: names -> classes, filled through the plugin hooks.
 
 Each kind is collected lazily the first time it is asked for, so that looking
-up a survey does not import torch (models and augmenters do).
+up a survey does not import torch (models and augmenters do). Classes can
+also be registered at run time, without a plugin (`register_component`).
 """
 
 import threading
 import warnings
 from dataclasses import dataclass
 
-from astro_cl.exceptions import PluginError, PluginWarning, UnknownComponentError
+from astro_cl.exceptions import PluginError, UnknownComponentError
 
 __all__ = [
     "KINDS",
+    "RUNTIME_DISTRIBUTION",
     "ComponentInfo",
     "Registry",
     "available_components",
     "get_augmenter",
     "get_component_class",
     "get_encoder",
+    "get_preprocessor",
     "get_registry",
     "get_survey",
     "get_task",
     "list_components",
+    "register_component",
     "reset_registry",
+    "runtime_registrations",
 ]
 
-#: kind -> (hook name, dotted path of the base class)
+#: kind -> (hook name, dotted path of the base class), in the order of the data flow
 KINDS = {
     "survey": ("astro_cl_register_surveys", "astro_cl.surveys.base.Survey"),
+    "preprocessor": ("astro_cl_register_preprocessors", "astro_cl.preprocess.base.Preprocessor"),
     "augmenter": ("astro_cl_register_augmenters", "astro_cl.augment.base.Augmenter"),
     "encoder": ("astro_cl_register_encoders", "astro_cl.models.base.Encoder"),
     "task": ("astro_cl_register_tasks", "astro_cl.tasks.base.DownstreamTask"),
@@ -41,7 +47,8 @@ class ComponentInfo:
     Parameters
     ----------
     kind : str
-        ``"survey"``, ``"augmenter"``, ``"encoder"`` or ``"task"``.
+        One of `KINDS`: ``"survey"``, ``"preprocessor"``, ``"augmenter"``,
+        ``"encoder"`` or ``"task"``.
     name : str
         Registered name.
     cls : type
@@ -78,6 +85,28 @@ def _import_base(path):
     return getattr(importlib.import_module(module), attr)
 
 
+def _check_class(kind, cls, who):
+    """Raise `PluginError` unless ``cls`` is a named subclass of ``kind``'s interface."""
+    base = _import_base(KINDS[kind][1])
+    name = getattr(cls, "name", None) if isinstance(cls, type) else None
+    if not isinstance(cls, type) or not issubclass(cls, base):
+        msg = (f"{who} registered {cls!r} as a {kind}, but it does not "
+               f"subclass {base.__module__}.{base.__qualname__}")
+        raise PluginError(msg)
+    if not isinstance(name, str) or not name:
+        msg = f"{who} registered {cls.__qualname__} without a 'name' class attribute"
+        raise PluginError(msg)
+    return name
+
+
+#: The ``distribution`` of the classes registered with `register_component`.
+RUNTIME_DISTRIBUTION = "(registered at run time)"
+
+#: ``(kind, cls)`` registered with `register_component`, in order; every
+#: registry built in this process includes them, after the plugins' own.
+_RUNTIME = []
+
+
 class Registry:
     """Registered components of every kind, collected from a plugin manager.
 
@@ -94,6 +123,7 @@ class Registry:
             plugin_manager = build_plugin_manager()
         self.plugin_manager = plugin_manager
         self._kinds = {}
+        self._collecting = set()  # kinds whose hooks are running
         self._lock = threading.RLock()
 
     def components(self, kind):
@@ -112,16 +142,24 @@ class Registry:
             msg = f"unknown component kind {kind!r}; kinds are {sorted(KINDS)}"
             raise ValueError(msg)
         with self._lock:
+            if kind in self._collecting:
+                msg = (f"the {kind}s were asked for while the {KINDS[kind][0]} hooks run "
+                       "(by a hook calling register_component or a get_* function?); a hook "
+                       "registers its classes by calling its register argument")
+                raise PluginError(msg)
             if kind not in self._kinds:
-                self._kinds[kind] = self._collect(kind)
+                self._collecting.add(kind)
+                try:
+                    self._kinds[kind] = self._collect(kind)
+                finally:
+                    self._collecting.discard(kind)
             return self._kinds[kind]
 
     def _collect(self, kind):
         from astro_cl.plugins.manager import plugin_source
 
         pm = self.plugin_manager
-        hook_name, base_path = KINDS[kind]
-        base = _import_base(base_path)
+        hook_name, _ = KINDS[kind]
         found = {}
         hook = getattr(pm.hook, hook_name)
         # Built-ins first, so that they keep their names; and one plugin at a
@@ -135,14 +173,7 @@ class Registry:
             staged = {}
 
             def register(cls, _staged=staged, _label=label, _source=source):
-                name = getattr(cls, "name", None) if isinstance(cls, type) else None
-                if not isinstance(cls, type) or not issubclass(cls, base):
-                    msg = (f"{_label} registered {cls!r} as a {kind}, but it does not "
-                           f"subclass {base.__module__}.{base.__qualname__}")
-                    raise PluginError(msg)
-                if not isinstance(name, str) or not name:
-                    msg = f"{_label} registered {cls.__qualname__} without a 'name' class attribute"
-                    raise PluginError(msg)
+                name = _check_class(kind, cls, _label)
                 if name in found or name in _staged:
                     other = (found.get(name) or _staged[name])
                     msg = (f"{_label} registered a {kind} named {name!r}, but that name is "
@@ -155,16 +186,65 @@ class Registry:
 
             try:
                 impl.function(register=register)
-            except Exception as exc:
+            except KeyboardInterrupt:
+                raise
+            except BaseException as exc:  # a plugin's sys.exit() must not end the command
                 if source.builtin:
                     raise
                 detail = str(exc) if isinstance(exc, PluginError) else (
                     f"hook {hook_name} raised {type(exc).__name__}: {exc}")
-                warnings.warn(f"Skipping the {kind}s of {label}: {detail}", PluginWarning,
-                              stacklevel=4)
+                _warn(f"Skipping the {kind}s of {label}: {detail}")
                 continue
             found.update(staged)
+        for kind_, cls in list(_RUNTIME):
+            if kind_ != kind:
+                continue
+            other = found.get(cls.name)
+            if other is not None and other.cls is not cls:
+                # a plugin loaded since took the name: the plugin keeps it
+                _warn(f"Skipping the {kind} {cls.__module__}.{cls.__qualname__} registered at "
+                      f"run time: a plugin of {other.distribution} registered the name "
+                      f"{cls.name!r} for {other.cls.__module__}.{other.cls.__qualname__}")
+                continue
+            found[cls.name] = _runtime_info(kind, cls)
         return dict(sorted(found.items()))
+
+    def add(self, kind, cls):
+        """Register a class of ``kind`` in this registry only (see `register_component`).
+
+        Parameters
+        ----------
+        kind : str
+            One of `KINDS`.
+        cls : type
+            A subclass of that kind's interface with a ``name``.
+
+        Returns
+        -------
+        info : `ComponentInfo`
+
+        Raises
+        ------
+        astro_cl.exceptions.PluginError
+            If ``cls`` is not a named subclass of the interface, or its name
+            is taken by another class of that kind.
+        """
+        if kind not in KINDS:
+            msg = f"unknown component kind {kind!r}; kinds are {sorted(KINDS)}"
+            raise ValueError(msg)
+        name = _check_class(kind, cls, "register_component()")
+        with self._lock:
+            comps = self.components(kind)
+            other = comps.get(name)
+            if other is not None and other.cls is not cls:
+                msg = (f"register_component(): the {kind} name {name!r} of "
+                       f"{cls.__module__}.{cls.__qualname__} is already taken by "
+                       f"{other.cls.__module__}.{other.cls.__qualname__} from "
+                       f"{other.distribution}; choose another name")
+                raise PluginError(msg)
+            info = other or _runtime_info(kind, cls)
+            self._kinds[kind] = dict(sorted({**comps, name: info}.items()))
+            return info
 
     def get(self, kind, name):
         """Return the class registered under a name.
@@ -192,8 +272,20 @@ class Registry:
             raise UnknownComponentError(msg) from None
 
 
+def _runtime_info(kind, cls):
+    return ComponentInfo(kind, cls.name, cls, cls.__module__, RUNTIME_DISTRIBUTION, "", False)
+
+
+def _warn(message):
+    from astro_cl.exceptions import PluginWarning  # imports astropy: only now
+
+    warnings.warn(message, PluginWarning, stacklevel=5)
+
+
 _registry = None
 _registry_lock = threading.Lock()
+#: Set while this thread builds the process-wide registry (loading the plugins).
+_building = threading.local()
 
 
 def get_registry():
@@ -204,14 +296,27 @@ def get_registry():
     registry : `Registry`
     """
     global _registry
+    if getattr(_building, "active", False):
+        # a plugin module being imported while the registry is built asked for it
+        msg = ("the astro_cl registry was asked for while the plugins are being loaded (by "
+               "the import of a plugin module, e.g. a register_preprocessor decorator); a "
+               "plugin registers its classes through its astro_cl_register_* hooks instead")
+        raise PluginError(msg)
     with _registry_lock:
         if _registry is None:
-            _registry = Registry()
+            _building.active = True
+            try:
+                _registry = Registry()
+            finally:
+                _building.active = False
         return _registry
 
 
 def reset_registry():
-    """Forget the process-wide registry, so that plugins are loaded again on next use."""
+    """Forget the process-wide registry, so that plugins are loaded again on next use.
+
+    Classes registered with `register_component` stay registered.
+    """
     global _registry
     with _registry_lock:
         _registry = None
@@ -222,7 +327,7 @@ def available_components(kind):
 
     Parameters
     ----------
-    kind : {"survey", "augmenter", "encoder", "task"}
+    kind : {"survey", "preprocessor", "augmenter", "encoder", "task"}
 
     Returns
     -------
@@ -252,7 +357,7 @@ def get_component_class(kind, name):
 
     Parameters
     ----------
-    kind : {"survey", "augmenter", "encoder", "task"}
+    kind : {"survey", "preprocessor", "augmenter", "encoder", "task"}
     name : str
 
     Returns
@@ -260,6 +365,44 @@ def get_component_class(kind, name):
     cls : type
     """
     return get_registry().get(kind, name)
+
+
+def register_component(kind, cls):
+    """Register a component class at run time, without a plugin (usable as a decorator).
+
+    For classes defined in a script or a notebook. The class is checked as a
+    plugin's would be and registered in the process-wide registry, and in
+    every registry built later in this process (`reset_registry` keeps it); a
+    plugin loaded later that registers the same name keeps it. A package
+    should declare a plugin instead (see :doc:`/plugins`): its classes are
+    then listed by ``astro-cl plugins`` and available in every process.
+
+    Parameters
+    ----------
+    kind : {"survey", "preprocessor", "augmenter", "encoder", "task"}
+    cls : type
+        A subclass of the kind's interface with a unique ``name``.
+
+    Returns
+    -------
+    cls : type
+        The class itself. Registering it again does nothing.
+
+    Raises
+    ------
+    astro_cl.exceptions.PluginError
+        If ``cls`` is not a named subclass of the interface, or another class
+        of that kind has its name.
+    ValueError
+        If ``kind`` is not one of `KINDS`.
+    """
+    if kind not in KINDS:  # before loading the plugins
+        msg = f"unknown component kind {kind!r}; kinds are {sorted(KINDS)}"
+        raise ValueError(msg)
+    info = get_registry().add(kind, cls)
+    if info.distribution == RUNTIME_DISTRIBUTION and (kind, cls) not in _RUNTIME:
+        _RUNTIME.append((kind, cls))
+    return cls
 
 
 def get_survey(name, **params):
@@ -278,6 +421,33 @@ def get_survey(name, **params):
         Opened: its catalogue has been read, so bad paths fail here.
     """
     return get_component_class("survey", name)(**params).open()
+
+
+def runtime_registrations():
+    """Return the classes registered with `register_component` in this process.
+
+    Returns
+    -------
+    registrations : tuple of (str, type)
+        ``(kind, cls)`` in the order they were registered.
+    """
+    return tuple(_RUNTIME)
+
+
+def get_preprocessor(name, **params):
+    """Create an (unfitted) preprocessor by name.
+
+    Parameters
+    ----------
+    name : str
+    **params
+        Preprocessor configuration.
+
+    Returns
+    -------
+    preprocessor : `~astro_cl.preprocess.Preprocessor`
+    """
+    return get_component_class("preprocessor", name)(**params)
 
 
 def get_augmenter(name, **params):

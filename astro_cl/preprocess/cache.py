@@ -7,8 +7,10 @@ describing them; no pickle anywhere.
 
 A cache entry is keyed by the survey (name and plain parameters), the
 preprocessing (its name, parameters and fitted state), the input kind and
-targets, and the *source data*: the checksums of the survey's files, or, for
-a survey held in memory, a hash of its data. A changed input gives a new key
+targets, and the *source data*: the survey's own `~astro_cl.surveys.Survey.fingerprint`
+when it has one (a generated mock: its parameters and model version), else
+the checksums of the survey's files, or, for a survey held in memory, a hash
+of its data. A changed input gives a new key
 (a stale entry is simply not used, and is rebuilt under the new key). An entry
 whose metadata is unreadable, whose arrays are truncated or missing, or whose
 arrays do not match their recorded checksums is corrupt: it is detected on
@@ -16,20 +18,23 @@ open and rebuilt. Entries are written into a temporary directory and renamed
 into place, so a crash never leaves a half-written entry behind.
 """
 
+import contextlib
 import hashlib
 import json
 import os
 import shutil
 import tempfile
+import time
 import warnings
 from pathlib import Path
 
 import numpy as np
 
-from astro_cl.exceptions import AstroCLWarning, ValidationError
+from astro_cl.exceptions import AstroCLError, AstroCLWarning, ValidationError
 from astro_cl.utils.io import atomic_write, file_checksum
 
-__all__ = ["CACHE_FORMAT_VERSION", "CacheWarning", "CachedArrays", "PreprocessedCache"]
+__all__ = ["CACHE_FORMAT_VERSION", "CacheError", "CacheWarning", "CachedArrays",
+           "PreprocessedCache"]
 
 #: Layout version of a cache entry.
 CACHE_FORMAT_VERSION = 1
@@ -38,8 +43,18 @@ class CacheWarning(AstroCLWarning):
     """A cache entry was corrupt and is being rebuilt, or is built otherwise than asked."""
 
 
-class _Corrupt(Exception):
-    pass
+class CacheError(AstroCLError):
+    """A cache entry stayed unreadable: rebuilt, it was changed again before it could be read."""
+
+
+class _Corrupt(CacheError):
+    """An entry is corrupt, incomplete or being replaced (handled inside this module)."""
+
+
+#: Times `PreprocessedCache.get_or_build` builds and reopens an entry that another
+#: process keeps replacing before giving up, and the pause between tries (seconds).
+_OPEN_ATTEMPTS = 4
+_RETRY_PAUSE = 0.05
 
 
 def _plain(value):
@@ -258,12 +273,7 @@ class PreprocessedCache:
             if self.checksum == "content":
                 return {"files": {str(f): file_checksum(f) for f in files}}
             return {"files": {str(f): [f.stat().st_size, f.stat().st_mtime_ns] for f in files}}
-        # no files: a generator that can name what determines its data ...
-        token = getattr(survey, "cache_token", None)
-        token = token() if callable(token) else None
-        if token is not None:
-            return {"generator": _plain(token)}
-        # ... or a survey held in memory: hash its data
+        # no files: a survey held in memory; hash its data
         h = hashlib.sha256()
         for rec in survey:
             h.update(rec.id.encode())
@@ -281,7 +291,7 @@ class PreprocessedCache:
                 h.update(np.ascontiguousarray(rec.cube.flux.value).tobytes())
         return {"data_sha256": h.hexdigest()}
 
-    def key(self, survey, *, preprocessor=None, kind=None, targets=None):
+    def key(self, survey, *, preprocessor=None, kind=None, targets=None, source=None):
         """Return the cache key of a survey + preprocessing combination.
 
         Parameters
@@ -293,6 +303,9 @@ class PreprocessedCache:
             Record field used without a preprocessor (default: the survey's).
         targets : str or sequence of str, optional
             ``"maps"`` (all maps) or map names stored as regression targets.
+        source : dict, optional
+            ``inputs["source"]`` of an earlier call for the same survey, kind
+            and targets: reused instead of checksumming the files again.
 
         Returns
         -------
@@ -303,11 +316,15 @@ class PreprocessedCache:
         """
         kind = kind or survey.default_kind
         params = {k: _plain(v) for k, v in survey.get_params(deep=False).items()}
+        # a survey that says what determines its galaxies (Survey.fingerprint: a
+        # generated mock) is keyed on that: no catalogue to build, nothing to hash
+        hook = getattr(survey, "fingerprint", None)
+        fingerprint = _plain(hook()) if callable(hook) else None
         inputs = {
             "format_version": CACHE_FORMAT_VERSION,
             "survey": survey.name,
             "survey_params": {k: v for k, v in params.items() if v is not None},
-            "ids": [str(i) for i in survey.ids],
+            "ids": [str(i) for i in survey.ids] if fingerprint is None else None,
             "kind": kind,
             "targets": _plain(targets),
             "preprocessor": None if preprocessor is None else {
@@ -315,7 +332,9 @@ class PreprocessedCache:
                 "params": _plain(preprocessor.get_params(deep=False)),
                 "fingerprint": preprocessor.fingerprint(),
             },
-            "source": self._source_fingerprint(survey, kind, targets),
+            "source": (source if source is not None
+                       else {"fingerprint": fingerprint} if fingerprint is not None
+                       else self._source_fingerprint(survey, kind, targets)),
         }
         text = json.dumps(inputs, sort_keys=True)
         return hashlib.sha256(text.encode()).hexdigest(), inputs
@@ -351,6 +370,12 @@ class PreprocessedCache:
         Returns
         -------
         source : `CachedArrays`
+
+        Raises
+        ------
+        CacheError
+            If the entry, rebuilt, is replaced by another process before it
+            can be read, again and again.
         """
         workers = int(workers)
         if workers < 1:
@@ -363,20 +388,33 @@ class PreprocessedCache:
             preprocessor.fit(survey)
         key, inputs = self.key(survey, preprocessor=preprocessor, kind=kind, targets=targets)
         entry = self.directory / f"{_slug(survey.name)}-{key[:20]}"
-        if entry.exists():
+        problem = None
+        for attempt in range(_OPEN_ATTEMPTS):
+            if entry.exists():
+                try:
+                    return self._open(entry, key)
+                except _Corrupt as exc:
+                    if attempt == 0:
+                        warnings.warn(f"cache entry {entry}: {exc}; rebuilding it",
+                                      CacheWarning, stacklevel=2)
+            if workers > 1 and unsafe:
+                warnings.warn(f"cache: building {entry.name} in one thread, not {workers}: "
+                              f"{' and '.join(unsafe)} not marked thread_safe", CacheWarning,
+                              stacklevel=2)
+                workers = 1
+            self._build(entry, key, inputs, survey, preprocessor, inputs["kind"], targets,
+                        progress, workers)
             try:
                 return self._open(entry, key)
             except _Corrupt as exc:
-                warnings.warn(f"cache entry {entry}: {exc}; rebuilding it", CacheWarning,
-                              stacklevel=2)
-        if workers > 1 and unsafe:
-            warnings.warn(f"cache: building {entry.name} in one thread, not {workers}: "
-                          f"{' and '.join(unsafe)} not marked thread_safe", CacheWarning,
-                          stacklevel=2)
-            workers = 1
-        self._build(entry, key, inputs, survey, preprocessor, inputs["kind"], targets, progress,
-                    workers)
-        return self._open(entry, key)
+                # another process swapped the entry between our rename and this read
+                # (it found it corrupt, or built it too): its entry is as good as ours
+                problem = exc
+                time.sleep(_RETRY_PAUSE * (attempt + 1))
+        msg = (f"cache entry {entry}: still unreadable after {_OPEN_ATTEMPTS} rebuilds "
+               f"({problem}); another process keeps replacing it; remove the directory and run "
+               "again")
+        raise CacheError(msg)
 
     def entries(self):
         """Return the entry directories present.
@@ -416,7 +454,11 @@ class PreprocessedCache:
             if list(arr.shape) != info["shape"] or str(arr.dtype) != info["dtype"]:
                 raise _Corrupt(f"{path.name} has shape {arr.shape} / dtype {arr.dtype}, "
                                f"expected {info['shape']} / {info['dtype']}")
-            if self.verify == "full" and file_checksum(path) != info["sha256"]:
+            try:
+                mismatch = self.verify == "full" and file_checksum(path) != info["sha256"]
+            except OSError as exc:  # moved away meanwhile by a process replacing the entry
+                raise _Corrupt(f"{path.name} cannot be read ({exc})") from None
+            if mismatch:
                 raise _Corrupt(f"{path.name} does not match its checksum")
             arrays[name] = arr
         if "data" not in arrays or "mask" not in arrays:
@@ -483,19 +525,31 @@ class PreprocessedCache:
                     "arrays": info, "batch_meta": batch_meta, "inputs": inputs}
             with atomic_write(tmp / "meta.json") as fh:
                 json.dump(meta, fh, indent=1, sort_keys=True)
-            if entry.exists():  # a corrupt entry: move it aside, then swap in the new one
-                trash = Path(tempfile.mkdtemp(prefix=f".{entry.name}.", suffix=".old",
-                                              dir=self.directory))
-                os.replace(entry, trash / "entry")
-                os.replace(tmp, entry)
-                shutil.rmtree(trash, ignore_errors=True)
-            else:
-                os.replace(tmp, entry)
+            _swap_in(tmp, entry)
         finally:
             if rows is not None:
                 rows.close()  # cancels what is still queued, joins the threads
             if tmp.exists():
                 shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _swap_in(tmp, entry):
+    """Rename a built entry into place, tolerating another process doing the same."""
+    trash = None
+    if entry.exists():  # a corrupt entry: move it aside, then swap in the new one
+        trash = Path(tempfile.mkdtemp(prefix=f".{entry.name}.", suffix=".old",
+                                      dir=entry.parent))
+        with contextlib.suppress(FileNotFoundError):  # moved away by another process
+            os.replace(entry, trash / "entry")
+    try:
+        os.replace(tmp, entry)
+    except OSError:
+        if not entry.is_dir():
+            raise
+        # another process renamed its build of the same key in first: keep that one
+    finally:
+        if trash is not None:
+            shutil.rmtree(trash, ignore_errors=True)
 
 
 def _slug(name):
