@@ -7,9 +7,10 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from astro_cl.exceptions import ValidationError
+from astro_cl.exceptions import SurveyError, ValidationError
 
-__all__ = ["PER_IMAGE_META", "TENSOR_FIELDS", "TensorBatch", "per_image_meta"]
+__all__ = ["CUBE_META", "PER_IMAGE_META", "TENSOR_FIELDS", "TensorBatch", "cube_axis",
+           "cube_meta", "per_image_meta", "without_cube_meta"]
 
 #: The per-galaxy tensor fields of a `TensorBatch`, in a fixed order.
 TENSOR_FIELDS = ("data", "mask", "uncertainty", "targets", "target_mask", "star_mask")
@@ -21,6 +22,13 @@ TENSOR_FIELDS = ("data", "mask", "uncertainty", "targets", "target_mask", "star_
 #: chunking and repeating a batch select their values with its galaxies. The
 #: values are the defaults the augmenters assume when the key is absent.
 PER_IMAGE_META = {"psf_fwhm": 0.0, "redshift": 0.0}
+
+#: ``meta`` keys that describe the spectral (channel) axis of a cube batch:
+#: ``wavelength`` (one value per channel, Angstrom, increasing), ``rest_frame``
+#: (whether ``wavelength`` is rest-frame; survey cubes are observed-frame) and
+#: ``flux_unit`` (the unit of ``data``, a string). A step that changes the
+#: channel axis (a preprocessor) drops them with `without_cube_meta`.
+CUBE_META = ("wavelength", "rest_frame", "flux_unit")
 
 
 @dataclass
@@ -46,7 +54,16 @@ class TensorBatch:
         ``(B, 1, H, W)`` boolean foreground-star masks (True on a star).
     meta : dict, optional
         Plain metadata (channel names, units, survey name); the keys in
-        `PER_IMAGE_META` may hold one value per galaxy.
+        `PER_IMAGE_META` may hold one value per galaxy. A cube batch (from
+        ``Survey.to_tensors(kind="cube")``) carries its spectral axis in the
+        `CUBE_META` keys, ``meta["wavelength"]`` with one value per channel,
+        and ``meta["redshift"]`` per galaxy when every record has one.
+
+    Raises
+    ------
+    astro_cl.exceptions.ValidationError
+        If a field has the wrong type or shape, or ``meta["wavelength"]`` does
+        not hold one value per channel.
     """
 
     data: object
@@ -87,6 +104,18 @@ class TensorBatch:
                 msg = (f"TensorBatch.{name}: shape {tuple(value.shape)} differs from data "
                        f"shape {tuple(self.data.shape)}")
                 raise ValidationError(msg)
+        wave = self.meta.get("wavelength")
+        # a stale axis (a step changed the channels but kept the meta) would
+        # silently mislabel every channel: refuse it where it is made
+        if wave is not None and tuple(np.shape(wave)) != (self.data.shape[1],):
+            msg = (f"TensorBatch.meta['wavelength']: expected one wavelength per channel, "
+                   f"shape ({self.data.shape[1]},), got shape {tuple(np.shape(wave))}; a step "
+                   "that changes the channel axis must drop the cube meta (without_cube_meta)")
+            raise ValidationError(msg)
+        rest = self.meta.get("rest_frame")
+        if rest is not None and not isinstance(rest, bool | np.bool_):
+            msg = f"TensorBatch.meta['rest_frame']: expected a bool, got {rest!r}"
+            raise ValidationError(msg)
 
     def __len__(self):
         return int(self.data.shape[0])
@@ -99,6 +128,16 @@ class TensorBatch:
                    if getattr(self, name) is not None]
         ids = ", ".join(self.ids[:3]) + (", ..." if len(self.ids) > 3 else "")
         return f"<TensorBatch of {len(self)} on {self.device}: {', '.join(fields)}; ids [{ids}]>"
+
+    @property
+    def wavelength(self):
+        """`numpy.ndarray` or None: the channel wavelengths (Angstrom) of a cube batch."""
+        wave = self.meta.get("wavelength")
+        if wave is None:
+            return None
+        if hasattr(wave, "detach"):  # a tensor
+            wave = wave.detach().cpu().numpy()
+        return np.asarray(wave, dtype=float)
 
     @property
     def device(self):
@@ -280,3 +319,113 @@ def per_image_meta(value, n):
         msg = f"TensorBatch.meta: a per-galaxy value needs {n} entries, got shape {arr.shape}"
         raise ValidationError(msg)
     return arr
+
+
+def without_cube_meta(meta):
+    """Return a copy of ``meta`` without the spectral-axis keys (`CUBE_META`).
+
+    Parameters
+    ----------
+    meta : dict
+        A batch's metadata.
+
+    Returns
+    -------
+    meta : dict
+        For the output of a step that replaces the spectral channels (a
+        preprocessor turning cubes into images).
+    """
+    return {k: v for k, v in meta.items() if k not in CUBE_META}
+
+
+def _record_redshift(record):
+    """Redshift of a record: ``observing.redshift``, else a ``z`` property, else None."""
+    z = record.observing.redshift
+    if z is None:
+        z = record.properties.get("z")
+        z = None if z is None else float(getattr(z, "value", z))
+    return None if z is None or not np.isfinite(z) else float(z)
+
+
+def cube_axis(record):
+    """Return what a batch needs to know of one record's cube: its spectral axis and redshift.
+
+    Parameters
+    ----------
+    record : `~astro_cl.data.GalaxyRecord`
+        A record with a cube.
+
+    Returns
+    -------
+    axis : dict
+        ``id``, ``wavelength`` (float64 array, Angstrom), ``flux_unit`` (str),
+        ``rest_frame`` (the record's ``meta["rest_frame"]``, default False:
+        survey cubes are observed-frame) and ``redshift`` (float or None:
+        ``observing.redshift``, else a ``z`` property).
+    """
+    import astropy.units as u
+
+    if record.cube is None:
+        msg = f"record {record.id!r}: cube: the record has no cube"
+        raise ValidationError(msg)
+    wave = record.cube.spectral_axis.to_value(u.AA, equivalencies=u.spectral())
+    return {"id": record.id, "wavelength": np.asarray(wave, dtype=float),
+            "flux_unit": record.cube.flux.unit.to_string(),
+            "rest_frame": bool(record.meta.get("rest_frame", False)),
+            "redshift": _record_redshift(record)}
+
+
+def cube_meta(records):
+    """Return the `CUBE_META` (and per-galaxy redshift) of a batch of cube records.
+
+    Parameters
+    ----------
+    records : sequence of `~astro_cl.data.GalaxyRecord` or of dict
+        Records with cubes in batch order, or their `cube_axis` summaries
+        (which do not keep the cubes in memory).
+
+    Returns
+    -------
+    meta : dict
+        ``wavelength`` (float64 array, Angstrom, shared by every cube),
+        ``rest_frame`` (bool), ``flux_unit`` (str) and, when every record has
+        one, ``redshift`` (list, one per galaxy).
+
+    Raises
+    ------
+    astro_cl.exceptions.SurveyError
+        If the cubes have different wavelength grids, flux units or
+        rest-frame flags: they cannot share one channel axis.
+    """
+    axes = [a if isinstance(a, dict) else cube_axis(a) for a in records]
+    if not axes:
+        return {}
+    first = axes[0]
+    wave = first["wavelength"]
+    # grids written from the same WCS agree to rounding; 1e-6 of the wavelength
+    # is far below any survey's channel width
+    tol = 1e-6 * float(np.max(np.abs(wave), initial=0.0))
+    for ax in axes[1:]:
+        other = ax["wavelength"]
+        if other.shape != wave.shape or np.max(np.abs(other - wave), initial=0.0) > tol:
+            msg = (f"cube batch: galaxy {ax['id']!r} has another wavelength grid "
+                   f"({_span(other)}) than galaxy {first['id']!r} ({_span(wave)}); "
+                   "resample the cubes to a common grid first")
+            raise SurveyError(msg)
+        for key, what in (("flux_unit", "flux unit"), ("rest_frame", "meta['rest_frame']")):
+            if ax[key] != first[key]:
+                msg = (f"cube batch: galaxy {ax['id']!r} has {what} {ax[key]!r}, galaxy "
+                       f"{first['id']!r} has {first[key]!r}; a batch shares one spectral axis")
+                raise SurveyError(msg)
+    meta = {"wavelength": wave, "rest_frame": first["rest_frame"],
+            "flux_unit": first["flux_unit"]}
+    z = [ax["redshift"] for ax in axes]
+    if all(v is not None for v in z):
+        meta["redshift"] = z
+    return meta
+
+
+def _span(wave):
+    if wave.size == 0:
+        return "no channels"
+    return f"{wave[0]:.2f}-{wave[-1]:.2f} A, {wave.size} channels"

@@ -10,6 +10,13 @@ import numpy as np
 
 from astro_cl.exceptions import CheckpointError, ValidationError
 from astro_cl.models.base import Encoder
+from astro_cl.training.schema import (
+    TRAINER_CONSTRAINTS,
+    Interval,
+    Options,
+    SequenceOf,
+    validate_params,
+)
 
 __all__ = ["SimCLR"]
 
@@ -82,6 +89,9 @@ class _NetworkEncoder(Encoder):
     #: Intra-op threads of the trainer's prefetch thread (None: as for training);
     #: see `~astro_cl.training.trainer.Trainer`.
     _prefetch_threads = None
+    #: Accepted values of the parameters (`astro_cl.training.schema`), checked by
+    #: `_validate_params` when fitting: construction only stores them (scikit-learn's rule).
+    _parameter_constraints = {k: TRAINER_CONSTRAINTS[k] for k in _trainer_params}
 
     # -- to implement ------------------------------------------------------
     def _build_module(self, info):
@@ -97,7 +107,13 @@ class _NetworkEncoder(Encoder):
 
     def _info_from_source(self, source):
         first = source.batch(np.array([0]))
-        return {"in_channels": int(first.data.shape[1]),
+        channels = int(first.data.shape[1])
+        aug = getattr(self, "augmenter", None)
+        if callable(getattr(aug, "output_channels", None)):
+            # a per-view preprocessor (astro_cl.augment.PreprocessedViews) feeds the
+            # network other channels than the source holds
+            channels = int(aug.output_channels(channels))
+        return {"in_channels": channels,
                 "survey": str(first.meta.get("survey", "")),
                 "bands": [str(b) for b in first.meta.get("bands", [])]}
 
@@ -152,18 +168,28 @@ class _NetworkEncoder(Encoder):
         from astro_cl.models.contract import InputContract
         from astro_cl.training.trainer import Trainer
 
+        self._validate_params()
         if preprocessor is not None:
             survey = _as_survey(X)
             if survey is None:
                 msg = (f"{type(self).__name__}.fit: with a preprocessor, give a survey or a list "
                        f"of GalaxyRecord, not {type(X).__name__}")
                 raise ValidationError(msg)
-            if not preprocessor.is_fitted:
-                preprocessor.fit(survey)
             if cache_dir is None and self.checkpoint_dir and not fast_dev_run:
                 cache_dir = Path(self.checkpoint_dir) / "cache"
-            source = self._preprocessed_source(survey, preprocessor, cache_dir=cache_dir,
-                                               targets=self._training_targets())
+            if getattr(getattr(self, "augmenter", None), "changes_channels", False):
+                # per-view preprocessing (astro_cl.augment.PreprocessedViews): the
+                # augmenter preprocesses every view, so training reads the raw cubes
+                from astro_cl.preprocess.store import fit_preprocessor
+
+                fit_preprocessor(survey, preprocessor, directory=cache_dir, kind=self.kind,
+                                 device=self._device())
+                source = self._source(survey)
+            else:
+                # the store fits the preprocessor first if needed (on a sample, once
+                # per torchrun job)
+                source = self._preprocessed_source(survey, preprocessor, cache_dir=cache_dir,
+                                                   targets=self._training_targets())
         else:
             survey = _as_survey(X) if not _is_source_like(X) else None
             source = self._source(X)
@@ -212,26 +238,29 @@ class _NetworkEncoder(Encoder):
         return None
 
     def _preprocessed_source(self, survey, preprocessor, *, cache_dir=None, targets=None):
-        """Return the preprocessed inputs of a survey as a batch source (a cache entry).
+        """Return the preprocessed inputs of a survey as a batch source (a store entry).
 
-        Without ``cache_dir`` the entry lives in a temporary folder removed
-        when the source is garbage-collected.
+        The store (`~astro_cl.preprocess.store.PreprocessedStore`) fits the
+        preprocessor if needed; under torchrun, rank 0 fits and builds and the
+        other ranks read. Without ``cache_dir`` the entry lives in a temporary
+        folder of this process, removed when the source is garbage-collected.
         """
         import shutil
         import tempfile
         import weakref
 
-        from astro_cl.preprocess.cache import PreprocessedCache
+        from astro_cl.preprocess.store import PreprocessedStore
 
         tmp = None
         if cache_dir is None:
             tmp = tempfile.mkdtemp(prefix="astro_cl-inputs-")
             cache_dir = tmp
-        source = PreprocessedCache(cache_dir).get_or_build(
+        source = PreprocessedStore(cache_dir).get_or_build(
             survey, preprocessor=preprocessor, kind=self.kind, targets=targets,
-            progress=bool(self.progress))
+            progress=bool(self.progress), distributed=None if tmp is None else False,
+            device=self._device())
         if tmp is not None:
-            # memory-mapped arrays stay readable after their files are unlinked
+            # the source reads its chunks lazily: the folder goes when the source does
             weakref.finalize(source, shutil.rmtree, tmp, ignore_errors=True)
         return source
 
@@ -260,6 +289,29 @@ class _NetworkEncoder(Encoder):
             msg = f"{type(self).__name__} is not fitted: call fit() or load() first"
             raise ValidationError(msg)
 
+    def _validate_params(self):
+        """Check every parameter's type and range, and the device; raise `ValidationError`."""
+        validate_params(type(self), self.get_params(deep=False), where=type(self).__name__,
+                        fallback=TRAINER_CONSTRAINTS)
+
+    def _check_input_shape(self, shape):
+        """Refuse network inputs of another channel count, or too small for the network."""
+        name = type(self).__name__
+        if len(shape) != 4:
+            msg = f"{name}: expected inputs of shape (N, C, H, W), got {tuple(shape)}"
+            raise ValidationError(msg)
+        channels, height, width = (int(v) for v in shape[1:])
+        info = getattr(self, "info_", None) or {}
+        expected = info.get("in_channels")
+        size = int(getattr(self.module_, "min_input_size", 1))
+        bands = info.get("bands") or []
+        wanted = (f"{expected} input channels" + (f" (bands {', '.join(bands)})" if bands else "")
+                  + f" of at least {size}x{size} px")
+        if (expected is not None and channels != int(expected)) or min(height, width) < size:
+            msg = (f"{name}: the model expects {wanted}; the data have {channels} channels of "
+                   f"{height}x{width} px")
+            raise ValidationError(msg)
+
     def _iter_batches(self, source, batch_size=None):
         import torch
 
@@ -267,7 +319,10 @@ class _NetworkEncoder(Encoder):
         step = int(batch_size or self.batch_size or 64)
         device = next(self.module_.parameters()).device
         for start in range(0, n, step):
-            yield source.batch(torch.arange(start, min(n, start + step))).to(device)
+            batch = source.batch(torch.arange(start, min(n, start + step)))
+            if start == 0:  # checked before torch fails with a shape error deep in the network
+                self._check_input_shape(tuple(batch.data.shape))
+            yield batch.to(device)
 
     def save(self, path):
         """Write the fitted model to one self-contained file (tensors and plain types only).
@@ -402,11 +457,31 @@ class SimCLR(_NetworkEncoder):
     progress : bool, optional
     num_threads : int, optional
     bf16 : bool, optional
+
+    Notes
+    -----
+    As in scikit-learn, the constructor only stores the parameters; `fit`
+    checks them first and raises `~astro_cl.exceptions.ValidationError`
+    naming a parameter with a value of the wrong type or range (e.g.
+    ``width=-1``) or a device this machine does not have.
     """
 
     name = "simclr"
     description = "SimCLR contrastive encoder (eCALIFA study: conv net, NT-Xent, masked pooling)."
     output_kind = "embedding"
+    _parameter_constraints = {
+        **_NetworkEncoder._parameter_constraints,
+        "backbone": [Options("conv", "resnet")],
+        "width": [Interval(float, 0, None, closed="neither")],
+        "embedding_dim": [Interval(int, 1, None)],
+        "hidden": [SequenceOf(Interval(int, 1, None))],
+        "dropout": [Interval(float, 0, 1, closed="left")],
+        "pooling": [Options("max", "mean")],
+        "projection_head": [None, SequenceOf(Interval(int, 1, None))],
+        "temperature": [Interval(float, 0, None, closed="neither")],
+        "negatives": [Options("cross", "all")],
+        "kind": [None, str],
+    }
 
     def __init__(self, *, backbone="conv", width=1.0, embedding_dim=64, hidden=(512, 128),
                  dropout=0.1, pooling="max", projection_head=None, temperature=0.5,

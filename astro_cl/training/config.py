@@ -13,6 +13,10 @@ Layout (see ``examples/configs/*.toml``)::
     name = "flip"
     p = 1.0
 
+    [[augment.cube_steps]]  # optional, with [preprocess]: steps on the raw cubes; the
+    name = "velocity-shift" # preprocessor then runs on every view (slower, see
+                            # astro_cl.augment.PreprocessedViews)
+
     [model]               # name = registered encoder; other keys are its parameters
     name = "simclr"
     width = 1.0
@@ -81,7 +85,7 @@ def apply_overrides(config, overrides):
 
 
 def load_config(path, overrides=()):
-    """Read a training configuration file.
+    """Read a training configuration file and check it.
 
     Parameters
     ----------
@@ -93,14 +97,33 @@ def load_config(path, overrides=()):
     Returns
     -------
     config : dict
+
+    Raises
+    ------
+    astro_cl.exceptions.ValidationError
+        If the file is not a TOML text file, or a section, key or value is
+        not what the survey, preprocessor, augmenters or encoder accept
+        (`astro_cl.training.schema.validate_config`): checked before anything
+        is read or built.
+    FileNotFoundError
+        If the file does not exist.
     """
+    from astro_cl.training.schema import validate_config
+
     path = Path(path)
+    if path.is_dir():
+        msg = f"{path}: is a directory; expected a TOML configuration file"
+        raise ValidationError(msg)
     try:
         with open(path, "rb") as fh:
             config = tomllib.load(fh)
     except tomllib.TOMLDecodeError as exc:
         msg = f"{path}: invalid TOML ({exc})"
         raise ValidationError(msg) from exc
+    except UnicodeDecodeError as exc:
+        msg = (f"{path}: not a TOML text file (byte {exc.object[exc.start:exc.start + 1]!r} at "
+               f"offset {exc.start} is not UTF-8); expected a TOML configuration file")
+        raise ValidationError(msg) from None
     unknown = sorted(set(config) - set(_SECTIONS))
     if unknown:
         msg = f"{path}: unknown sections {unknown}; expected {list(_SECTIONS)}"
@@ -111,6 +134,7 @@ def load_config(path, overrides=()):
             raise ValidationError(msg)
     config = apply_overrides(config, overrides)
     config["_path"] = str(path)
+    validate_config(config)
     return config
 
 
@@ -131,9 +155,15 @@ def build_run(config):
         cached) and ``provenance`` (the configuration as given).
     """
     from astro_cl.plugins.registry import get_component_class, get_survey
+    from astro_cl.training.schema import validate_config
 
+    validate_config(config)  # again: a configuration may be built in Python
     survey_cfg = dict(config["survey"])
     survey = get_survey(survey_cfg.pop("name"), **survey_cfg)
+    if len(survey) == 0:
+        msg = (f"{config.get('_path', 'config')}: survey {config['survey']['name']!r} has no "
+               f"galaxies ({survey_cfg}); nothing to train on")
+        raise ValidationError(msg)
     training = dict(config.get("training", {}))
     output = training.pop("output", None)
     kind = training.pop("kind", None)
@@ -146,11 +176,22 @@ def build_run(config):
     params = {**model_cfg, **opt, **training}
     if kind is not None:
         params.setdefault("kind", kind)
-    steps = config.get("augment", {}).get("steps")
-    if steps:
-        from astro_cl.augment.config import build_augmenter
+    # -- augmentation and preprocessor. [[augment.cube_steps]] run on the raw cubes
+    # before the preprocessor, which then runs on every view (astro_cl.augment.
+    # PreprocessedViews, holding this same preprocessor object, fitted by encoder.fit)
+    preprocessor = None
+    if config.get("preprocess"):
+        from astro_cl.preprocess import build_preprocessor
 
-        params["augmenter"] = build_augmenter(list(steps))
+        preprocessor = build_preprocessor(dict(config["preprocess"]))
+    if config.get("augment"):
+        from astro_cl.augment.config import build_training_augmenter
+
+        augmenter = build_training_augmenter(config["augment"], preprocessor=preprocessor,
+                                             kind=kind, where=config.get("_path", "config"))
+        if augmenter is not None:
+            params["augmenter"] = augmenter
+    # -- end of augmentation and preprocessor
     cls = get_component_class("encoder", name)
     valid = set(cls._param_names())
     bad = sorted(set(params) - valid)
@@ -162,11 +203,6 @@ def build_run(config):
     if targets is not None and "target_names" in valid and params.get("target_names") is None:
         encoder.set_params(target_names=tuple([targets] if isinstance(targets, str)
                                               else targets))
-    preprocessor = None
-    if config.get("preprocess"):
-        from astro_cl.preprocess import build_preprocessor
-
-        preprocessor = build_preprocessor(dict(config["preprocess"]))
     survey_name = config["survey"]["name"]
     provenance = {
         "config_file": config.get("_path"),

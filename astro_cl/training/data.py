@@ -41,7 +41,12 @@ class InMemorySource:
 
     @property
     def meta(self):
-        """dict: the batch metadata (channel names, target names and units, survey)."""
+        """dict: the batch metadata (channel names, target names and units, survey).
+
+        A source of cubes also holds their spectral axis (``wavelength``,
+        ``rest_frame``, ``flux_unit``) and the per-galaxy ``redshift``
+        (see `~astro_cl.data.batch.CUBE_META`).
+        """
         return dict(self._batch.meta)
 
     def batch(self, indices):
@@ -94,7 +99,9 @@ def as_batch_source(x, *, kind=None, targets=None, target_names=None):
     -------
     source : batch source
         With ``meta["target_names"]`` and ``meta["target_units"]`` (unit
-        strings) when targets were read from a survey.
+        strings) when targets were read from a survey, and the spectral axis
+        (``meta["wavelength"]`` ...) when cubes were (see
+        `~astro_cl.data.batch.cube_meta`).
 
     Raises
     ------
