@@ -60,16 +60,16 @@ class UnknownComponentError(AstroCLError, KeyError):
         return str(self.args[0]) if self.args else ""
 
 
-#: Warning classes, defined in ``astro_cl._warnings`` (which imports astropy).
+#: Warning classes, defined in `astro_cl.warning_classes` (which imports astropy).
 _WARNINGS = ("AstroCLWarning", "PluginWarning")
 
 
 def __getattr__(name):
     # PEP 562: only reached for names not yet in this module's namespace
     if name in _WARNINGS:
-        from astro_cl import _warnings
+        from astro_cl import warning_classes
 
-        value = getattr(_warnings, name)
+        value = getattr(warning_classes, name)
         globals()[name] = value
         return value
     msg = f"module {__name__!r} has no attribute {name!r}"

@@ -15,7 +15,14 @@ import inspect
 
 import numpy as np
 
-__all__ = ["check_augmenter", "check_component", "check_encoder", "check_survey", "check_task"]
+__all__ = [
+    "check_augmenter",
+    "check_component",
+    "check_encoder",
+    "check_preprocessor",
+    "check_survey",
+    "check_task",
+]
 
 
 def _fail(component, problem):
@@ -122,6 +129,120 @@ def check_survey(survey, *, n_records=3):
             _fail(survey, "to_tensors() must return a (B, C, H, W) batch with the asked ids")
 
 
+def _same(a, b):
+    """Whether two output arrays (or Nones) are equal, NaN where NaN."""
+    if a is None or b is None:
+        return a is None and b is None
+    return a.shape == b.shape and a.dtype == b.dtype and np.array_equal(a, b, equal_nan=True)
+
+
+def check_preprocessor(preprocessor, X, **kwargs):
+    """Check that a preprocessor honours the `~astro_cl.preprocess.Preprocessor` contract.
+
+    Checks: the estimator contract; an unfitted preprocessor refuses to
+    transform; `fit` returns ``self``, sets every fitted array (its
+    ``_state_arrays``) and leaves array input unchanged; `transform` returns
+    ``(data, mask, std)``: float32 ``(N, C, H, W)`` data, a boolean mask of
+    ``(N, C, H, W)`` or ``(N, 1, H, W)`` and None or a ``std`` like the data,
+    the same on a second call, and, for a survey or records, equal to
+    `transform_record` of each one; the state survives `state_dict` /
+    `from_state` and `save` / `load` (same output, same `fingerprint`); and
+    refitting a new instance with the same parameters gives the same output.
+
+    Parameters
+    ----------
+    preprocessor : `~astro_cl.preprocess.Preprocessor`
+        An unfitted, small configuration (it is fitted here).
+    X : `~astro_cl.surveys.Survey`, sequence of `~astro_cl.data.GalaxyRecord` or array
+        Small training data the preprocessor accepts.
+    **kwargs
+        Passed to `fit` and `transform` (e.g. the wavelengths of array input).
+    """
+    import json
+    import tempfile
+
+    from astro_cl.data.record import GalaxyRecord
+    from astro_cl.exceptions import ValidationError
+    from astro_cl.preprocess.base import Preprocessor
+    from astro_cl.surveys.base import Survey
+
+    check_component(preprocessor, Preprocessor)
+    cls = type(preprocessor)
+    if isinstance(cls.version, bool) or not isinstance(cls.version, int):
+        _fail(preprocessor, f"'version' must be an int, got {cls.version!r}")
+    if not isinstance(cls.thread_safe, bool):
+        _fail(preprocessor, f"'thread_safe' must be a bool, got {cls.thread_safe!r}")
+    try:
+        json.dumps(preprocessor.get_params(deep=False))
+    except (TypeError, ValueError) as exc:
+        _fail(preprocessor, f"parameters must be JSON-serialisable ({exc})")
+    if cls._state_arrays:
+        if preprocessor.is_fitted:
+            _fail(preprocessor, "give an unfitted preprocessor: it already has its state arrays")
+        try:
+            preprocessor.transform(X, **kwargs)
+        except ValidationError:
+            pass
+        else:
+            _fail(preprocessor, "an unfitted preprocessor must refuse to transform "
+                  "(raise astro_cl.exceptions.ValidationError)")
+    before = np.array(X, copy=True) if isinstance(X, np.ndarray) else None
+    if preprocessor.fit(X, **kwargs) is not preprocessor:
+        _fail(preprocessor, "fit() must return self")
+    if before is not None and not np.array_equal(before, X, equal_nan=True):
+        _fail(preprocessor, "fit() modified its input array in place")
+    missing = [name for name in cls._state_arrays if getattr(preprocessor, name, None) is None]
+    if missing or not preprocessor.is_fitted:
+        _fail(preprocessor, f"fit() must set every array of _state_arrays; missing {missing}")
+    out = preprocessor.transform(X, **kwargs)
+    if not isinstance(out, tuple) or len(out) != 3:
+        _fail(preprocessor, "transform() must return (data, mask, std)")
+    data, mask, std = out
+    if not isinstance(data, np.ndarray) or data.ndim != 4 or data.dtype != np.float32:
+        _fail(preprocessor, "transform() data must be a float32 (N, C, H, W) array, got "
+              f"{getattr(data, 'dtype', type(data).__name__)} {getattr(data, 'shape', '')}")
+    n, _, h, w = data.shape
+    if not isinstance(mask, np.ndarray) or mask.dtype != np.bool_ \
+            or mask.shape not in (data.shape, (n, 1, h, w)):
+        _fail(preprocessor, f"transform() mask must be boolean, {data.shape} or {(n, 1, h, w)}, "
+              f"got {getattr(mask, 'dtype', type(mask).__name__)} {getattr(mask, 'shape', '')}")
+    if std is not None and (not isinstance(std, np.ndarray) or std.shape != data.shape):
+        _fail(preprocessor, f"transform() std must be None or shaped like the data {data.shape}")
+    if before is not None and not np.array_equal(before, X, equal_nan=True):
+        _fail(preprocessor, "transform() modified its input array in place")
+    again = preprocessor.transform(X, **kwargs)
+    if not all(_same(a, b) for a, b in zip(out, again, strict=True)):
+        _fail(preprocessor, "transform() of the same input must give the same output")
+    records = ([X] if isinstance(X, GalaxyRecord) else X
+               if isinstance(X, Survey) or (isinstance(X, (list, tuple))
+                                            and all(isinstance(r, GalaxyRecord) for r in X))
+               else ())
+    for i, record in enumerate(records):
+        one = preprocessor.transform_record(record)
+        if not all(_same(None if a is None else a[i], b) for a, b in zip(out, one, strict=True)):
+            _fail(preprocessor, f"transform_record() of record {i} differs from "
+                  f"transform()[{i}]")
+    header, arrays = preprocessor.state_dict()
+    try:
+        json.dumps(header)
+    except (TypeError, ValueError) as exc:
+        _fail(preprocessor, f"state_dict() header must be JSON-serialisable ({exc})")
+    restored = cls.from_state(header, arrays)
+    with tempfile.TemporaryDirectory() as tmp:
+        loaded = cls.load(preprocessor.save(tmp))
+    for copy, how in ((restored, "from_state(state_dict())"), (loaded, "load(save())")):
+        if copy.fingerprint() != preprocessor.fingerprint():
+            _fail(preprocessor, f"{how} changed the fingerprint")
+        if not all(_same(a, b) for a, b in zip(out, copy.transform(X, **kwargs), strict=True)):
+            _fail(preprocessor, f"{how} gives another transform() output")
+    refit = cls(**preprocessor.get_params(deep=False)).fit(X, **kwargs)
+    for a, b in zip(out, refit.transform(X, **kwargs), strict=True):
+        if (a is None) != (b is None) or (a is not None and not np.allclose(
+                a, b, rtol=1e-5, atol=1e-6, equal_nan=True)):
+            _fail(preprocessor, "refitting with the same parameters changed the output "
+                  "(seed every random step)")
+
+
 def _example_batch(seed=0):
     from astro_cl.data.batch import TensorBatch
 
@@ -138,7 +259,10 @@ def check_augmenter(augmenter, batch=None):
 
     Checks: same seed gives the same output; different seeds are allowed to
     differ; the input is not modified; ids, dtype and device are kept; the
-    mask stays boolean; flux is conserved if ``conserves_flux`` says so.
+    mask stays boolean; flux is conserved if ``conserves_flux`` says so; and
+    if the augmenter fuses with a copy of itself in a chain
+    (`~astro_cl.augment.base.Augmenter.fusion`), its answer is well formed and
+    the fused chain keeps the ids and is seeded alike.
 
     Parameters
     ----------
@@ -175,6 +299,29 @@ def check_augmenter(augmenter, batch=None):
         tot_out = torch.where(out1.mask, 0, out1.data).sum(dim=(-2, -1))
         if not torch.allclose(tot_in, tot_out, rtol=0.05):
             _fail(augmenter, "declares conserves_flux but changed the total flux by > 5%")
+    _check_fusion(augmenter, batch)
+
+
+def _check_fusion(augmenter, batch):
+    """Check the `~astro_cl.augment.base.Augmenter.fusion` of a step with a copy of itself."""
+    import torch
+
+    from astro_cl.augment.compose import Compose
+
+    steps = [(augmenter, 1.0), (augmenter, 1.0)]
+    fused = augmenter.fusion(steps, tuple(batch.data.shape))
+    if fused is None:
+        return
+    if not (isinstance(fused, tuple) and len(fused) == 2 and fused[0] == 2
+            and callable(fused[1])):
+        _fail(augmenter, f"fusion() with one more step must return None or (2, apply), "
+              f"got {fused!r}")
+    chain = Compose(steps=steps, chunk_size=None)
+    out1, out2 = chain(batch, seed=5), chain(batch, seed=5)
+    if out1.ids != batch.ids or out1.data.dtype != batch.data.dtype:
+        _fail(augmenter, "its fused application must keep the ids and dtype")
+    if not torch.equal(out1.data, out2.data) or not torch.equal(out1.mask, out2.mask):
+        _fail(augmenter, "its fused application must give the same output for the same seed")
 
 
 def check_encoder(encoder, X, *, expected_rows=None):

@@ -5,8 +5,8 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from astro_cl.augment import geometric  # noqa: E402
-from astro_cl.augment.base import Compose  # noqa: E402
+from astro_cl.augment import _random  # noqa: E402
+from astro_cl.augment.compose import Compose  # noqa: E402
 from astro_cl.augment.geometric import RandomRot90, RandomTranslation  # noqa: E402
 from astro_cl.augment.masking import StarMask  # noqa: E402
 from astro_cl.augment.photometric import GaussianBlur, MultiplicativeNoise  # noqa: E402
@@ -110,11 +110,11 @@ def test_bad_workers_are_named(bad):
 
 
 def test_block_normal_draws_are_seeded_and_standard(monkeypatch):
-    monkeypatch.setattr(geometric, "_NORMAL_BLOCK", 1000)
+    monkeypatch.setattr(_random, "NORMAL_BLOCK", 1000)
     like = torch.empty(2, 5, 40, 60)  # 24 blocks
-    a = geometric._randn_like(like, torch.Generator().manual_seed(0))
-    b = geometric._randn_like(like, torch.Generator().manual_seed(0))
-    c = geometric._randn_like(like, torch.Generator().manual_seed(1))
+    a = _random.randn_like(like, torch.Generator().manual_seed(0))
+    b = _random.randn_like(like, torch.Generator().manual_seed(0))
+    c = _random.randn_like(like, torch.Generator().manual_seed(1))
     assert torch.equal(a, b)
     assert not torch.equal(a, c)
     assert abs(float(a.mean())) < 0.05
@@ -123,19 +123,19 @@ def test_block_normal_draws_are_seeded_and_standard(monkeypatch):
     blocks = a.reshape(-1)[:24000].view(24, 1000)
     corr = np.corrcoef(blocks.numpy())
     assert np.abs(corr[np.triu_indices(24, 1)]).max() < 0.2
-    cl = geometric._randn_like(like, torch.Generator().manual_seed(0),
+    cl = _random.randn_like(like, torch.Generator().manual_seed(0),
                                torch.channels_last)
     assert cl.is_contiguous(memory_format=torch.channels_last)
 
 
 @pytest.mark.parametrize("block", [700, 1 << 20])  # blocks spanning images; one serial draw
 def test_normal_draws_take_a_per_image_std(monkeypatch, block):
-    monkeypatch.setattr(geometric, "_NORMAL_BLOCK", block)
+    monkeypatch.setattr(_random, "NORMAL_BLOCK", block)
     like = torch.empty(3, 4, 30, 25)  # 3000 per image: blocks of 700 straddle images
     std = torch.tensor([0.5, 2.0, 0.1])
     for fmt in (torch.contiguous_format, torch.channels_last):
-        a = geometric._randn_like(like, torch.Generator().manual_seed(0), fmt, std=std)
-        b = geometric._randn_like(like, torch.Generator().manual_seed(0), fmt, std=std)
+        a = _random.randn_like(like, torch.Generator().manual_seed(0), fmt, std=std)
+        b = _random.randn_like(like, torch.Generator().manual_seed(0), fmt, std=std)
         assert torch.equal(a, b)
         assert a.is_contiguous(memory_format=fmt)
         got = a.flatten(1).std(dim=1)

@@ -27,7 +27,7 @@ def test_conformance(aug):
 def test_registered_and_built_from_config():
     chain = build_augmenter([{"name": "colour-jitter", "p": 0.5, "brightness": 0.2,
                               "colour": 0.1}])
-    (aug, p), = chain._normalised_steps()
+    (aug, p), = chain.normalised_steps()
     assert isinstance(aug, ColourJitter) and p == 0.5
     assert (aug.brightness, aug.colour) == (0.2, 0.1)
 

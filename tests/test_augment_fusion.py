@@ -6,21 +6,22 @@ import torch
 import torch.nn.functional as F
 
 from astro_cl.augment import (
+    Augmenter,
     Compose,
     RandomFlip,
     RandomRot90,
     RandomRotation,
     RandomTranslation,
+    _random,
+    _resample,
     ecalifa_views,
-    photometric,
     picasso_augmentations,
 )
-from astro_cl.augment import geometric as geo
 from astro_cl.augment import rebin as rebin_module
-from astro_cl.augment.base import _noise_then_rebin
 from astro_cl.augment.photometric import MultiplicativeNoise, _separable_conv
 from astro_cl.augment.rebin import Rebin
 from astro_cl.data.batch import TensorBatch
+from astro_cl.exceptions import ValidationError
 from astro_cl.testing import check_augmenter
 
 
@@ -100,30 +101,30 @@ def test_channels_last_resampler_matches_grid_sample():
     theta = RandomRotation().affine(tuple(x.shape), torch.Generator().manual_seed(0))
     theta[:, :, 2] = torch.tensor([0.3, -0.2], dtype=torch.float64)  # off-centre as well
     h, w = x.shape[-2:]
-    gx, gy = geo._pixel_grid(geo._to_pixels(geo._homogeneous(theta), h, w), h, w)
+    gx, gy = _resample._pixel_grid(_resample._to_pixels(_resample._homogeneous(theta), h, w), h, w)
     grid = F.affine_grid(theta.float(), list(x.shape), align_corners=False)
     for mode in ("bicubic", "bilinear"):
         ref = F.grid_sample(x, grid, mode=mode, padding_mode="zeros", align_corners=False)
-        got = geo._resample_channels_last(x, gx, gy, mode)
+        got = _resample._resample_channels_last(x, gx, gy, mode)
         assert got.shape == ref.shape
         assert torch.allclose(got, ref, atol=1e-5), mode
 
 
 @pytest.mark.parametrize("shift", [0.9, 1.6, 2.5, -3.0])  # partly to wholly off the frame
 def test_channels_last_resampler_off_frame_and_in_chunks(monkeypatch, shift):
-    monkeypatch.setattr(geo, "_CHUNK_ELEMENTS", 2 * 21 * 17 * 16)  # two images per chunk
+    monkeypatch.setattr(_resample, "_CHUNK_ELEMENTS", 2 * 21 * 17 * 16)  # two images per chunk
     x = torch.rand(5, 6, 21, 17, dtype=torch.float32)
     theta = RandomRotation().affine(tuple(x.shape), torch.Generator().manual_seed(1))
     theta[:, 0, 2] = shift
     theta[:, 1, 2] = -0.5 * shift
     h, w = x.shape[-2:]
-    gx, gy = geo._pixel_grid(geo._to_pixels(geo._homogeneous(theta), h, w), h, w)
+    gx, gy = _resample._pixel_grid(_resample._to_pixels(_resample._homogeneous(theta), h, w), h, w)
     grid = F.affine_grid(theta.float(), list(x.shape), align_corners=False)
     skip = torch.zeros(5, 1, h, w, dtype=torch.bool)
     skip[:, :, 3:6, 4:9] = True
     for mode in ("bicubic", "bilinear"):
         ref = F.grid_sample(x, grid, mode=mode, padding_mode="zeros", align_corners=False)
-        got = geo._resample_channels_last(x, gx, gy, mode, skip=skip)
+        got = _resample._resample_channels_last(x, gx, gy, mode, skip=skip)
         assert torch.all(got[skip.expand_as(got)] == 0)
         ref = ref.masked_fill(skip, 0)
         assert torch.allclose(got, ref, atol=1e-5), (mode, shift)
@@ -184,13 +185,14 @@ def test_noise_then_rebin_block_statistics(fuse):
 
 def test_noise_then_rebin_draws_one_number_per_block(monkeypatch):
     drawn = []
+    draw = _random.randn_like
 
     def counting(tensor, *args, **kwargs):
         drawn.append(tensor.numel())
-        return geo._randn_like(tensor, *args, **kwargs)
+        return draw(tensor, *args, **kwargs)
 
-    monkeypatch.setattr(photometric, "_randn_like", counting)
-    monkeypatch.setattr(rebin_module, "_randn_like", counting)
+    monkeypatch.setattr(_random, "randn_like", counting)
+    monkeypatch.setattr(rebin_module, "randn_like", counting)
     batch = batch_of(b=3, c=4, h=12, w=12)
     Compose(steps=noise_rebin_steps(factor=2))(batch, seed=0)
     assert drawn == [3 * 4 * 6 * 6]
@@ -231,7 +233,99 @@ def test_noise_and_rebin_subclasses_that_change_the_step_are_not_fused():
         def transform(self, batch, generator):
             return batch.replace(data=2 * batch.data)
 
-    steps = [(MultiplicativeNoise(), 1.0), (Rebin(), 1.0)]
-    assert _noise_then_rebin(steps, 0)
-    assert not _noise_then_rebin([(Brighter(), 1.0), (Rebin(), 1.0)], 0)
-    assert not _noise_then_rebin(steps, 1)
+    class Coarser(Rebin):
+        def transform(self, batch, generator):
+            return batch
+
+    shape = (2, 3, 8, 8)
+    steps = [(MultiplicativeNoise(), 1.0), (Rebin(), 0.5)]
+    n, _ = steps[0][0].fusion(steps, shape)
+    assert n == 2
+    assert Brighter().fusion([(Brighter(), 1.0), (Rebin(), 1.0)], shape) is None
+    assert steps[0][0].fusion([steps[0], (Coarser(), 1.0)], shape) is None
+    assert steps[0][0].fusion(steps[:1], shape) is None  # nothing follows
+    assert steps[1][0].fusion(steps[1:], shape) is None  # a rebinning fuses with nothing
+
+
+class _Double(Augmenter):
+    """Doubles the data; two consecutive doublings fuse into one multiplication by 4."""
+
+    name = "test-double"
+    calls = []
+
+    def transform(self, batch, generator):
+        self.calls.append("step")
+        return batch.replace(data=2 * batch.data)
+
+    def fusion(self, steps, shape):
+        if len(steps) < 2 or not isinstance(steps[1][0], _Double) or steps[1][1] < 1.0:
+            return None
+
+        def apply(batch, generator):
+            self.calls.append(("fused", shape))
+            return batch.replace(data=4 * batch.data)
+
+        return 2, apply
+
+
+def test_compose_asks_each_step_whether_it_fuses():
+    _Double.calls = []
+    batch = batch_of(b=2, c=2, h=6, w=6)
+    steps = [_Double(), _Double(), _Double(), RandomFlip()]
+    out = Compose(steps=steps, chunk_size=None)(batch, seed=0)
+    assert _Double.calls == [("fused", (2, 2, 6, 6)), "step"]  # the third runs on its own
+    assert torch.equal(out.data, Compose(steps=steps, fuse=False)(batch, seed=0).data)
+    assert torch.allclose(out.data.abs().sum(), 8 * batch.data.sum())
+
+
+@pytest.mark.parametrize("answer", [(1, lambda b, g: b), (5, lambda b, g: b), (2, None), 2,
+                                    (True, lambda b, g: b)])
+def test_a_bad_fusion_answer_is_named(answer):
+    class Odd(_Double):
+        def fusion(self, steps, shape):
+            return answer
+
+    with pytest.raises(ValidationError, match=r"Odd.fusion: expected None or \(n, apply\)"):
+        Compose(steps=[Odd(), Odd()])(batch_of(b=1, c=1, h=4, w=4), seed=0)
+
+
+def test_a_fused_group_must_return_a_batch():
+    class Broken(_Double):
+        def fusion(self, steps, shape):
+            return 2, lambda batch, generator: batch.data
+
+    with pytest.raises(ValidationError, match="Broken.fusion: its apply.*must return a TensorBatch"):
+        Compose(steps=[Broken(), Broken()])(batch_of(b=1, c=1, h=4, w=4), seed=0)
+
+
+def test_affine_runs_fuse_only_with_probability_one_and_fusable_shapes():
+    square, wide = (2, 3, 8, 8), (2, 3, 8, 6)
+    rot, flip, shift = RandomRot90(), RandomFlip(), RandomTranslation(max_shift=2)
+    assert rot.fusion([(rot, 1.0), (flip, 1.0), (shift, 1.0)], square)[0] == 3
+    assert rot.fusion([(rot, 1.0), (flip, 1.0), (shift, 1.0)], wide) is None  # rot90 of a rectangle
+    assert flip.fusion([(flip, 1.0), (rot, 1.0), (shift, 1.0)], wide) is None
+    assert flip.fusion([(flip, 1.0), (shift, 1.0), (rot, 1.0)], wide)[0] == 2
+    assert flip.fusion([(flip, 1.0), (shift, 0.5)], square) is None
+    assert flip.fusion([(flip, 0.5), (shift, 1.0)], square) is None
+    assert flip.fusion([(flip, 1.0), (MultiplicativeNoise(), 1.0)], square) is None
+
+
+def test_check_augmenter_checks_a_fusion():
+    class Unseeded(_Double):
+        """Draws its fused gain from torch's global generator."""
+
+        def fusion(self, steps, shape):
+            return 2, lambda batch, generator: batch.replace(data=batch.data * torch.rand(1))
+
+    class Malformed(_Double):
+        """Claims three steps of two."""
+
+        def fusion(self, steps, shape):
+            return 3, lambda batch, generator: batch
+
+    check_augmenter(_Double(), batch_of(b=2, c=2, h=6, w=6))
+    check_augmenter(RandomRot90(), batch_of(b=2, c=2, h=6, w=6, square=True))
+    with pytest.raises(AssertionError, match="same output for the same seed"):
+        check_augmenter(Unseeded(), batch_of(b=2, c=2, h=6, w=6))
+    with pytest.raises(AssertionError, match=r"must return None or \(2, apply\)"):
+        check_augmenter(Malformed(), batch_of(b=2, c=2, h=6, w=6))

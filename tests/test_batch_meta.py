@@ -5,7 +5,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from astro_cl.augment.base import Compose  # noqa: E402
+from astro_cl.augment.compose import Compose  # noqa: E402
 from astro_cl.augment.photometric import PSFDegradation  # noqa: E402
 from astro_cl.data.batch import PER_IMAGE_META, TensorBatch, per_image_meta  # noqa: E402
 from astro_cl.exceptions import ValidationError  # noqa: E402

@@ -90,11 +90,11 @@ def test_views_include_the_brightness_and_colour_changes():
 
     module = _experiment()
     chain = module.gz1_views(32, colour_jitter=(0.1, 0.05))
-    steps = chain._normalised_steps()
+    steps = chain.normalised_steps()
     jitter = [(a, p) for a, p in steps if isinstance(a, ColourJitter)]
     assert len(jitter) == 1 and (jitter[0][0].brightness, jitter[0][0].colour) == (0.1, 0.05)
     assert not any(isinstance(a, ColourJitter)
-                   for a, _ in module.gz1_views(32, colour_jitter=(0, 0))._normalised_steps())
+                   for a, _ in module.gz1_views(32, colour_jitter=(0, 0)).normalised_steps())
     rng = np.random.default_rng(0)
     batch = TensorBatch.from_arrays(rng.random((6, 3, 32, 32), dtype=np.float32),
                                     meta={"bands": ["i", "r", "g"]})

@@ -274,5 +274,61 @@ def test_build_preprocessor():
     assert CubePCA().n_channels == 30
     with pytest.raises(ValidationError, match="unknown parameters"):
         build_preprocessor({"name": "cube-pca", "bogus": 1})
-    with pytest.raises(ValidationError, match="unknown preprocessor"):
+    with pytest.raises(ValidationError, match="unknown preprocessor 'nope'; available "
+                                              "preprocessors: cube-pca, image-scaler"):
         build_preprocessor({"name": "nope"})
+
+
+class _Scaler(Preprocessor):
+    """A minimal array preprocessor: divide by the fitted mean."""
+
+    name = "test-scaler"
+    description = "Divide by the fitted mean."
+    _state_arrays = ("mean_",)
+
+    def __init__(self, *, flaw=None):
+        self.flaw = flaw
+
+    def _fit_arrays(self, X):
+        if self.flaw != "no-state":
+            noise = np.random.default_rng().normal() if self.flaw == "unseeded-fit" else 0.0
+            self.mean_ = np.asarray(np.mean(X) + noise, np.float32)
+
+    def _transform_arrays(self, X):
+        out = np.asarray(X, np.float32) / self.mean_
+        if self.flaw == "float64":
+            out = out.astype(np.float64)
+        if self.flaw == "random-transform":
+            out = out + np.random.default_rng().normal(size=out.shape).astype(np.float32)
+        mask = np.zeros((*out.shape[:1], 2, *out.shape[2:]), bool) if self.flaw == "mask" \
+            else np.zeros(out.shape, bool)
+        return out, mask, None
+
+
+def test_check_preprocessor_passes_a_conforming_preprocessor():
+    from astro_cl.testing import check_preprocessor
+
+    check_preprocessor(_Scaler(), np.ones((2, 3, 4, 4), np.float32))
+
+
+@pytest.mark.parametrize(("flaw", "match"), [
+    ("no-state", "must set every array of _state_arrays"),
+    ("float64", "float32"),
+    ("mask", "mask must be boolean"),
+    ("random-transform", "same input must give the same output"),
+    ("unseeded-fit", "refitting with the same parameters"),
+])
+def test_check_preprocessor_names_what_is_wrong(flaw, match):
+    from astro_cl.testing import check_preprocessor
+
+    X = np.random.default_rng(0).lognormal(size=(2, 3, 4, 4)).astype(np.float32)
+    with pytest.raises(AssertionError, match=match):
+        check_preprocessor(_Scaler(flaw=flaw), X)
+
+
+def test_check_preprocessor_wants_an_unfitted_preprocessor():
+    from astro_cl.testing import check_preprocessor
+
+    X = np.ones((2, 3, 4, 4), np.float32)
+    with pytest.raises(AssertionError, match="give an unfitted preprocessor"):
+        check_preprocessor(_Scaler().fit(X), X)

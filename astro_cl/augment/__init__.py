@@ -6,7 +6,8 @@ does not import torch; ``from astro_cl.augment import RandomRotation`` does.
 
 from importlib import import_module as _import_module
 
-from astro_cl.augment.base import Augmenter, Compose, make_generator
+from astro_cl.augment.base import SPACES, Augmenter, make_generator
+from astro_cl.augment.compose import Compose
 
 _LAZY = {
     "RandomRotation": "astro_cl.augment.geometric",
@@ -25,13 +26,15 @@ _LAZY = {
     "RandomCutout": "astro_cl.augment.masking",
     "Rebin": "astro_cl.augment.rebin",
     "VelocityShift": "astro_cl.augment.spectral",
+    "PreprocessedViews": "astro_cl.augment.preprocessed",
     "build_augmenter": "astro_cl.augment.config",
     "augmenter_spec": "astro_cl.augment.config",
+    "build_training_augmenter": "astro_cl.augment.config",
     "ecalifa_views": "astro_cl.augment.presets",
     "picasso_augmentations": "astro_cl.augment.presets",
 }
 
-__all__ = ["Augmenter", "Compose", "make_generator", *sorted(_LAZY)]
+__all__ = ["SPACES", "Augmenter", "Compose", "make_generator", *sorted(_LAZY)]
 
 
 def __getattr__(name):

@@ -6,8 +6,8 @@ from astro_cl.plugins.hookspecs import hookimpl
 @hookimpl
 def astro_cl_register_augmenters(register):
     """Register astro_cl's own augmenters."""
-    from astro_cl.augment.base import Compose
     from astro_cl.augment.colour import ColourJitter
+    from astro_cl.augment.compose import Compose
     from astro_cl.augment.geometric import (
         CropResize,
         RandomFlip,

@@ -12,6 +12,16 @@ independently) and the augmenter's parameters::
     name = "gaussian-blur"
     p = 0.5
     sigma = 1.0
+
+A training configuration with a ``[preprocess]`` table (cubes turned into
+images once, before augmentation) may also list steps that need the raw
+cubes, such as ``velocity-shift``, as ``[[augment.cube_steps]]``: the
+preprocessor then runs on every view (`build_training_augmenter`,
+`~astro_cl.augment.PreprocessedViews`)::
+
+    [[augment.cube_steps]]
+    name = "velocity-shift"
+    velocity = [-100, 100]
 """
 
 import tomllib
@@ -20,7 +30,10 @@ from pathlib import Path
 
 from astro_cl.exceptions import UnknownComponentError, ValidationError
 
-__all__ = ["augmenter_spec", "build_augmenter"]
+__all__ = ["AUGMENT_KEYS", "augmenter_spec", "build_augmenter", "build_training_augmenter"]
+
+#: Keys of the ``[augment]`` table of a training configuration.
+AUGMENT_KEYS = ("steps", "cube_steps")
 
 
 def _steps_from(spec):
@@ -50,7 +63,7 @@ def _steps_from(spec):
 
 
 def build_augmenter(spec):
-    """Build a `~astro_cl.augment.base.Compose` chain from a specification.
+    """Build a `~astro_cl.augment.compose.Compose` chain from a specification.
 
     Parameters
     ----------
@@ -61,7 +74,7 @@ def build_augmenter(spec):
 
     Returns
     -------
-    chain : `~astro_cl.augment.base.Compose`
+    chain : `~astro_cl.augment.compose.Compose`
 
     Raises
     ------
@@ -77,10 +90,18 @@ def build_augmenter(spec):
     >>> [type(step[0]).__name__ for step in chain.steps]
     ['RandomFlip', 'GaussianBlur']
     """
-    from astro_cl.augment.base import Compose
+    steps, where = _steps_from(spec)
+    return _build(steps, where)
+
+
+def _build(steps, where):
+    """`build_augmenter` on a list of step tables; errors start with ``where``."""
+    from astro_cl.augment.compose import Compose
     from astro_cl.plugins.registry import get_component_class
 
-    steps, where = _steps_from(spec)
+    if isinstance(steps, (str, bytes, Mapping)) or not hasattr(steps, "__iter__"):
+        msg = f"{where}: expected a list of step tables, got {type(steps).__name__}"
+        raise ValidationError(msg)
     built = []
     for i, step in enumerate(steps):
         if not isinstance(step, Mapping) or "name" not in step:
@@ -111,7 +132,82 @@ def build_augmenter(spec):
         if name == "compose" and "steps" in params:
             params["steps"] = build_augmenter(params["steps"]).steps
         built.append((cls(**params), p))
-    return Compose(steps=built)
+    chain = Compose(steps=built)
+    try:
+        chain.normalised_steps()  # the order of cube- and image-space steps, now
+    except ValidationError as exc:
+        msg = f"{where}: {exc}"
+        raise ValidationError(msg) from None
+    return chain
+
+
+def build_training_augmenter(augment, *, preprocessor=None, kind=None, where="config"):
+    """Build the augmenter of a training run from its ``[augment]`` table.
+
+    Parameters
+    ----------
+    augment : mapping
+        ``{"steps": [...], "cube_steps": [...]}``, both optional lists of step
+        tables (see `build_augmenter`).
+    preprocessor : `~astro_cl.preprocess.Preprocessor`, optional
+        The run's preprocessor (fitted later, before training). With one,
+        ``steps`` run on the preprocessed images and ``cube_steps`` on the
+        raw cubes, before the preprocessor, which then runs on every view.
+        Without one, the cube steps simply run first.
+    kind : str, optional
+        The record field the run reads (``training.kind``); per-view
+        preprocessing needs cubes.
+    where : str, optional
+        Name of the configuration, for error messages.
+
+    Returns
+    -------
+    augmenter : `~astro_cl.augment.Augmenter` or None
+        None without steps; a `~astro_cl.augment.compose.Compose`; or, with
+        ``cube_steps`` and a preprocessor, a
+        `~astro_cl.augment.PreprocessedViews` (train it on the raw cubes:
+        ``as_batch_source(survey, kind="cube")``).
+
+    Raises
+    ------
+    astro_cl.exceptions.ValidationError
+        On an unknown key, a bad step, or a cube-space step (such as
+        ``velocity-shift``) in ``steps`` of a run with a preprocessor.
+    """
+    from astro_cl.augment.preprocessed import PreprocessedViews
+
+    if not isinstance(augment, Mapping):
+        msg = f"{where}: [augment] must be a table, got {type(augment).__name__}"
+        raise ValidationError(msg)
+    unknown = sorted(set(augment) - set(AUGMENT_KEYS))
+    if unknown:
+        msg = f"{where}: [augment] has unknown keys {unknown}; expected {list(AUGMENT_KEYS)}"
+        raise ValidationError(msg)
+    steps = list(augment.get("steps") or ())
+    cube_steps = list(augment.get("cube_steps") or ())
+    if preprocessor is None:
+        if not (steps or cube_steps):
+            return None
+        return _build(cube_steps + steps, f"{where}: [[augment.cube_steps]] + [[augment.steps]]")
+    image = _build(steps, f"{where}: [[augment.steps]]") if steps else None
+    if image is not None:
+        for i, (aug, _) in enumerate(image.normalised_steps()):
+            if aug.space == "cube":
+                msg = (f"{where}: [[augment.steps]] step {i} ({aug.name!r}) works on the "
+                       f"spectral channels of cubes, but the {preprocessor.name!r} "
+                       "preprocessor turns the cubes into images before these steps run; "
+                       "move it to [[augment.cube_steps]] (the preprocessor then runs on "
+                       "every view)")
+                raise ValidationError(msg)
+    if not cube_steps:
+        return image
+    if kind not in (None, "cube"):
+        msg = (f"{where}: [[augment.cube_steps]] need cubes, but training.kind = {kind!r}; "
+               "drop training.kind or set it to 'cube'")
+        raise ValidationError(msg)
+    cube = _build(cube_steps, f"{where}: [[augment.cube_steps]]")
+    return PreprocessedViews(preprocessor=preprocessor, cube_augmenter=cube,
+                             image_augmenter=image)
 
 
 def augmenter_spec(chain):
@@ -119,7 +215,7 @@ def augmenter_spec(chain):
 
     Parameters
     ----------
-    chain : `~astro_cl.augment.base.Compose`
+    chain : `~astro_cl.augment.compose.Compose`
         A chain whose steps have plain (JSON/TOML-serialisable) parameters.
 
     Returns

@@ -7,8 +7,9 @@ encoder learns to ignore what lies under a foreground star or a missing patch.
 import numpy as np
 import torch
 
-from astro_cl.augment.base import Augmenter, _chain_owned
-from astro_cl.augment.geometric import _as_range, _randint, _uniform
+from astro_cl.augment._inplace import chain_owned
+from astro_cl.augment._random import as_range, randint, uniform
+from astro_cl.augment.base import Augmenter
 from astro_cl.exceptions import ValidationError
 from astro_cl.utils.tensors import fill_pixels
 
@@ -67,7 +68,7 @@ def _disks(cy, cx, r, active, height, width):
 def _apply_mask(batch, new, fill):
     """Mask pixels ``new`` (B, 1, H, W) in every channel and set them to ``fill``."""
     data = batch.data
-    return {"data": fill_pixels(data, new, float(fill), inplace=_chain_owned(data)),
+    return {"data": fill_pixels(data, new, float(fill), inplace=chain_owned(data)),
             "mask": batch.mask | new}
 
 
@@ -149,27 +150,27 @@ class StarMask(Augmenter):
         fitted = getattr(self, "star_counts_", None) is not None and len(self.star_radius_)
         if fitted:
             counts_pool = torch.as_tensor(self.star_counts_, device=dev)
-            pick = _randint(0, len(counts_pool) - 1, b, generator, dev)
+            pick = randint(0, len(counts_pool) - 1, b, generator, dev)
             n = counts_pool[pick]
         else:
-            lo, hi = _as_range(self.n_stars, "n_stars", "StarMask", integer=True, minimum=0)
-            n = _randint(lo, hi, b, generator, dev)
+            lo, hi = as_range(self.n_stars, "n_stars", "StarMask", integer=True, minimum=0)
+            n = randint(lo, hi, b, generator, dev)
         s = max(int(n.max()) if b else 0, 1)
         active = torch.arange(s, device=dev).view(1, s) < n.view(b, 1)
         if fitted:
             k = len(self.star_radius_)
-            idx = _randint(0, k - 1, b * s, generator, dev)
+            idx = randint(0, k - 1, b * s, generator, dev)
             pool = torch.as_tensor(np.stack([self.star_y_, self.star_x_, self.star_radius_]),
                                    dtype=torch.float32, device=dev)[:, idx]
             jit = float(self.jitter)
-            cy = pool[0] * h + _uniform(-jit, jit, b * s, generator, dev)
-            cx = pool[1] * w + _uniform(-jit, jit, b * s, generator, dev)
+            cy = pool[0] * h + uniform(-jit, jit, b * s, generator, dev)
+            cx = pool[1] * w + uniform(-jit, jit, b * s, generator, dev)
             r = pool[2]
         else:
-            r_lo, r_hi = _as_range(self.radius, "radius", "StarMask", minimum=0.0)
-            cy = _uniform(0, h, b * s, generator, dev)
-            cx = _uniform(0, w, b * s, generator, dev)
-            r = _uniform(r_lo, r_hi, b * s, generator, dev)
+            r_lo, r_hi = as_range(self.radius, "radius", "StarMask", minimum=0.0)
+            cy = uniform(0, h, b * s, generator, dev)
+            cx = uniform(0, w, b * s, generator, dev)
+            r = uniform(r_lo, r_hi, b * s, generator, dev)
         r = r.clamp(max=float(self.max_radius))
         return _disks(cy.view(b, s), cx.view(b, s), r.view(b, s), active, h, w)
 
@@ -182,7 +183,7 @@ class StarMask(Augmenter):
             msg = "StarMask(source='real'): the batch has no star_mask"
             raise ValidationError(msg)
         if real:
-            donor = _randint(0, len(batch) - 1, len(batch), generator, batch.device)
+            donor = randint(0, len(batch) - 1, len(batch), generator, batch.device)
             stars = batch.star_mask[donor].to(torch.bool)
         else:
             stars = self._synthetic(batch, generator)
@@ -214,17 +215,17 @@ class RandomCutout(Augmenter):
         self.fill = fill
 
     def transform(self, batch, generator):  # noqa: D102 - see Augmenter
-        n_lo, n_hi = _as_range(self.n, "n", "RandomCutout", integer=True, minimum=0)
-        s_lo, s_hi = _as_range(self.size, "size", "RandomCutout", integer=True, minimum=1)
+        n_lo, n_hi = as_range(self.n, "n", "RandomCutout", integer=True, minimum=0)
+        s_lo, s_hi = as_range(self.size, "size", "RandomCutout", integer=True, minimum=1)
         b, _, h, w = batch.data.shape
         dev = batch.device
-        n = _randint(n_lo, n_hi, b, generator, dev)
+        n = randint(n_lo, n_hi, b, generator, dev)
         s = max(n_hi, 1)
         active = (torch.arange(s, device=dev).view(1, s) < n.view(b, 1))[..., None, None]
-        hh = _randint(s_lo, s_hi, b * s, generator, dev).view(b, s, 1, 1)
-        ww = _randint(s_lo, s_hi, b * s, generator, dev).view(b, s, 1, 1)
-        y0 = (_uniform(0, 1, b * s, generator, dev).view(b, s, 1, 1) * (h - hh + 1)).floor()
-        x0 = (_uniform(0, 1, b * s, generator, dev).view(b, s, 1, 1) * (w - ww + 1)).floor()
+        hh = randint(s_lo, s_hi, b * s, generator, dev).view(b, s, 1, 1)
+        ww = randint(s_lo, s_hi, b * s, generator, dev).view(b, s, 1, 1)
+        y0 = (uniform(0, 1, b * s, generator, dev).view(b, s, 1, 1) * (h - hh + 1)).floor()
+        x0 = (uniform(0, 1, b * s, generator, dev).view(b, s, 1, 1) * (w - ww + 1)).floor()
         yy = torch.arange(h, device=dev).view(1, 1, h, 1)
         xx = torch.arange(w, device=dev).view(1, 1, 1, w)
         inside = (yy >= y0) & (yy < y0 + hh) & (xx >= x0) & (xx < x0 + ww) & active

@@ -17,8 +17,16 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from astro_cl.augment.base import Augmenter, _chain_owned
-from astro_cl.augment.geometric import _as_range, _randint, _randn_like, _uniform
+from astro_cl.augment._inplace import chain_owned
+from astro_cl.augment._random import (
+    as_range,
+    chosen,
+    multiplicative_noise,
+    randint,
+    randn_like,
+    uniform,
+)
+from astro_cl.augment.base import Augmenter
 from astro_cl.exceptions import ValidationError
 from astro_cl.utils.tensors import fill_pixels
 
@@ -155,7 +163,7 @@ def _blur(batch, sigma, truncate=4.0, min_good=0.5):
     inv = den.clamp_min_(1e-12).reciprocal_()
     has_bad = bool(mask.any())
     if has_bad:  # zero the bad pixels: in place when the data is a Compose intermediate
-        data = fill_pixels(data, mask, inplace=_chain_owned(data))
+        data = fill_pixels(data, mask, inplace=chain_owned(data))
     num = _separable_conv(data, kernels, radius)
     out = {"data": num.mul_(inv.masked_fill(new_mask, 0)), "mask": new_mask}
     if batch.uncertainty is not None:
@@ -192,8 +200,8 @@ class GaussianBlur(Augmenter):
         self.truncate = truncate
 
     def transform(self, batch, generator):  # noqa: D102 - see Augmenter
-        low, high = _as_range(self.sigma, "sigma", "GaussianBlur", minimum=0.0)
-        sigma = _uniform(low, high, len(batch), generator, batch.device, torch.float64)
+        low, high = as_range(self.sigma, "sigma", "GaussianBlur", minimum=0.0)
+        sigma = uniform(low, high, len(batch), generator, batch.device, torch.float64)
         return _blur(batch, sigma, float(self.truncate))
 
 
@@ -218,15 +226,15 @@ class MultiplicativeNoise(Augmenter):
         self.sn = sn
 
     def transform(self, batch, generator):  # noqa: D102 - see Augmenter
-        sn = self._draw_sn(len(batch), generator, batch.device)
-        data, uncertainty = _multiplicative_noise(batch.data, batch.mask, batch.uncertainty,
+        sn = self.draw_sn(len(batch), generator, batch.device)
+        data, uncertainty = multiplicative_noise(batch.data, batch.mask, batch.uncertainty,
                                                  sn, generator)
         out = {"data": data}
         if uncertainty is not None:
             out["uncertainty"] = uncertainty
         return batch.replace(**out)
 
-    def _draw_sn(self, n, generator, device):
+    def draw_sn(self, n, generator, device):
         """Draw the signal-to-noise ratios of ``n`` images.
 
         Parameters
@@ -240,48 +248,53 @@ class MultiplicativeNoise(Augmenter):
         sn : `torch.Tensor`
             ``(n,)`` integer S/N values, float32, on ``device``.
         """
-        low, high = _as_range(self.sn, "sn", "MultiplicativeNoise", integer=True, minimum=1)
-        return _randint(low, high, n, generator, device).to(torch.float32)
+        low, high = as_range(self.sn, "sn", "MultiplicativeNoise", integer=True, minimum=1)
+        return randint(low, high, n, generator, device).to(torch.float32)
 
+    def fusion(self, steps, shape):
+        """Fuse with a directly following `~astro_cl.augment.rebin.Rebin` step.
 
-def _multiplicative_noise(data, mask, uncertainty, sn, generator):
-    """Return ``data * (1 + N(0, 1) / sn)`` and its uncertainty (see `MultiplicativeNoise`).
+        See `~astro_cl.augment.base.Augmenter.fusion`. The two steps are
+        applied as one, each with its own probability: where a galaxy gets
+        both, its noise is drawn on the rebinned blocks. Over the good pixels
+        of a block, the sum of ``x * (1 + n / SN)`` with independent standard
+        normal ``n`` is ``sum(x) + z * sqrt(sum(x**2)) / SN`` with one
+        standard normal ``z``, exactly in distribution; so the views are those
+        of the two steps in turn, drawn from ``1 / f**2`` of the random
+        numbers (`~astro_cl.augment.rebin.rebin_images`). Subclasses that
+        change what either step does (override ``transform``) are not fused.
 
-    Masked pixels come out zero; the added noise ``|data| / sn`` is added in
-    quadrature to ``uncertainty``.
+        Parameters
+        ----------
+        steps : list of (`~astro_cl.augment.base.Augmenter`, float)
+            This step and the rest of the chain.
+        shape : tuple of int
+            ``(B, C, H, W)`` of the batch reaching this step.
 
-    Parameters
-    ----------
-    data : `torch.Tensor`
-        ``(B, C, H, W)`` images (not modified).
-    mask : `torch.Tensor` of bool
-        ``(B, 1, H, W)`` bad-pixel flags.
-    uncertainty : `torch.Tensor` or None
-        Per-pixel standard deviations like ``data``.
-    sn : `torch.Tensor`
-        ``(B,)`` signal-to-noise ratios.
-    generator : `torch.Generator`
+        Returns
+        -------
+        fusion : (int, callable) or None
+            ``(2, apply)`` before a rebinning step, else None.
+        """
+        from astro_cl.augment.rebin import Rebin, rebin_images
 
-    Returns
-    -------
-    data, uncertainty : `torch.Tensor`
-        ``uncertainty`` is None when the input's is.
-    """
-    sn = sn.to(device=data.device, dtype=data.dtype).view(-1, 1, 1, 1)
-    # data + data * N(0, 1/SN): the 1/SN scaling happens while drawing and the
-    # rest is one fused pass written over the noise. Images of several
-    # channels come out channels-last, the fast layout of the resampling and
-    # convolution steps that usually follow.
-    fmt = (torch.channels_last if data.ndim == 4 and data.shape[1] >= 4
-           else torch.preserve_format)
-    noise = _randn_like(data, generator, fmt, std=sn.reciprocal().flatten())
-    new = torch.addcmul(data, data, noise, out=noise)
-    if bool(mask.any()):
-        new = fill_pixels(new, mask, inplace=True)
-    if uncertainty is None:
-        return new, None
-    added = data / sn
-    return new, added.square_().addcmul_(uncertainty, uncertainty).sqrt_()
+        if len(steps) < 2 or type(self).transform is not MultiplicativeNoise.transform:
+            return None
+        (_, p_noise), (rebinning, p_rebin) = steps[0], steps[1]
+        if not isinstance(rebinning, Rebin) or type(rebinning).transform is not Rebin.transform:
+            return None
+
+        def apply(batch, generator):
+            n = len(batch)
+            noise_on = chosen(n, p_noise, generator)
+            rebin_on = chosen(n, p_rebin, generator)
+            sn = self.draw_sn(n, generator, batch.device)
+            factors = rebinning.draw_factors(n, generator, batch.device)
+            factors = torch.where(rebin_on.to(factors.device), factors, 1)
+            noise_sn = torch.where(noise_on.to(sn.device), sn, 0)
+            return rebin_images(batch, factors, noise_sn=noise_sn, generator=generator)
+
+        return 2, apply
 
 
 def _per_sample(value, n, name, owner, device):
@@ -330,10 +343,10 @@ class PSFDegradation(Augmenter):
 
     def transform(self, batch, generator):  # noqa: D102 - see Augmenter
         owner = "PSFDegradation"
-        low, high = _as_range(self.target_fwhm, "target_fwhm", owner, minimum=0.0)
+        low, high = as_range(self.target_fwhm, "target_fwhm", owner, minimum=0.0)
         b = len(batch)
         dev = batch.device
-        target = _uniform(low, high, b, generator, dev, torch.float64)
+        target = uniform(low, high, b, generator, dev, torch.float64)
         current = self.fwhm if self.fwhm is not None else batch.meta.get("psf_fwhm", 0.0)
         current = _per_sample(current, b, "fwhm", owner, dev)
         scale = 1.0 if self.pixel_scale is None else float(self.pixel_scale)
@@ -395,22 +408,22 @@ class NoiseToDepth(Augmenter):
                 raise ValidationError(msg)
             current = torch.zeros_like(data) if unc is None else unc
             if self.sigma is not None:
-                low, high = _as_range(self.sigma, "sigma", owner, minimum=0.0)
-                target = _uniform(low, high, b, generator, batch.device, data.dtype)
+                low, high = as_range(self.sigma, "sigma", owner, minimum=0.0)
+                target = uniform(low, high, b, generator, batch.device, data.dtype)
                 target = target.view(-1, 1, 1, 1).expand_as(data)
             else:
                 if unc is None:
                     msg = f"{owner}: factor needs a batch with an uncertainty; give sigma instead"
                     raise ValidationError(msg)
-                low, high = _as_range(self.factor, "factor", owner, minimum=1.0)
-                factor = _uniform(low, high, b, generator, batch.device, data.dtype)
+                low, high = as_range(self.factor, "factor", owner, minimum=1.0)
+                factor = uniform(low, high, b, generator, batch.device, data.dtype)
                 target = unc * factor.view(-1, 1, 1, 1)
             add = torch.sqrt((target.square() - current.square()).clamp_min(0))
             new_unc = torch.maximum(target, current)
         else:
             msg = f"{owner}.mode: expected 'depth' or 'resample', got {self.mode!r}"
             raise ValidationError(msg)
-        noise = _randn_like(data, generator).mul_(add).add_(data)
+        noise = randn_like(data, generator).mul_(add).add_(data)
         return batch.replace(data=fill_pixels(noise, batch.mask, inplace=True),
                              uncertainty=new_unc)
 
@@ -472,9 +485,9 @@ class Reddening(Augmenter):
         return torch.as_tensor(values, dtype=batch.data.dtype, device=batch.device)
 
     def transform(self, batch, generator):  # noqa: D102 - see Augmenter
-        low, high = _as_range(self.ebv, "ebv", "Reddening", minimum=0.0)
+        low, high = as_range(self.ebv, "ebv", "Reddening", minimum=0.0)
         coeff = self._coefficients(batch)
-        ebv = _uniform(low, high, len(batch), generator, batch.device, batch.data.dtype)
+        ebv = uniform(low, high, len(batch), generator, batch.device, batch.data.dtype)
         factor = torch.pow(10.0, -0.4 * ebv.view(-1, 1) * coeff.view(1, -1))[..., None, None]
         return batch.replace(data=batch.data * factor,
                              uncertainty=None if batch.uncertainty is None
@@ -518,10 +531,10 @@ class SurfaceBrightnessDimming(Augmenter):
 
     def transform(self, batch, generator):  # noqa: D102 - see Augmenter
         owner = "SurfaceBrightnessDimming"
-        low, high = _as_range(self.redshift, "redshift", owner, minimum=0.0)
+        low, high = as_range(self.redshift, "redshift", owner, minimum=0.0)
         b = len(batch)
         data = batch.data
-        z = _uniform(low, high, b, generator, batch.device, torch.float64)
+        z = uniform(low, high, b, generator, batch.device, torch.float64)
         z0 = self.source_redshift if self.source_redshift is not None \
             else batch.meta.get("redshift", 0.0)
         z0 = _per_sample(z0, b, "source_redshift", owner, batch.device)
@@ -532,7 +545,7 @@ class SurfaceBrightnessDimming(Augmenter):
         if unc is not None:
             if self.keep_noise:
                 add = unc * torch.sqrt((1 - f.square()).clamp_min(0))
-                new = new + _randn_like(data, generator) * add
+                new = new + randn_like(data, generator) * add
             else:
                 unc = unc * f
         return batch.replace(data=fill_pixels(new, batch.mask, inplace=True), uncertainty=unc)

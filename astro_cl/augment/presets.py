@@ -24,10 +24,10 @@ def ecalifa_views(*, noise_p=0.5, blur_p=0.5, star_p=0.5, rebin_p=0.5, max_shift
 
     Returns
     -------
-    chain : `~astro_cl.augment.base.Compose`
-        Apply it twice (`~astro_cl.augment.base.Compose.two_views`) for two views.
+    chain : `~astro_cl.augment.compose.Compose`
+        Apply it twice (`~astro_cl.augment.compose.Compose.two_views`) for two views.
     """
-    from astro_cl.augment.base import Compose
+    from astro_cl.augment.compose import Compose
     from astro_cl.augment.geometric import RandomRotation, RandomTranslation
     from astro_cl.augment.masking import StarMask
     from astro_cl.augment.photometric import GaussianBlur, MultiplicativeNoise
@@ -51,9 +51,9 @@ def picasso_augmentations():
 
     Returns
     -------
-    chain : `~astro_cl.augment.base.Compose`
+    chain : `~astro_cl.augment.compose.Compose`
     """
-    from astro_cl.augment.base import Compose
+    from astro_cl.augment.compose import Compose
     from astro_cl.augment.geometric import RandomFlip, RandomRot90
 
     return Compose(steps=[(RandomRot90(transpose=True), 1.0), (RandomFlip(), 1.0)])

@@ -9,11 +9,12 @@ with zero, masked pixels) keeps the batch shape.
 import torch
 import torch.nn.functional as F
 
+from astro_cl.augment._random import as_range, multiplicative_noise, randint, randn_like
+from astro_cl.augment._resample import memory_format
 from astro_cl.augment.base import Augmenter
-from astro_cl.augment.geometric import _as_range, _memory_format, _randint, _randn_like
 from astro_cl.utils.tensors import fill_pixels
 
-__all__ = ["Rebin"]
+__all__ = ["Rebin", "rebin_images"]
 
 
 def _block_reduce(t, f, how):
@@ -81,15 +82,27 @@ class Rebin(Augmenter):
         self.factor = factor
 
     def transform(self, batch, generator):  # noqa: D102 - see Augmenter
-        return _rebin_images(batch, self._draw_factors(len(batch), generator, batch.device))
+        return rebin_images(batch, self.draw_factors(len(batch), generator, batch.device))
 
-    def _draw_factors(self, n, generator, device):
-        """Draw the rebinning factors of ``n`` images: ``(n,)`` int64 on ``device``."""
-        low, high = _as_range(self.factor, "factor", "Rebin", integer=True, minimum=1)
-        return _randint(low, high, n, generator, device)
+    def draw_factors(self, n, generator, device):
+        """Draw the rebinning factors of ``n`` images.
+
+        Parameters
+        ----------
+        n : int
+        generator : `torch.Generator`
+        device : `torch.device`
+
+        Returns
+        -------
+        factors : `torch.Tensor`
+            ``(n,)`` int64 factors on ``device``.
+        """
+        low, high = as_range(self.factor, "factor", "Rebin", integer=True, minimum=1)
+        return randint(low, high, n, generator, device)
 
 
-def _rebin_images(batch, factors, *, noise_sn=None, generator=None):
+def rebin_images(batch, factors, *, noise_sn=None, generator=None):
     """Block-sum rebin each image by its own factor, optionally after multiplicative noise.
 
     See `Rebin` for the rebinning. With ``noise_sn``, the images with a
@@ -100,8 +113,8 @@ def _rebin_images(batch, factors, *, noise_sn=None, generator=None):
     independent standard normal ``n`` is ``sum(x) + z * sqrt(sum(x**2)) / SN``
     with one standard normal ``z``, exactly in distribution, so the result is
     that of the noise followed by the rebinning from ``1 / f**2`` of the
-    random numbers. (`~astro_cl.augment.base.Compose` uses this for a noise
-    step directly followed by a rebinning step.)
+    random numbers. (`~astro_cl.augment.photometric.MultiplicativeNoise.fusion`
+    uses this for a noise step directly followed by a rebinning step.)
 
     Parameters
     ----------
@@ -117,8 +130,6 @@ def _rebin_images(batch, factors, *, noise_sn=None, generator=None):
     -------
     batch : `~astro_cl.data.batch.TensorBatch`
     """
-    from astro_cl.augment.photometric import _multiplicative_noise
-
     b, _, h, w = batch.data.shape
     factors = factors.cpu()
     noisy = (torch.zeros(b, dtype=torch.bool) if noise_sn is None
@@ -131,7 +142,7 @@ def _rebin_images(batch, factors, *, noise_sn=None, generator=None):
     # one fresh output per field; images of several channels on the CPU are
     # worked on channels-last, where block pooling is many times faster
     formats = {name: (torch.channels_last if _prefers_channels_last(value)
-                      else _memory_format(value)) for name, value in fields.items()}
+                      else memory_format(value)) for name, value in fields.items()}
     out = {name: torch.empty_like(value, memory_format=formats[name])
            for name, value in fields.items()}
     for f, with_noise, rows, idx in _groups(factors, noisy, batch.device):
@@ -144,7 +155,7 @@ def _rebin_images(batch, factors, *, noise_sn=None, generator=None):
         sn = noise_sn[idx] if with_noise else None
         if f == 1:
             if with_noise:
-                parts["data"], unc = _multiplicative_noise(
+                parts["data"], unc = multiplicative_noise(
                     parts["data"], parts["mask"], parts.get("uncertainty"), sn, generator)
                 if unc is not None:
                     parts["uncertainty"] = unc
@@ -154,7 +165,7 @@ def _rebin_images(batch, factors, *, noise_sn=None, generator=None):
         for name, red in _reduce_group(parts, f, sn, generator).items():
             fill = (name != "star_mask") if red.dtype == torch.bool else 0
             hh, ww = red.shape[-2:]
-            top, left = (h - hh) // 2, (w - ww) // 2  # as _fit_shape
+            top, left = (h - hh) // 2, (w - ww) // 2  # centred, as RandomRot90 pads
             in_place = isinstance(rows, slice)
             frame = out[name][rows] if in_place else torch.empty_like(parts[name])
             _fill_border(frame, top, left, hh, ww, fill)
@@ -165,7 +176,7 @@ def _rebin_images(batch, factors, *, noise_sn=None, generator=None):
 
 
 def _prefers_channels_last(value):
-    """Whether ``value`` is a CPU image batch of several channels (see `_rebin_images`)."""
+    """Whether ``value`` is a CPU image batch of several channels (see `rebin_images`)."""
     return value.device.type == "cpu" and value.ndim == 4 and value.shape[1] >= 4
 
 
@@ -198,7 +209,7 @@ def _put_rows(full, rows, idx, part):
 
 
 def _reduce_group(parts, f, sn, generator):
-    """Block-reduce the fields of images sharing the factor ``f`` (see `_rebin_images`)."""
+    """Block-reduce the fields of images sharing the factor ``f`` (see `rebin_images`)."""
     reduced = {}
     if sn is not None:
         data, mask = parts["data"], parts["mask"]
@@ -210,7 +221,7 @@ def _reduce_group(parts, f, sn, generator):
             var = _block_reduce(parts["uncertainty"].square(), f, "sum")
             inv_sn2 = sn.reciprocal().square().view(-1, 1, 1, 1)
             reduced["uncertainty"] = var.addcmul_(raw, inv_sn2).sqrt_()
-        z = _randn_like(total, generator, std=sn.reciprocal())
+        z = randn_like(total, generator, std=sn.reciprocal())
         reduced["data"] = total.addcmul_(power.sqrt_(), z)
     for name, part in parts.items():
         if name in reduced:

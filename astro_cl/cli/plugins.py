@@ -2,7 +2,8 @@
 
 __all__ = ["HELP", "add_arguments", "run"]
 
-HELP = "List registered surveys, augmenters, encoders and tasks with their providers."
+HELP = ("List registered surveys, preprocessors, augmenters, encoders and tasks with their "
+        "providers.")
 
 
 def add_arguments(parser):
@@ -12,8 +13,10 @@ def add_arguments(parser):
     ----------
     parser : `argparse.ArgumentParser`
     """
-    parser.add_argument("--kind", choices=["survey", "augmenter", "encoder", "task"],
-                        action="append", help="only this kind (repeatable)")
+    from astro_cl.plugins.registry import KINDS  # names only: no plugin is loaded
+
+    parser.add_argument("--kind", choices=list(KINDS), action="append",
+                        help="only this kind (repeatable)")
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
 
 
@@ -30,12 +33,13 @@ def run(args):
     """
     import json
 
-    from astro_cl.plugins.registry import list_components
+    # built-in components read from their source files: no torch or astropy import
+    from astro_cl.plugins import component_summaries
 
     rows = [
         {"kind": c.kind, "name": c.name, "distribution": c.distribution,
          "version": c.version, "description": c.description}
-        for c in list_components(args.kind)
+        for c in component_summaries(args.kind)
     ]
     if args.json:
         print(json.dumps(rows, indent=2))

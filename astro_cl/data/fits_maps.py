@@ -96,13 +96,13 @@ def read_maps(path):
         names, a map that is not 2-D, lacks ``BUNIT`` or has an unparseable one,
         or an ``_ERR``/``_MASK`` extension whose shape differs from its map.
     """
-    from astro_cl.surveys import _fits
+    from astro_cl.data import fits_io
 
     path = Path(path)
-    with _fits.reading(path, "property maps"), _fits.open_fits(path, memmap=False) as hdul:
+    with fits_io.reading(path, "property maps"), fits_io.open_fits(path, memmap=False) as hdul:
         try:
             hdus = list(hdul)
-        except _fits.READ_ERRORS as exc:
+        except fits_io.READ_ERRORS as exc:
             msg = f"{path}: cannot list extensions ({type(exc).__name__}: {exc})"
             raise SurveyError(msg) from exc
         ext = hdus[1:]
@@ -116,7 +116,7 @@ def read_maps(path):
         for hdu in ext:
             if hdu.name.endswith(("_ERR", "_MASK")) and hdu.name.rsplit("_", 1)[0] in by_name:
                 continue
-            data = _fits.hdu_data(hdu, path, ndim=2, dtype=np.float32)
+            data = fits_io.hdu_data(hdu, path, ndim=2, dtype=np.float32)
             header = hdu.header
             if "BUNIT" not in header:
                 msg = f"{path}: extension {hdu.name!r} has no BUNIT keyword (unit expected)"
@@ -128,12 +128,12 @@ def read_maps(path):
                 raise SurveyError(msg)
             # write_maps writes a dimensionless map as BUNIT = ''
             unit = (u.dimensionless_unscaled if not bunit.strip() else
-                    _fits.parse_unit(bunit, path=path, keyword=f"BUNIT of {hdu.name!r}"))
+                    fits_io.parse_unit(bunit, path=path, keyword=f"BUNIT of {hdu.name!r}"))
             name = str(header.get("MAPNAME", "")).strip() or hdu.name.lower()
             if name in maps:
                 msg = f"{path}: two extensions hold the map {name!r} (MAPNAME cards)"
                 raise SurveyError(msg)
-            wcs = _fits.header_wcs(header, path) if "CTYPE1" in header else None
+            wcs = fits_io.header_wcs(header, path) if "CTYPE1" in header else None
             err = _companion(by_name.get(f"{hdu.name}_ERR"), data.shape, path, hdu.name, name)
             msk = _companion(by_name.get(f"{hdu.name}_MASK"), data.shape, path, hdu.name, name)
             maps[name] = NDData(
@@ -155,14 +155,14 @@ def _companion(hdu, shape, path, owner, map_name):
     """
     if hdu is None:
         return None
-    from astro_cl.surveys import _fits
+    from astro_cl.data import fits_io
 
     other = str(hdu.header.get("MAPNAME", map_name)).strip()
     if other != map_name:
         msg = (f"{path}: extension {hdu.name!r} has MAPNAME = {other!r}, expected "
                f"{map_name!r} (the map of {owner!r})")
         raise SurveyError(msg)
-    data = _fits.hdu_data(hdu, path, ndim=2)
+    data = fits_io.hdu_data(hdu, path, ndim=2)
     if data.shape != shape:
         msg = (f"{path}: extension {hdu.name!r} has shape {data.shape}, expected the shape "
                f"{shape} of {owner!r}")

@@ -30,6 +30,7 @@ __all__ = [
     "PROJECT_NAME",
     "astro_cl_register_augmenters",
     "astro_cl_register_encoders",
+    "astro_cl_register_preprocessors",
     "astro_cl_register_surveys",
     "astro_cl_register_tasks",
     "hookimpl",
@@ -55,6 +56,17 @@ def astro_cl_register_surveys(register):
     ----------
     register : callable
         ``register(cls)`` adds one survey class under ``cls.name``.
+    """
+
+
+@hookspec
+def astro_cl_register_preprocessors(register):
+    """Register `~astro_cl.preprocess.Preprocessor` subclasses.
+
+    Parameters
+    ----------
+    register : callable
+        ``register(cls)`` adds one preprocessor class under ``cls.name``.
     """
 
 

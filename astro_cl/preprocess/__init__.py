@@ -1,7 +1,9 @@
 """Preprocessing: fitted transformations from raw survey data to model inputs, and the cache.
 
 Torch-free. ``build_preprocessor({"name": "cube-pca", ...})`` builds a
-preprocessor from plain configuration.
+preprocessor from plain configuration; the names are those of the component
+registry, where the built-ins and the plugins' preprocessors are registered
+through the ``astro_cl_register_preprocessors`` hook.
 """
 
 from astro_cl.exceptions import ValidationError
@@ -34,6 +36,11 @@ def build_preprocessor(spec):
     Returns
     -------
     preprocessor : `Preprocessor`
+
+    Raises
+    ------
+    astro_cl.exceptions.ValidationError
+        If the name is not registered or a parameter is unknown.
 
     Examples
     --------

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from astro_cl.base import Component
-from astro_cl.exceptions import CheckpointError, ValidationError
+from astro_cl.exceptions import CheckpointError, UnknownComponentError, ValidationError
 from astro_cl.utils.io import atomic_write
 
 __all__ = ["FORMAT_VERSION", "Preprocessor", "get_preprocessor_class", "register_preprocessor"]
@@ -24,11 +24,14 @@ __all__ = ["FORMAT_VERSION", "Preprocessor", "get_preprocessor_class", "register
 #: Version of the saved layout; bumped when it changes incompatibly.
 FORMAT_VERSION = 1
 
-_REGISTRY = {}
-
-
 def register_preprocessor(cls):
-    """Register a `Preprocessor` subclass under its ``name`` (usable as a decorator).
+    """Register a `Preprocessor` subclass under its ``name``, at run time (usable as a decorator).
+
+    A thin wrapper of `~astro_cl.plugins.registry.register_component` for
+    classes defined in a script or a notebook: the class joins the one
+    component registry, beside the preprocessors the plugins register
+    through the ``astro_cl_register_preprocessors`` hook. A package should
+    implement that hook instead (see :doc:`/plugins`).
 
     Parameters
     ----------
@@ -38,20 +41,23 @@ def register_preprocessor(cls):
     Returns
     -------
     cls : type
+
+    Raises
+    ------
+    astro_cl.exceptions.PluginError
+        If ``cls`` is not a named `Preprocessor` subclass or its name is taken.
     """
-    if not (isinstance(cls, type) and issubclass(cls, Preprocessor)) or not cls.name:
-        msg = f"register_preprocessor: {cls!r} is not a named Preprocessor subclass"
-        raise ValidationError(msg)
-    other = _REGISTRY.get(cls.name)
-    if other is not None and other is not cls:
-        msg = f"register_preprocessor: name {cls.name!r} already taken by {other.__qualname__}"
-        raise ValidationError(msg)
-    _REGISTRY[cls.name] = cls
-    return cls
+    from astro_cl.plugins.registry import register_component
+
+    return register_component("preprocessor", cls)
 
 
 def get_preprocessor_class(name):
     """Return the preprocessor class registered as ``name``.
+
+    A thin wrapper of `~astro_cl.plugins.registry.get_component_class`
+    (``kind="preprocessor"``) raising `~astro_cl.exceptions.ValidationError`,
+    as a bad configuration value does.
 
     Parameters
     ----------
@@ -60,14 +66,20 @@ def get_preprocessor_class(name):
     Returns
     -------
     cls : type
+
+    Raises
+    ------
+    astro_cl.exceptions.ValidationError
+        If no plugin registered a preprocessor of that name; the message lists
+        the available ones.
     """
-    import astro_cl.preprocess.ecalifa
-    import astro_cl.preprocess.images  # noqa: F401 - registers the built-ins
+    from astro_cl.plugins.registry import available_components, get_component_class
 
     try:
-        return _REGISTRY[name]
-    except KeyError:
-        msg = f"unknown preprocessor {name!r}; available: {sorted(_REGISTRY)}"
+        return get_component_class("preprocessor", name)
+    except UnknownComponentError:
+        msg = (f"unknown preprocessor {name!r}; available preprocessors: "
+               f"{', '.join(available_components('preprocessor')) or 'none'}")
         raise ValidationError(msg) from None
 
 

@@ -20,18 +20,24 @@ Martinez-Solaeche et al. (2024, A&A 688, A160), in order:
 S/N of a spaxel is the median of flux / error over 5600-6000 A, or, for cubes
 without an error, the DER_SNR estimate (Stoehr et al. 2008) over the cropped
 range.
+
+A galaxy whose rest-frame spectrum covers less than ``min_coverage`` of the
+crop or of the normalisation window gets a `WavelengthCoverageWarning` (or a
+`~astro_cl.exceptions.ValidationError`): the uncovered part would be filled
+in, not measured.
 """
 
 import threading
+import warnings
 import zlib
 
 import astropy.units as u
 import numpy as np
 
-from astro_cl.exceptions import ValidationError
-from astro_cl.preprocess.base import Preprocessor, register_preprocessor
+from astro_cl.exceptions import AstroCLWarning, ValidationError
+from astro_cl.preprocess.base import Preprocessor
 
-__all__ = ["CubePCA", "der_snr", "resample_spectra"]
+__all__ = ["CubePCA", "WavelengthCoverageWarning", "der_snr", "resample_spectra"]
 
 _FLAMBDA = u.erg / u.s / u.cm**2 / u.AA
 #: Serialises the cosmology integrals: SciPy's ``quad`` is thread-safe only
@@ -197,6 +203,10 @@ def _fill_columns(values, bad):
     return out
 
 
+class WavelengthCoverageWarning(AstroCLWarning):
+    """A cube covers less of `CubePCA`'s rest-frame wavelength range than asked for."""
+
+
 def _robust_stats(x):
     """Per-column median and 1.4826 * MAD of (N, C) values, ignoring non-finite."""
     x = np.where(np.isfinite(x), x, np.nan)
@@ -205,7 +215,6 @@ def _robust_stats(x):
     return med, mad
 
 
-@register_preprocessor
 class CubePCA(Preprocessor):
     """The eCALIFA cube-to-image preprocessing (rest frame, 2 A grid, PCA, 30 channels).
 
@@ -251,6 +260,16 @@ class CubePCA(Preprocessor):
     seed : int, optional
         Seed of the subsampling and of the sky-like noise (the noise of a
         galaxy also depends on its id, so it does not depend on the order).
+    min_coverage : float, optional
+        Least fraction (0-1) of ``wave_range``, and of ``norm_window``, that a
+        galaxy's spectrum must cover once shifted to the rest frame. Below
+        it the uncovered wavelengths would be filled in (edge values, then the
+        PCA reconstruction) rather than measured, and the images would look
+        as good as any other.
+    on_low_coverage : {"warn", "error"}, optional
+        What a galaxy below ``min_coverage`` gives: a
+        `WavelengthCoverageWarning` naming the galaxy, the covered range and
+        the asked range, or a `~astro_cl.exceptions.ValidationError`.
 
     Attributes
     ----------
@@ -277,7 +296,8 @@ class CubePCA(Preprocessor):
     def __init__(self, *, wave_range=(3739.0, 6803.0), step=2.0, norm_window=(5600.0, 6000.0),
                  n_components=29, fit_snr=30.0, region_snr=3.0, region="hull",
                  luminosity_channel=True, resample="linear", cosmology="Planck18",
-                 max_spectra_per_galaxy=100, fill_iterations=2, standardize=False, seed=0):
+                 max_spectra_per_galaxy=100, fill_iterations=2, standardize=False, seed=0,
+                 min_coverage=0.9, on_low_coverage="warn"):
         self.wave_range = wave_range
         self.step = step
         self.norm_window = norm_window
@@ -292,12 +312,42 @@ class CubePCA(Preprocessor):
         self.fill_iterations = fill_iterations
         self.standardize = standardize
         self.seed = seed
+        self.min_coverage = min_coverage
+        self.on_low_coverage = on_low_coverage
 
     # -- per-galaxy spectra -------------------------------------------------
     def _grid(self):
         lo, hi = (float(v) for v in self.wave_range)
         n = int(np.floor((hi - lo) / float(self.step) + 1e-9)) + 1
         return lo + float(self.step) * np.arange(n)
+
+    def _check_coverage(self, wave_rest, z, gid):
+        """Warn (or raise) if the rest-frame spectrum covers too little of the asked ranges."""
+        least = self.min_coverage
+        if isinstance(least, bool) or not isinstance(least, int | float | np.number) \
+                or not 0.0 <= float(least) <= 1.0:
+            msg = f"CubePCA.min_coverage: expected a number in [0, 1], got {least!r}"
+            raise ValidationError(msg)
+        if self.on_low_coverage not in ("warn", "error"):
+            msg = (f"CubePCA.on_low_coverage: expected 'warn' or 'error', "
+                   f"got {self.on_low_coverage!r}")
+            raise ValidationError(msg)
+        lo, hi = float(np.min(wave_rest)), float(np.max(wave_rest))
+        for field in ("wave_range", "norm_window"):
+            a, b = (float(v) for v in getattr(self, field))
+            if not a < b:
+                msg = f"CubePCA.{field}: expected (min, max) with min < max, got {(a, b)}"
+                raise ValidationError(msg)
+            covered = max(0.0, min(hi, b) - max(lo, a)) / (b - a)
+            if covered >= float(least):
+                continue
+            msg = (f"galaxy {gid!r} (z = {z:.4f}): its spectrum covers {lo:.0f}-{hi:.0f} A in "
+                   f"the rest frame, {covered:.0%} of CubePCA.{field} = {a:.0f}-{b:.0f} A "
+                   f"(min_coverage = {float(least):g}); the rest would be filled in, not "
+                   f"measured. Choose a {field} inside the data or drop the galaxy")
+            if self.on_low_coverage == "error":
+                raise ValidationError(msg)
+            warnings.warn(msg, WavelengthCoverageWarning, stacklevel=4)
 
     def _luminosity_factor(self, z):
         from astropy import cosmology
@@ -329,6 +379,7 @@ class CubePCA(Preprocessor):
             raise ValidationError(msg)
         grid = self._grid()
         wave_rest = wave_obs / (1.0 + z)
+        self._check_coverage(wave_rest, z, gid)
         lum = flux.reshape(n_l, h * w).astype(np.float32)
         bad = mask.reshape(n_l, h * w) | ~np.isfinite(lum)
         lum = np.where(bad, 0.0, lum).astype(np.float32)
@@ -399,6 +450,9 @@ class CubePCA(Preprocessor):
             msg = "CubePCA on arrays needs wavelength= (observed, Angstrom) and redshift= (N,)"
             raise ValidationError(msg)
         z = np.broadcast_to(np.asarray(z, dtype=float), (len(flux),))
+        wave = np.asarray(wave, float)
+        # rest-frame input: the observed grid of galaxy i is wave * (1 + z_i)
+        rest_frame = bool(kwargs.get("rest_frame", False))
         scale = (1.0 * u.Unit(kwargs.get("flux_unit", "1e-16 erg / (s cm2 Angstrom)"))).to_value(
             _FLAMBDA)
         mask = kwargs.get("mask")
@@ -407,7 +461,7 @@ class CubePCA(Preprocessor):
         for i in range(len(flux)):
             m = np.zeros(flux[i].shape, bool) if mask is None else np.asarray(mask[i], bool)
             yield (flux[i], m, None if std is None else std[i],
-                   np.asarray(wave, float), float(z[i]), ids[i], scale)
+                   wave * (1.0 + z[i]) if rest_frame else wave, float(z[i]), ids[i], scale)
 
     # -- fitting ------------------------------------------------------------
     def _fit_records(self, records):
@@ -556,5 +610,72 @@ class CubePCA(Preprocessor):
         return self._image(*self._record_inputs(record))
 
     def _transform_arrays(self, X, **kwargs):
-        outs = [self._image(*inp) for inp in self._iter_inputs(X, kwargs)]
+        from astro_cl.utils.parallel import imap_ordered
+
+        workers = int(kwargs.get("workers", 1))
+        outs = list(imap_ordered(lambda inp: self._image(*inp), self._iter_inputs(X, kwargs),
+                                 workers=workers))
         return (np.stack([o[0] for o in outs]), np.stack([o[1] for o in outs]), None)
+
+    def transform_batch(self, batch, *, workers=1):
+        """Turn a batch of cubes into a batch of images (per-view preprocessing).
+
+        Parameters
+        ----------
+        batch : `~astro_cl.data.batch.TensorBatch`
+            ``(B, L, H, W)`` cubes with their spectral axis in ``meta``
+            (``wavelength``, ``rest_frame``, ``flux_unit``) and a
+            ``meta["redshift"]`` per galaxy: a cube batch of a survey
+            (``Survey.to_tensors(kind="cube")``), possibly augmented.
+        workers : int, optional
+            Threads that preprocess galaxies concurrently.
+
+        Returns
+        -------
+        images : `~astro_cl.data.batch.TensorBatch`
+            ``(B, n_channels, H, W)`` on the batch's device, mask ``(B, 1, H, W)``,
+            no uncertainty; ids, star masks and targets kept; ``meta`` without
+            the spectral axis, with ``meta["preprocessor"] = "cube-pca"``. Equal
+            to `transform` of the records the batch was read from.
+
+        Raises
+        ------
+        astro_cl.exceptions.ValidationError
+            If the batch lacks a wavelength grid, redshifts or a flux unit.
+        """
+        import torch
+
+        from astro_cl.data.batch import TensorBatch, per_image_meta, without_cube_meta
+
+        self._check_fitted()
+        wave = batch.wavelength
+        n = len(batch)
+        if wave is None:
+            msg = (f"CubePCA.transform_batch: the batch ({batch.data.shape[1]} channels) has no "
+                   "meta['wavelength']; give a cube batch of a survey (kind='cube')")
+            raise ValidationError(msg)
+        z = batch.meta.get("redshift")
+        if z is None:
+            msg = ("CubePCA.transform_batch: the batch has no meta['redshift'] (one per galaxy); "
+                   "its records need observing.redshift or a 'z' property")
+            raise ValidationError(msg)
+        z_rows = per_image_meta(z, n)
+        z = np.full(n, float(z)) if z_rows is None else np.asarray(z_rows, float)
+        unit = batch.meta.get("flux_unit")
+        if unit is None:
+            msg = ("CubePCA.transform_batch: the batch has no meta['flux_unit'] (e.g. "
+                   "'1e-16 erg / (s cm2 Angstrom)'), needed for the luminosity channel")
+            raise ValidationError(msg)
+        data = batch.data.detach().cpu().numpy()
+        mask = np.broadcast_to(batch.mask.cpu().numpy(), data.shape)
+        std = None if batch.uncertainty is None else batch.uncertainty.detach().cpu().numpy()
+        images, masks, _ = self._transform_arrays(
+            data, wavelength=wave, redshift=z, mask=mask, std=std, ids=list(batch.ids),
+            flux_unit=unit, rest_frame=bool(batch.meta.get("rest_frame", False)),
+            workers=workers)
+        dev = batch.device
+        return TensorBatch(
+            data=torch.from_numpy(images).to(dev), mask=torch.from_numpy(masks).to(dev),
+            ids=list(batch.ids), targets=batch.targets, target_mask=batch.target_mask,
+            star_mask=batch.star_mask,
+            meta={**without_cube_meta(batch.meta), "preprocessor": self.name})

@@ -3,12 +3,11 @@
 import numpy as np
 
 from astro_cl.exceptions import ValidationError
-from astro_cl.preprocess.base import Preprocessor, register_preprocessor
+from astro_cl.preprocess.base import Preprocessor
 
 __all__ = ["ImageScaler"]
 
 
-@register_preprocessor
 class ImageScaler(Preprocessor):
     """Scale each band with an asinh (Lupton et al. 1999) or a log stretch.
 

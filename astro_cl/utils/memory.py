@@ -37,7 +37,7 @@ def retain_freed_memory():
     with PyTorch's caching allocators on GPUs.
 
     Called by `~astro_cl.training.trainer.Trainer.fit` on CPU and by
-    `~astro_cl.augment.base.Compose` when it processes a batch in chunks.
+    `~astro_cl.augment.compose.Compose` when it processes a batch in chunks.
     Set the environment variable ``ASTRO_CL_RETAIN_MEMORY=0`` to keep the
     allocator's defaults. Elsewhere than glibc on Linux this does nothing.
 

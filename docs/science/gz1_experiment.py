@@ -189,7 +189,7 @@ def gz1_views(size=48, *, crop_scale=(0.55, 1.0), jitter=1.0, colour_jitter=(0.1
 
     Returns
     -------
-    chain : `~astro_cl.augment.base.Compose`
+    chain : `~astro_cl.augment.compose.Compose`
     """
     from astro_cl.augment.config import build_augmenter
 

@@ -1,7 +1,13 @@
-"""An example astro_cl survey plugin: a folder of ``<id>.npy`` ugriz stacks.
+"""An example astro_cl plugin: a survey, a preprocessor and an augmenter.
 
-Each ``<id>.npy`` file holds a ``(5, ny, nx)`` float array in nanomaggies and a
-``catalogue.csv`` beside the files lists ``id`` and ``redshift``.
+* `ToySurvey` reads a folder of ``<id>.npy`` ugriz stacks: each file holds a
+  ``(5, ny, nx)`` float array in nanomaggies, and a ``catalogue.csv`` beside
+  the files lists ``id`` and ``redshift``.
+* `ToyPercentileScaler` divides each band by a percentile of its good pixels,
+  fitted on the training images.
+* `ToyGain` multiplies each image by a random gain.
+
+Everything here uses astro_cl's public names only.
 """
 
 from pathlib import Path
@@ -12,10 +18,20 @@ from astropy.nddata import NDData
 from astropy.table import QTable
 
 from astro_cl import SurveyError, hookimpl
+from astro_cl.augment import Augmenter
 from astro_cl.data import GalaxyRecord, ObservingMeta
+from astro_cl.exceptions import ValidationError
+from astro_cl.preprocess import Preprocessor
 from astro_cl.surveys import Survey
 
-__all__ = ["ToySurvey", "astro_cl_register_surveys"]
+__all__ = [
+    "ToyGain",
+    "ToyPercentileScaler",
+    "ToySurvey",
+    "astro_cl_register_augmenters",
+    "astro_cl_register_preprocessors",
+    "astro_cl_register_surveys",
+]
 
 BANDS = ("u", "g", "r", "i", "z")
 NANOMAGGY = u.def_unit("toy_nanomaggy", 3.631e-6 * u.Jy)
@@ -65,7 +81,143 @@ class ToySurvey(Survey):
         )
 
 
+class ToyPercentileScaler(Preprocessor):
+    """Divide each band by a percentile of its good pixels over the training images.
+
+    Parameters
+    ----------
+    percentile : float
+        The percentile (0-100) of each band's good pixels that becomes 1.
+
+    Attributes
+    ----------
+    scale_ : `numpy.ndarray`
+        The fitted percentile of each band (data units).
+    """
+
+    name = "toy-percentile"
+    description = "Example plugin: divide each band by a fitted percentile of its pixels."
+    thread_safe = True
+    _state_arrays = ("scale_",)
+
+    def __init__(self, *, percentile=99.0):
+        self.percentile = percentile
+
+    @staticmethod
+    def _stack(records):
+        images = [record.images for record in records]
+        if any(image is None for image in images):
+            msg = "ToyPercentileScaler: every record needs images"
+            raise ValidationError(msg)
+        data = np.stack([np.asarray(image.data, np.float32) for image in images])
+        mask = np.stack([np.broadcast_to(np.asarray(image.mask, bool), image.data.shape)
+                         if image.mask is not None else np.zeros(image.data.shape, bool)
+                         for image in images])
+        return data, mask
+
+    def _fit_arrays(self, X, mask=None):
+        data = np.asarray(X, np.float32)
+        if data.ndim != 4:
+            msg = f"ToyPercentileScaler: expected (N, C, H, W) images, got shape {data.shape}"
+            raise ValidationError(msg)
+        bad = np.zeros(data.shape, bool) if mask is None else np.asarray(mask, bool)
+        good = np.where(bad | ~np.isfinite(data), np.nan, data)
+        scale = np.nanpercentile(good, float(self.percentile), axis=(0, 2, 3))
+        # a band without signal keeps its values
+        self.scale_ = np.where(np.isfinite(scale) & (scale > 0), scale, 1.0).astype(np.float32)
+
+    def _fit_records(self, records):
+        self._fit_arrays(*self._stack(list(records)))
+
+    def _apply(self, data, mask):
+        scale = self.scale_.reshape(1, -1, 1, 1)
+        if data.shape[1] != scale.shape[1]:
+            msg = (f"ToyPercentileScaler: fitted on {scale.shape[1]} bands, "
+                   f"got {data.shape[1]}")
+            raise ValidationError(msg)
+        bad = mask | ~np.isfinite(data)
+        return np.where(bad, 0, data / scale).astype(np.float32), bad
+
+    def transform_record(self, record):
+        """Scale the images of one galaxy.
+
+        Parameters
+        ----------
+        record : `~astro_cl.data.GalaxyRecord`
+
+        Returns
+        -------
+        data, mask, std : `numpy.ndarray`
+            ``(C, H, W)`` scaled images and their mask; no uncertainty.
+        """
+        if not self.is_fitted:
+            msg = "ToyPercentileScaler is not fitted; call fit() first"
+            raise ValidationError(msg)
+        data, mask = self._stack([record])
+        data, mask = self._apply(data, mask)
+        return data[0], mask[0], None
+
+    def _transform_arrays(self, X, mask=None):
+        data = np.asarray(X, np.float32)
+        bad = np.zeros(data.shape, bool) if mask is None else np.asarray(mask, bool)
+        data, bad = self._apply(data, bad)
+        return data, bad, None
+
+
+class ToyGain(Augmenter):
+    """Multiply each image (and its uncertainty) by a random gain.
+
+    Parameters
+    ----------
+    amplitude : float
+        Gains are drawn uniformly in ``[1 - amplitude, 1 + amplitude]``.
+    """
+
+    name = "toy-gain"
+    description = "Example plugin: multiply each image by a random gain near 1."
+
+    def __init__(self, *, amplitude=0.1):
+        self.amplitude = amplitude
+
+    def transform(self, batch, generator):
+        """Return the batch with each image multiplied by its own gain.
+
+        Parameters
+        ----------
+        batch : `~astro_cl.data.batch.TensorBatch`
+        generator : `torch.Generator`
+
+        Returns
+        -------
+        batch : `~astro_cl.data.batch.TensorBatch`
+        """
+        import torch
+
+        amplitude = float(self.amplitude)
+        if not 0 <= amplitude < 1:
+            msg = f"ToyGain.amplitude: expected a number in [0, 1), got {self.amplitude!r}"
+            raise ValidationError(msg)
+        # every random number comes from the caller's generator
+        u = torch.rand(len(batch), generator=generator, device=generator.device)
+        gain = (1 + amplitude * (2 * u - 1)).to(batch.device, batch.data.dtype)
+        gain = gain.view(-1, 1, 1, 1)
+        unc = None if batch.uncertainty is None else batch.uncertainty * gain
+        return batch.replace(data=batch.data * gain, uncertainty=unc)
+
+
 @hookimpl
 def astro_cl_register_surveys(register):
     """Register the toy survey with astro_cl."""
     register(ToySurvey)
+
+
+@hookimpl
+def astro_cl_register_preprocessors(register):
+    """Register the toy preprocessor with astro_cl."""
+    register(ToyPercentileScaler)
+
+
+@hookimpl
+def astro_cl_register_augmenters(register):
+    """Register the toy augmenter with astro_cl."""
+    register(ToyGain)

@@ -2,11 +2,20 @@
 
 import numpy as np
 import pytest
-from astro_cl_toy import ToySurvey, astro_cl_register_surveys
+from astro_cl_toy import (
+    ToyGain,
+    ToyPercentileScaler,
+    ToySurvey,
+    astro_cl_register_augmenters,
+    astro_cl_register_preprocessors,
+    astro_cl_register_surveys,
+)
 from astropy.table import QTable
 
 from astro_cl import SurveyError
-from astro_cl.testing import check_survey
+from astro_cl.augment import Compose, RandomFlip
+from astro_cl.data.batch import TensorBatch
+from astro_cl.testing import check_augmenter, check_preprocessor, check_survey
 
 
 @pytest.fixture
@@ -36,7 +45,33 @@ def test_missing_catalogue_is_a_clear_error(tmp_path):
         ToySurvey(path=tmp_path).open()
 
 
-def test_the_hook_registers_the_survey():
+def test_the_hooks_register_the_survey_preprocessor_and_augmenter():
     registered = []
     astro_cl_register_surveys(register=registered.append)
-    assert registered == [ToySurvey]
+    astro_cl_register_preprocessors(register=registered.append)
+    astro_cl_register_augmenters(register=registered.append)
+    assert registered == [ToySurvey, ToyPercentileScaler, ToyGain]
+
+
+def test_toy_preprocessor_honours_the_preprocessor_contract(toy_folder):
+    check_preprocessor(ToyPercentileScaler(), ToySurvey(path=toy_folder))
+    images = np.random.default_rng(1).lognormal(size=(4, 5, 8, 8)).astype(np.float32)
+    check_preprocessor(ToyPercentileScaler(percentile=90.0), images)
+
+
+def test_toy_preprocessor_scales_each_band_to_its_percentile(toy_folder):
+    survey = ToySurvey(path=toy_folder)
+    data, mask, std = ToyPercentileScaler(percentile=100.0).fit_transform(survey)
+    assert data.shape == (3, 5, 8, 8) and std is None and not mask.any()
+    np.testing.assert_allclose(data.max(axis=(0, 2, 3)), 1.0, rtol=1e-6)
+
+
+def test_toy_augmenter_honours_the_augmenter_contract():
+    check_augmenter(ToyGain())
+    check_augmenter(Compose(steps=[RandomFlip(), (ToyGain(amplitude=0.5), 0.5)]))
+
+
+def test_toy_augmenter_draws_gains_in_range():
+    batch = TensorBatch.from_arrays(np.ones((200, 1, 2, 2), np.float32))
+    gains = ToyGain(amplitude=0.2)(batch, seed=0).data[:, 0, 0, 0]
+    assert 0.8 <= float(gains.min()) < 0.85 and 1.15 < float(gains.max()) <= 1.2

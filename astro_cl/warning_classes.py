@@ -1,4 +1,4 @@
-"""The warning classes of astro_cl, imported on first use through `astro_cl.exceptions`.
+"""The warning classes of astro_cl, loaded on first use through `astro_cl.exceptions`.
 
 They live here, not in `astro_cl.exceptions`, because subclassing
 `~astropy.utils.exceptions.AstropyUserWarning` imports astropy, which the
