@@ -12,8 +12,11 @@ from astro_cl.exceptions import ValidationError
 # At the tiny size some morphological types have too few galaxies to be scored;
 # the property-correlation task says so, which is expected here.
 # the same holds for the rarest environment (voids).
+# Two epochs of a tiny encoder collapse the embedding: the tasks warn, and the
+# tests below check that the demo reports it.
 pytestmark = [pytest.mark.filterwarnings("ignore:property-correlation.*skipped"),
-              pytest.mark.filterwarnings("ignore:environment. groups.*skipped")]
+              pytest.mark.filterwarnings("ignore:environment. groups.*skipped"),
+              pytest.mark.filterwarnings("ignore:the embedding is collapsed")]
 
 #: The smallest pipeline that still exercises every step (seconds, not minutes).
 _TINY = {"base": "tiny"}
@@ -37,7 +40,8 @@ def test_tiny_demo_writes_the_report(tiny_demo):
     assert summary["report"] == str(index)
     html = index.read_text(encoding="utf-8")
     figures = sorted(p.name for p in (out / "report" / "figures").glob("*.png"))
-    for stem in ("property_ranking", "UMAP_coloured_by_property", "clusters_on_the_SFMS_plane",
+    for stem in ("property_ranking", "PCA_projection_coloured_by_property",
+                 "clusters_on_the_SFMS_plane",
                  "environment", "similarity_search", "training_curves_simclr",
                  "training_curves_unet", "maps_typical_held-out_galaxy"):
         hits = [f for f in figures if f.startswith(stem)]
@@ -106,14 +110,56 @@ def test_cli_exit_status(tiny_demo, monkeypatch, capsys):
     monkeypatch.setattr(astro_cl.demo, "run_demo", fake)
     assert main(["demo", "--out", "somewhere", "--size", "tiny", "--seed", "5",
                  "--no-progress"]) == 0
-    assert "Report:" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "Report:" in printed and "checks the plumbing only" in printed
     assert calls[-1] == ("somewhere", {"size": "tiny", "seed": 5, "catalogue": None,
                                        "check": False, "progress": False})
     assert main(["demo", "--check", "--no-progress"]) == 1
     captured = capsys.readouterr()
-    assert "Acceptance:" in captured.out and "acceptance failed" in captured.err
+    assert "Acceptance" in captured.out and "acceptance failed" in captured.err
     with pytest.raises(SystemExit):
         main(["demo", "--size", "huge"])
+
+
+def test_tiny_demo_says_it_checks_plumbing_only(tiny_demo):
+    """Tiny misses the thresholds by design and says so; it does not print [FAIL]."""
+    out, summary, _ = tiny_demo
+    assert summary["plumbing_only"] is True
+    text = format_summary(summary)
+    assert "only checks the plumbing" in text and "[FAIL]" not in text
+    assert "not expected at this size" in text and "--check" in text
+    page = (out / "report" / "index.html").read_text(encoding="utf-8")
+    assert "only checks the plumbing" in page.split("<h2")[0]  # a note above every section
+    default = dict(summary, plumbing_only=False)
+    assert "[FAIL]" in format_summary(default) or summary["passed"]
+
+
+def test_tiny_demo_reports_its_collapsed_embedding(tiny_demo):
+    """Two epochs of a tiny SimCLR collapse the embedding; the demo says so, everywhere."""
+    out, summary, _ = tiny_demo
+    embedding = summary["embedding"]
+    assert embedding["collapsed"] and embedding["relative_spread"] < 0.1
+    assert "WARNING: the embedding is collapsed" in format_summary(summary)
+    page = (out / "report" / "index.html").read_text(encoding="utf-8")
+    assert "The embedding is collapsed" in page.split("<h2")[0]
+    run = json.loads((out / "results" / "run.json").read_text(encoding="utf-8"))
+    assert run["results"]["embedding"]["collapsed"] is True
+
+
+def test_tiny_demo_report_reads_top_down(tiny_demo):
+    out, _, _ = tiny_demo
+    page = (out / "report" / "index.html").read_text(encoding="utf-8")
+    sections = [page.index(f"<h2 id='{s}'>") for s in ("done", "results", "figures", "tables",
+                                                         "provenance")]
+    assert sections == sorted(sections)
+    done = page[sections[0]:sections[1]]
+    for item in ("data", "preprocessing", "augmentations", "model", "training", "tasks"):
+        assert f"<dt>contrastive study: {item}</dt>" in done
+        assert f"<dt>maps study: {item}</dt>" in done
+    results = page[sections[1]:sections[2]]
+    assert results.count("\u2718 miss") + results.count("\u2714 pass") >= 5
+    assert "0.090 dex" in results  # PICASSSO's stellar-mass scatter beside ours
+    assert "UMAP" not in page  # the tiny size projects with PCA
 
 
 @pytest.mark.slow

@@ -11,8 +11,7 @@ from astro_cl.report import figures as F
 from astro_cl.report.html import figure_png, write_report
 
 
-@pytest.fixture
-def data():
+def _data():
     rng = np.random.default_rng(0)
     n = 80
     mass = rng.uniform(9, 11.5, n)
@@ -25,6 +24,11 @@ def data():
     X = np.column_stack([mass - 10.5, sfr, rng.normal(0, 0.3, (n, 4))])
     emb = QTable({"id": cat["id"], "embedding": X.astype(np.float32)})
     return emb, cat
+
+
+@pytest.fixture
+def data():
+    return _data()
 
 
 def test_figures_are_figures(data):
@@ -124,40 +128,164 @@ def test_cli_evaluate_and_report(data, tmp_path, capsys):
     from astro_cl.cli import main
 
     emb, cat = data
+    cat["RA"] = np.linspace(0, 300, len(cat)) * u.deg
     emb.write(tmp_path / "emb.ecsv")
     cat.write(tmp_path / "cat.ecsv")
     out = tmp_path / "results"
     status = main(["evaluate", str(tmp_path / "emb.ecsv"), "--catalogue", str(tmp_path / "cat.ecsv"),
                    "--out", str(out), "--no-progress",
-                   "--param", 'property-correlation.projection="pca"',
-                   "--param", "property-correlation.n_bootstrap=5",
-                   "--param", "property-regression.n_bootstrap=5",
-                   "--param", "environment.n_permutations_classifier=3",
-                   "--param", "environment.cv=3"])
+                   "--set", "property-correlation.projection=pca",   # a bare string
+                   "--set", "property-correlation.n_bootstrap=5",
+                   "--set", "property-regression.n_bootstrap=5",
+                   "--set", 'environment.tests=["energy", "classifier"]',
+                   "--set", "environment.n_permutations_classifier=3",
+                   "--set", "environment.cv=3"])
     assert status == 0
-    assert "ranking:" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "ranking:" in printed and "position: RA" in printed
     for name in ("property-correlation", "study-comparison", "property-regression",
                  "sfms-clustering", "environment", "similarity-search"):
         assert (out / "tables" / f"{name}.ecsv").is_file()
     galaxies = QTable.read(out / "galaxies.ecsv")
-    assert {"umap_1", "sfms_class", "cluster_kmeans_k2"} <= set(galaxies.colnames)
+    assert {"projection_1", "sfms_class", "cluster_kmeans_k2"} <= set(galaxies.colnames)
     run_info = json.loads((out / "run.json").read_text())
     assert "main_sequence" in run_info["results"]
+    assert run_info["results"]["projection"] == "PCA"
+    assert run_info["results"]["left_out"]["RA"] == "position"
+    assert run_info["config"]["tasks"]["environment"]["tests"] == ["energy", "classifier"]
+    assert run_info["results"]["n_permutations"]["classifier"] == 3
     assert len(run_info["provenance"]["catalogue_sha256"]) == 64
     np.savez(out / "thumbnails.npz", **{f"g{i}": np.ones((5, 8, 8)) * i for i in range(80)})
     (out / "history.json").write_text(json.dumps({"loss": [2.0, 1.5, 1.2]}))
     assert main(["report", str(out)]) == 0
     html = (out / "report" / "index.html").read_text()
     for fig in ("property_ranking", "clusters_on_the_SFMS_plane", "environment",
-                "similarity_search", "training_curves", "projection_by_property"):
+                "similarity_search", "training_curves_model", "PCA_projection_coloured_by_property"):
         assert (out / "report" / "figures" / f"{fig}.png").is_file(), fig
-    assert "study-comparison" in html and "provenance" in html
+    assert "study-comparison" in html and "Provenance" in html and "UMAP" not in html
     assert main(["report", str(tmp_path)]) == 2  # not a results folder
+    assert main(["evaluate", str(tmp_path / "emb.ecsv"), "--catalogue", str(tmp_path / "cat.ecsv"),
+                 "--out", str(out), "--set", "n_bootstrap=5"]) == 2  # not TASK.KEY
 
 
 def test_read_table_recognises_ecsv_csv(shared_data):
-    from astro_cl.cli.evaluate import read_table
+    from astro_cl.studies import read_table
 
     cat = read_table(shared_data / "ecalifa" / "ecalifa_global.csv")
     assert cat["log_Mass"].unit == u.dex(u.Msun)
     assert len(cat) == 895
+
+
+def test_training_curves_put_one_quantity_with_its_unit_on_each_axis():
+    history = [{"epoch": e, "lr": 1e-3, "train_loss": 3.0 - e, "val_loss": None,
+                "seconds": 2.0 + 0.1 * e, "images_per_s": 100.0 + e} for e in (1, 2, 3)]
+    fig = F.plot_training_curves(history, title="training of simclr")
+    labels = {ax.get_ylabel(): [line.get_label() for line in ax.get_lines()] for ax in fig.axes}
+    assert labels == {"loss": ["train loss"], "learning rate": ["lr"],
+                      "epoch time [s]": ["seconds"], "throughput [images/s]": ["images per s"]}
+    assert all(ax.get_xlabel() == "epoch" for ax in fig.axes)
+
+
+def test_projection_figures_name_their_projection():
+    cat = QTable({"log_Mass": np.linspace(9, 11, 20) * u.dex(u.Msun),
+                  "environment": ["void", "wall"] * 10})
+    xy = np.random.default_rng(0).normal(size=(20, 2))
+    fig = F.plot_projection(xy, cat, ["log_Mass"], projection="PCA")
+    assert fig.get_suptitle().startswith("PCA projection")
+    ax = fig.axes[0]
+    assert (ax.get_xlabel(), ax.get_ylabel()) == ("PCA 1", "PCA 2")
+    colorbar = next(a for a in fig.axes if a is not ax)
+    assert colorbar.get_ylabel() == "log_Mass [dex(solMass)]"
+    env = F.plot_environment(xy, cat["environment"], projection="PCA")
+    assert env.axes[0].get_title() == "PCA projection by environment"
+    assert "UMAP" not in " ".join(a.get_title() + a.get_xlabel() for a in env.axes)
+
+
+def _chromium():
+    import shutil
+
+    for name in ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable"):
+        path = shutil.which(name)
+        if path:
+            return path
+    return None
+
+
+#: Headless Chromium without any network activity of its own.
+_CHROMIUM_FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+                   "--no-first-run", "--disable-background-networking",
+                   "--disable-component-update", "--disable-sync")
+
+#: Appended to a copy of the page: counts the images the browser failed to decode.
+_IMAGE_PROBE = ("<script>window.addEventListener('load', () => {"
+                "const bad = [...document.images].filter(i => !i.complete || i.naturalWidth === 0);"
+                "document.body.setAttribute('data-images', document.images.length);"
+                "document.body.setAttribute('data-broken', bad.length);});</script>")
+
+
+@pytest.fixture(scope="module")
+def synthetic_report(tmp_path_factory):
+    """The report of the tasks on the synthetic data, with thumbnails and training curves."""
+    from astro_cl.studies import run_tasks
+
+    emb, cat = _data()
+    params = {"property-correlation": {"projection": "pca", "n_bootstrap": 5},
+              "property-regression": {"n_bootstrap": 5},
+              "environment": {"tests": ["energy"], "n_permutations": 19}}
+    results = run_tasks(emb, cat, params=params, progress=False)
+    results.thumbnails = {f"g{i}": np.full((5, 8, 8), float(i)) for i in range(len(cat))}
+    results.history = {"simclr": [{"epoch": e, "train_loss": 3.0 / e, "lr": 1e-3,
+                                   "seconds": 1.0, "images_per_s": 50.0} for e in (1, 2, 3)]}
+    return results.report(tmp_path_factory.mktemp("report"), title="synthetic report")
+
+
+def test_report_reads_top_down_and_is_self_contained(synthetic_report):
+    """What was done, then results, figures, tables, provenance; nothing from the network."""
+    import io
+    import re
+
+    from PIL import Image
+
+    page = synthetic_report.read_text(encoding="utf-8")
+    order = [page.index(f"<h2 id='{s}'>") for s in ("done", "results", "figures", "tables",
+                                                      "provenance")]
+    assert order == sorted(order)
+    assert "<dt>tasks</dt>" in page and "PCA projection" in page and "UMAP" not in page
+    assert "class='scroll'" in page
+    assert not re.search(r"https?:|(src|href)=['\"]//|url\(", page)
+    sources = re.findall(r"<img [^>]*src='([^']*)'", page)
+    assert len(sources) >= 6
+    for src in sources:
+        assert src.startswith("data:image/png;base64,")
+        image = Image.open(io.BytesIO(base64.b64decode(src.split(",", 1)[1])))
+        image.load()
+        assert image.size[0] > 100 and image.size[1] > 100
+
+
+def test_report_renders_in_headless_chromium(synthetic_report, tmp_path):
+    """Chromium renders the page (a non-blank screenshot) and decodes every image."""
+    import re
+    import subprocess
+
+    from PIL import Image
+
+    browser = _chromium()
+    if browser is None:
+        pytest.skip("no chromium binary found (chromium, chromium-browser, google-chrome); "
+                    "install it, e.g. `apt-get install -y chromium`, to render the report")
+    index = synthetic_report
+    shot = tmp_path / "page.png"
+    flags = [browser, *_CHROMIUM_FLAGS, f"--user-data-dir={tmp_path / 'profile'}"]
+    subprocess.run([*flags, f"--screenshot={shot}", "--window-size=1280,2000",
+                    index.as_uri()], check=True, capture_output=True, timeout=120)
+    pixels = np.asarray(Image.open(shot).convert("L"), dtype=float)
+    assert pixels.shape == (2000, 1280)
+    assert (pixels < 200).mean() > 0.01 and pixels.std() > 10  # text and figures, not blank
+    probe = tmp_path / "probe.html"
+    probe.write_text(index.read_text(encoding="utf-8").replace("</body>", _IMAGE_PROBE
+                                                               + "</body>"), encoding="utf-8")
+    dom = subprocess.run([*flags, "--virtual-time-budget=10000", "--dump-dom", probe.as_uri()],
+                         check=True, capture_output=True, text=True, timeout=120).stdout
+    body = re.search(r"<body([^>]*)>", dom).group(1)
+    n_images = len(re.findall(r"<img ", index.read_text(encoding="utf-8")))
+    assert f'data-images="{n_images}"' in body and 'data-broken="0"' in body

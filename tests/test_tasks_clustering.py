@@ -83,11 +83,11 @@ def test_check_task():
 
 
 def test_real_catalogue_sfms(shared_data):
-    from astro_cl.cli.evaluate import read_table
-    from astro_cl.tasks._common import _float_column
+    from astro_cl.studies import read_table
+    from astro_cl.tasks.catalogue import float_column
 
     cat = read_table(shared_data / "ecalifa" / "ecalifa_global.csv")
-    mass, sfr = _float_column(cat, "log_Mass"), _float_column(cat, "log_SFR_Ha")
+    mass, sfr = float_column(cat, "log_Mass"), float_column(cat, "log_SFR_Ha")
     ms = fit_main_sequence(mass, sfr)
     # CALIFA SFMS (Halpha SFRs): slope ~0.7-0.8, log SFR ~ -0.3 at 1e10 Msun, scatter ~0.3-0.4 dex
     assert 0.6 < ms["slope"] < 0.9

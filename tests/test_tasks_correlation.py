@@ -5,7 +5,7 @@ from astropy.table import QTable
 
 from astro_cl.exceptions import CatalogueError
 from astro_cl.tasks import PropertyCorrelation, compare_rankings, compare_with_study
-from astro_cl.tasks._common import _hubble_t_type
+from astro_cl.tasks.catalogue import hubble_t_type
 
 
 def _synthetic(n=240, seed=0):
@@ -44,7 +44,7 @@ def test_linear_property_ranks_first_and_noise_last():
     assert np.all(np.isfinite(table["score_err"])) and np.all(table["score_err"] > 0)
     row = table[table["property"] == "type"][0]
     assert row["kind"] == "categorical" and row["balanced_accuracy"] > 0.8
-    assert abs(row["spearman_umap1"]) > 0.5  # Hubble types -> T-type for the rank correlation
+    assert abs(row["spearman_axis1"]) > 0.5  # Hubble types -> T-type for the rank correlation
     assert list(table["rank"]) == list(range(1, len(table) + 1))
 
 
@@ -56,7 +56,7 @@ def test_row_matching_and_array_input():
     b = PropertyCorrelation(projection=None, n_bootstrap=0).fit(X, cat).evaluate()
     assert list(a["property"]) == list(b["property"])
     np.testing.assert_allclose(a["score"], b["score"])
-    assert np.all(np.isnan(a["spearman_umap1"]))
+    assert np.all(np.isnan(a["spearman_axis1"]))
 
 
 def test_precomputed_projection_and_missing_values():
@@ -68,7 +68,7 @@ def test_precomputed_projection_and_missing_values():
     row = table[table["property"] == "log_Mass"][0]
     assert row["n_galaxies"] == 110
     ew = table[table["property"] == "EW_Ha_cen"][0]
-    assert abs(ew["spearman_umap1"]) > 0.99
+    assert abs(ew["spearman_axis1"]) > 0.99
     with pytest.raises(ValueError, match="projection"):
         task.fit(emb, cat, projection=proj[:5])
 
@@ -96,11 +96,11 @@ def test_compare_rankings():
         compare_rankings(a, QTable({"property": ["q"], "score": [1.0]}))
 
 
-def test_hubble_t_type():
-    t = _hubble_t_type(np.array(["E3", "S0", "Sbc", None, "U"], dtype=object))
+def testhubble_t_type():
+    t = hubble_t_type(np.array(["E3", "S0", "Sbc", None, "U"], dtype=object))
     np.testing.assert_array_equal(t[:3], [-5, -2, 4])
     assert np.isnan(t[3]) and np.isnan(t[4])
-    assert _hubble_t_type(np.array(["void", "wall"], dtype=object)) is None
+    assert hubble_t_type(np.array(["void", "wall"], dtype=object)) is None
 
 
 def test_missing_catalogue_and_ids():
@@ -121,12 +121,12 @@ def test_check_task():
 
 
 def test_real_catalogue_ranks_encoded_properties(shared_data):
-    from astro_cl.cli.evaluate import read_table
-    from astro_cl.tasks._common import _float_column
+    from astro_cl.studies import read_table
+    from astro_cl.tasks.catalogue import float_column
 
     cat = read_table(shared_data / "ecalifa" / "ecalifa_global.csv")
     rng = np.random.default_rng(0)
-    mass = np.nan_to_num(_float_column(cat, "log_Mass"), nan=10.0)
+    mass = np.nan_to_num(float_column(cat, "log_Mass"), nan=10.0)
     X = np.column_stack([mass - 10.5, rng.normal(0, 0.1, (len(cat), 3))])
     emb = QTable({"id": np.asarray(cat["Name"]), "embedding": X})
     task = PropertyCorrelation(properties=["log_Mass", "EW_Ha_cen", "type", "RA"],

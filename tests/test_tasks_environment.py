@@ -77,8 +77,12 @@ def test_errors():
     X, cat = _catalogue(n=40)
     cat["environment"][:] = "void"
     cat["environment"][:2] = "wall"
-    with pytest.warns(AstroCLWarning, match="fewer than"), pytest.raises(CatalogueError):
+    with pytest.raises(CatalogueError, match=r"groups \(galaxies\): void \(38\), wall \(2\)"):
         EnvironmentTest().fit(X, cat)
+    cat["environment"][2:6] = "wall"
+    cat["environment"][6:7] = "cluster"
+    with pytest.warns(AstroCLWarning, match=r"groups cluster have fewer than 5 .* cluster \(1\)"):
+        EnvironmentTest(tests=("energy",), n_permutations=9).fit(X, cat)
     with pytest.raises(CatalogueError, match="no column"):
         EnvironmentTest(column="env").fit(X, cat)
 
@@ -96,3 +100,25 @@ def test_check_task():
 
     X, cat = _catalogue(n=60)
     check_task(EnvironmentTest(tests=("energy",), n_permutations=19), X, cat)
+
+
+def test_default_permutations_scale_with_the_sample():
+    """``"auto"`` permutation counts: many for small samples, fewer for large ones, fast."""
+    import time
+
+    from astro_cl.tasks import auto_permutations
+
+    assert auto_permutations(40) == 999 and auto_permutations(40, "classifier") == 99
+    counts = [auto_permutations(n) for n in (100, 700, 1000, 2000, 10000)]
+    assert counts == sorted(counts, reverse=True) and counts[-1] == 199
+    assert all(str(c).endswith("9") for c in counts)
+    assert auto_permutations(5000, "classifier") == 19
+    X, cat = _catalogue(n=300)
+    cat["environment"][:60] = "wall"
+    started = time.perf_counter()
+    task = EnvironmentTest(tests=("energy",)).fit(X, cat)
+    assert time.perf_counter() - started < 20  # 6 tests of 999 permutations (was 199)
+    assert task.n_permutations_ == {"energy": 999, "classifier": 49}
+    assert set(task.evaluate()["n_permutations"]) == {999}
+    with pytest.raises(ValueError, match="n_permutations must be 'auto' or a positive"):
+        EnvironmentTest(n_permutations=0).fit(X, cat)

@@ -15,6 +15,7 @@ __all__ = [
     "plot_correlation_ranking",
     "plot_environment",
     "plot_map_panels",
+    "plot_projection",
     "plot_sfms_clusters",
     "plot_similarity_grid",
     "plot_training_curves",
@@ -36,9 +37,9 @@ def _figure(nrows=1, ncols=1, *, panel=(4.0, 3.4), **kwargs):
 
 def _values(column):
     """Column -> (float array or None, labels array or None)."""
-    from astro_cl.tasks._common import _is_categorical
+    from astro_cl.tasks.catalogue import is_categorical
 
-    if _is_categorical(column):
+    if is_categorical(column):
         labels = np.asarray(np.ma.getdata(getattr(column, "unmasked", column))).astype(str)
         return None, labels
     mask = np.asarray(getattr(column, "mask", np.zeros(len(column), bool)), bool)
@@ -48,19 +49,28 @@ def _values(column):
     return values, None
 
 
-def _scatter_coloured(ax, xy, column, name, fig):
-    from astro_cl.tasks._common import _hubble_t_type
+def _unit_label(column):
+    """`` [unit]`` of a column for a label, or an empty string."""
+    unit = getattr(column, "unit", None)
+    text = "" if unit is None else str(unit)
+    return f" [{text}]" if text and text != "dimensionless" else ""
+
+
+def _scatter_coloured(ax, xy, column, name, fig, axis_names=("axis 1", "axis 2")):
+    from astro_cl.tasks.catalogue import hubble_t_type
 
     values, labels = _values(column)
     t_type = None
     if labels is not None and len(set(labels) - set(_MISSING)) > 12:
         # too many classes for a legend; Hubble types have a natural order
-        t_type = _hubble_t_type([None if lab in _MISSING else lab for lab in labels])
+        t_type = hubble_t_type([None if lab in _MISSING else lab for lab in labels])
+    title = name
     if t_type is not None:
         ok = np.isfinite(t_type)
         ax.scatter(xy[~ok, 0], xy[~ok, 1], s=4, color="0.85", lw=0)
         sc = ax.scatter(xy[ok, 0], xy[ok, 1], c=t_type[ok], s=6, cmap="coolwarm_r", lw=0)
         fig.colorbar(sc, ax=ax, label="T-type", shrink=0.85)
+        title = f"{name} (as T-type)"
     elif labels is not None:
         cats = [c for c in np.unique(labels) if c not in _MISSING]
         cmap = _cmap("tab20" if len(cats) > 10 else "tab10")
@@ -76,9 +86,10 @@ def _scatter_coloured(ax, xy, column, name, fig):
             lo, hi = np.percentile(values[ok], [2, 98])
             sc = ax.scatter(xy[ok, 0], xy[ok, 1], c=values[ok], s=6, cmap="viridis",
                             vmin=lo, vmax=hi if hi > lo else lo + 1, lw=0)
-            unit = getattr(column, "unit", None)
-            fig.colorbar(sc, ax=ax, label=f"[{unit}]" if unit else None, shrink=0.85)
-    ax.set_title(name, fontsize=9)
+            fig.colorbar(sc, ax=ax, label=f"{name}{_unit_label(column)}", shrink=0.85)
+    ax.set_title(title, fontsize=9)
+    ax.set_xlabel(axis_names[0], fontsize=7)
+    ax.set_ylabel(axis_names[1], fontsize=7)
     ax.set_xticks([])
     ax.set_yticks([])
 
@@ -89,8 +100,8 @@ def _cmap(name):
     return matplotlib.colormaps[name]
 
 
-def plot_umap(embedding2d, catalogue, columns, *, ncols=3):
-    """UMAP (or any 2-D) projection coloured by catalogue properties.
+def plot_projection(embedding2d, catalogue, columns, *, projection="UMAP", ncols=3):
+    """Draw a 2-D projection of the embedding, one panel per catalogue property.
 
     Parameters
     ----------
@@ -101,6 +112,9 @@ def plot_umap(embedding2d, catalogue, columns, *, ncols=3):
     columns : list of str
         One panel per column (numeric: colour map; categorical: legend, or
         for more than 12 Hubble types, a colour map of their numeric T-type).
+    projection : str, optional
+        The projection's name (``"UMAP"``, ``"PCA"``), used in the title and
+        the axis labels.
     ncols : int, optional
         Panels per row.
 
@@ -110,7 +124,8 @@ def plot_umap(embedding2d, catalogue, columns, *, ncols=3):
     """
     xy = np.asarray(embedding2d, dtype=float)
     if xy.ndim != 2 or xy.shape[1] != 2 or len(xy) != len(catalogue):
-        msg = f"plot_umap: expected a ({len(catalogue)}, 2) projection, got shape {xy.shape}"
+        msg = (f"plot_projection: expected a ({len(catalogue)}, 2) projection, "
+               f"got shape {xy.shape}")
         raise ValueError(msg)
     columns = list(columns)
     ncols = max(1, min(ncols, len(columns)))
@@ -118,9 +133,30 @@ def plot_umap(embedding2d, catalogue, columns, *, ncols=3):
     fig, axes = _figure(nrows, ncols)
     for ax in axes.ravel()[len(columns):]:
         ax.set_axis_off()
+    axis_names = (f"{projection} 1", f"{projection} 2")
     for ax, name in zip(axes.ravel(), columns, strict=False):
-        _scatter_coloured(ax, xy, catalogue[name], name, fig)
+        _scatter_coloured(ax, xy, catalogue[name], name, fig, axis_names)
+    fig.suptitle(f"{projection} projection of the embedding, coloured by catalogue property",
+                 fontsize=10)
     return fig
+
+
+def plot_umap(embedding2d, catalogue, columns, *, ncols=3):
+    """Draw a UMAP projection coloured by catalogue properties (`plot_projection`).
+
+    Parameters
+    ----------
+    embedding2d : array-like
+        ``(N, 2)`` UMAP projection, rows matching ``catalogue``.
+    catalogue : `~astropy.table.Table`
+    columns : list of str
+    ncols : int, optional
+
+    Returns
+    -------
+    fig : `matplotlib.figure.Figure`
+    """
+    return plot_projection(embedding2d, catalogue, columns, projection="UMAP", ncols=ncols)
 
 
 def plot_correlation_ranking(table, *, study=None):
@@ -129,7 +165,8 @@ def plot_correlation_ranking(table, *, study=None):
     Parameters
     ----------
     table : `~astropy.table.Table`
-        Output of `~astro_cl.tasks.PropertyCorrelation.evaluate`.
+        Output of `~astro_cl.tasks.PropertyCorrelation.evaluate`; with rank
+        correlations (``spearman_max``) a second panel shows them.
     study : `~astropy.table.Table`, optional
         Output of `~astro_cl.tasks.compare_with_study`; its Kendall tau is
         shown in the title.
@@ -142,7 +179,9 @@ def plot_correlation_ranking(table, *, study=None):
     score = np.asarray(table["score"], dtype=float)
     err = (np.asarray(table["score_err"], dtype=float) if "score_err" in table.colnames
            else None)
-    fig, axes = _figure(1, 2 if "spearman_max" in table.colnames else 1,
+    rho = (np.asarray(table["spearman_max"], dtype=float) if "spearman_max" in table.colnames
+           else np.full(len(names), np.nan))
+    fig, axes = _figure(1, 2 if np.isfinite(rho).any() else 1,
                         panel=(4.2, 0.3 * len(names) + 1.2))
     ax = axes[0, 0]
     y = np.arange(len(names))[::-1]
@@ -152,18 +191,20 @@ def plot_correlation_ranking(table, *, study=None):
     ax.barh(y, score, xerr=None if err is None else np.nan_to_num(err), color=colours)
     ax.set_yticks(y, names, fontsize=7)
     ax.axvline(0, color="k", lw=0.5)
-    ax.set_xlabel("kNN CV R$^2$ / adjusted balanced accuracy")
-    title = "property ranking"
+    ax.set_xlabel("score: kNN CV R$^2$ (blue) or adjusted balanced accuracy (orange)",
+                  fontsize=8)
+    title = "how well the embedding predicts each property"
     if study is not None and np.isfinite(study.meta.get("kendall_tau", np.nan)):
-        title += f" (Kendall tau vs study = {study.meta['kendall_tau']:.2f})"
+        title += f"\n(Kendall tau vs the study's order = {study.meta['kendall_tau']:.2f})"
     ax.set_title(title, fontsize=9)
     if axes.shape[1] > 1:
+        projection = table.meta.get("projection") or "projection"
         ax2 = axes[0, 1]
-        ax2.barh(y, np.nan_to_num(np.asarray(table["spearman_max"], dtype=float)),
-                 color="tab:green")
+        ax2.barh(y, np.nan_to_num(rho), color="tab:green")
         ax2.set_yticks(y, [""] * len(names))
         ax2.set_xlim(0, 1)
-        ax2.set_xlabel("max |Spearman rho| with UMAP axes")
+        ax2.set_xlabel(f"max |Spearman rho| with the {projection} axes", fontsize=8)
+        ax2.set_title(f"rank correlation with the {projection} axes", fontsize=9)
     return fig
 
 
@@ -187,10 +228,10 @@ def plot_sfms_clusters(catalogue, labels, *, mass_column="log_Mass", sfr_column=
     -------
     fig : `matplotlib.figure.Figure`
     """
-    from astro_cl.tasks._common import _float_column
+    from astro_cl.tasks.catalogue import float_column
 
-    mass = _float_column(catalogue, mass_column)
-    sfr = _float_column(catalogue, sfr_column)
+    mass = float_column(catalogue, mass_column)
+    sfr = float_column(catalogue, sfr_column)
     panels = labels if isinstance(labels, dict) else {"clusters": labels}
     ncols = min(3, len(panels))
     fig, axes = _figure(int(np.ceil(len(panels) / ncols)), ncols)
@@ -249,12 +290,14 @@ def plot_confusion(confusion, *, row_labels=None, col_labels=None, title=None):
                     color="white" if counts[i, j] > counts.max() / 2 else "black")
     ax.set_xticks(range(nc), col_labels, fontsize=7)
     ax.set_yticks(range(nr), row_labels, fontsize=7)
+    ax.set_xlabel("cluster (number of galaxies per cell)", fontsize=8)
+    ax.set_ylabel("class", fontsize=8)
     if title:
         ax.set_title(title, fontsize=9)
     return fig
 
 
-def plot_environment(embedding2d, environments, *, results=None):
+def plot_environment(embedding2d, environments, *, results=None, projection="projection"):
     """Where galaxies of each environment sit in the projection.
 
     Parameters
@@ -266,6 +309,8 @@ def plot_environment(embedding2d, environments, *, results=None):
     results : `~astropy.table.Table`, optional
         Output of `~astro_cl.tasks.EnvironmentTest.evaluate`; the p-values are
         drawn in a third panel.
+    projection : str, optional
+        The projection's name (``"UMAP"``, ``"PCA"``) for the titles and labels.
 
     Returns
     -------
@@ -283,10 +328,14 @@ def plot_environment(embedding2d, environments, *, results=None):
         axes[0, 1].hist(xy[sel, 0], bins=bins, density=True, histtype="step",
                         color=cmap(i % 10), label=f"{g} ({sel.sum()})")
     axes[0, 0].legend(fontsize=6, markerscale=2, frameon=False)
-    axes[0, 0].set_title("projection by environment", fontsize=9)
-    axes[0, 1].set_xlabel("projection axis 1")
-    axes[0, 1].set_ylabel("density")
-    axes[0, 1].legend(fontsize=6, frameon=False)
+    axes[0, 0].set_title(f"{projection} projection by environment", fontsize=9)
+    axes[0, 0].set_xlabel(f"{projection} 1")
+    axes[0, 0].set_ylabel(f"{projection} 2")
+    axes[0, 1].set_title(f"distribution along {projection} 1", fontsize=9)
+    axes[0, 1].set_xlabel(f"{projection} 1")
+    axes[0, 1].set_ylabel("probability density")
+    axes[0, 1].legend(fontsize=6, frameon=False, title="environment (galaxies)",
+                      title_fontsize=6)
     if axes.shape[1] > 2:
         ax = axes[0, 2]
         labels = [f"{a} vs {b}\n{t}, {c}" for a, b, t, c in
@@ -297,7 +346,8 @@ def plot_environment(embedding2d, environments, *, results=None):
         ax.barh(y, -np.log10(p), color="tab:purple")
         ax.axvline(-np.log10(0.05), color="k", ls="--", lw=0.8)
         ax.set_yticks(y, labels, fontsize=5)
-        ax.set_xlabel("-log10 permutation p-value")
+        ax.set_xlabel("-log10 permutation p-value (dashed: p = 0.05)")
+        ax.set_title("two-sample tests of the embedding", fontsize=9)
     return fig
 
 
@@ -319,7 +369,7 @@ def _rgb(image):
     return np.clip(np.moveaxis(data, 0, -1), 0, 1)
 
 
-def plot_similarity_grid(query_ids, neighbours, images, *, n_neighbors=None):
+def plot_similarity_grid(query_ids, neighbours, images, *, n_neighbors=None, title=None):
     """Thumbnails of query galaxies (left) and their most similar galaxies.
 
     Parameters
@@ -335,6 +385,8 @@ def plot_similarity_grid(query_ids, neighbours, images, *, n_neighbors=None):
         a 2-D image. Missing ids are left blank.
     n_neighbors : int, optional
         Neighbours per row (default: all in the table).
+    title : str, optional
+        Figure title (default: what the grid shows).
 
     Returns
     -------
@@ -360,6 +412,8 @@ def plot_similarity_grid(query_ids, neighbours, images, *, n_neighbors=None):
             if gid in images:
                 ax.imshow(_rgb(images[gid]), origin="lower")
             ax.set_title(f"{gid}\n{text}", fontsize=6)
+    fig.suptitle(title or "query (left) and its nearest galaxies, with their cosine similarity",
+                 fontsize=8)
     return fig
 
 
@@ -382,7 +436,7 @@ def plot_map_panels(true, pred, *, names=None, log=True):
     -------
     fig : `matplotlib.figure.Figure`
     """
-    from astro_cl.tasks._common import _is_log_unit
+    from astro_cl.tasks.catalogue import is_log_unit
 
     names = list(names) if names is not None else [n for n in true if n in pred]
     fig, axes = _figure(len(names), 3, panel=(3.0, 2.6))
@@ -392,7 +446,7 @@ def plot_map_panels(true, pred, *, names=None, log=True):
         p = np.array(getattr(getattr(pred[name], "data", pred[name]), "value",
                              getattr(pred[name], "data", pred[name])), dtype=float)
         unit = getattr(true[name], "unit", None)
-        already_log = _is_log_unit(unit)
+        already_log = is_log_unit(unit)
         use_log = (name in log) if not isinstance(log, bool) else (
             log and not already_log and np.nanmax(t) > 0 and np.nanmin(t) >= 0)
         with warnings.catch_warnings(), np.errstate(divide="ignore", invalid="ignore"):
@@ -417,15 +471,26 @@ def plot_map_panels(true, pred, *, names=None, log=True):
     return fig
 
 
-def plot_training_curves(history):
-    """Loss and metric curves against epoch.
+#: Per-epoch series of the trainers' histories with a label and a unit of their own.
+_SERIES = {
+    "lr": ("learning rate", ""), "learning_rate": ("learning rate", ""),
+    "seconds": ("epoch time", "s"), "images_per_s": ("throughput", "images/s"),
+}
+
+
+def plot_training_curves(history, *, title=None):
+    """Loss and other per-epoch quantities against epoch, one quantity per panel.
 
     Parameters
     ----------
     history : dict of str to sequence, or sequence of dict, or `~astropy.table.Table`
         Per-epoch values (e.g. ``{"loss": [...], "val_loss": [...], "lr": [...]}``
         or one dict per epoch). Series whose names contain ``loss`` share the
-        first panel; ``lr`` goes on a log axis in the second; others in the third.
+        first panel; every other series gets a panel of its own (the learning
+        rate on a log axis; ``seconds`` as the epoch time in s,
+        ``images_per_s`` as the throughput in images/s).
+    title : str, optional
+        Figure title (e.g. the model's name).
 
     Returns
     -------
@@ -437,24 +502,35 @@ def plot_training_curves(history):
         series = {k: np.asarray(v, dtype=float) for k, v in history.items()
                   if np.ndim(v) == 1 and np.asarray(v).dtype.kind in "fiu"}
     else:
-        keys = [k for k in history[0] if isinstance(history[0][k], (int, float))] if history else []
-        series = {k: np.array([float(h.get(k, np.nan)) for h in history]) for k in keys}
+        keys = list(dict.fromkeys(k for h in history for k in h
+                                  if isinstance(h[k], (int, float)) and not isinstance(h[k], bool)))
+        series = {k: np.array([np.nan if h.get(k) is None else float(h[k]) for h in history])
+                  for k in keys}
+    from matplotlib.ticker import MaxNLocator
+
+    series = {k: v for k, v in series.items() if np.isfinite(v).any()}
     epochs = series.pop("epoch", None)
-    groups = {
-        "loss": {k: v for k, v in series.items() if "loss" in k},
-        "learning rate": {k: v for k, v in series.items() if k in ("lr", "learning_rate")},
-    }
-    groups["metrics"] = {k: v for k, v in series.items()
-                         if k not in groups["loss"] and k not in groups["learning rate"]}
-    groups = {g: s for g, s in groups.items() if s}
-    fig, axes = _figure(1, max(1, len(groups)))
-    for ax, (title, ser) in zip(axes.ravel(), groups.items(), strict=False):
-        for k, v in ser.items():
+    panels = {}
+    losses = {k: v for k, v in series.items() if "loss" in k}
+    if losses:
+        panels["loss"] = ("loss", "", losses)
+    for key, values in series.items():
+        if key not in losses:
+            label, unit = _SERIES.get(key, (key.replace("_", " "), ""))
+            panels[key] = (label, unit, {key: values})
+    fig, axes = _figure(1, max(1, len(panels)), panel=(3.4, 2.9))
+    for ax, (key, (label, unit, ser)) in zip(axes.ravel(), panels.items(), strict=False):
+        for name, v in ser.items():
             x = epochs if epochs is not None and len(epochs) == len(v) else np.arange(1, len(v) + 1)
-            ax.plot(x, v, marker="o", ms=3, label=k)
-        if title == "learning rate":
+            ax.plot(x, v, marker="o", ms=3, label=name.replace("_", " "))
+        if key in ("lr", "learning_rate"):
             ax.set_yscale("log")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_xlabel("epoch")
-        ax.set_title(title, fontsize=9)
-        ax.legend(fontsize=7, frameon=False)
+        ax.set_ylabel(f"{label} [{unit}]" if unit else label)
+        ax.set_title(label, fontsize=9)
+        if key == "loss":
+            ax.legend(fontsize=7, frameon=False)
+    if title:
+        fig.suptitle(title, fontsize=10)
     return fig

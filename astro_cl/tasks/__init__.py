@@ -11,10 +11,15 @@ and is registered under its ``name``:
 * ``"property-regression"``: `PropertyRegression`;
 * ``"map-metrics"``: `MapMetrics`.
 
-None of them imports torch.
+`astro_cl.tasks.catalogue` holds what they share: aligning embeddings with
+catalogues, reading columns, and deciding which columns are physical
+properties (`property_columns`; positions, angles, distances, identifiers and
+flags are left out by default). `embedding_diagnostics` says whether an
+embedding collapsed. None of them imports torch.
 """
 
 from astro_cl.tasks.base import DownstreamTask
+from astro_cl.tasks.catalogue import column_role, left_out_columns, property_columns
 from astro_cl.tasks.clustering import (
     SFMS_CLASSES,
     SFMSClustering,
@@ -29,7 +34,8 @@ from astro_cl.tasks.correlation import (
     compare_with_study,
     project_2d,
 )
-from astro_cl.tasks.environment import EnvironmentTest, permutation_energy_test
+from astro_cl.tasks.diagnostics import embedding_diagnostics
+from astro_cl.tasks.environment import EnvironmentTest, auto_permutations, permutation_energy_test
 from astro_cl.tasks.maps import PICASSSO_REFERENCE, MapMetrics, fit_ellipses, stack_maps
 from astro_cl.tasks.regression import PropertyRegression
 from astro_cl.tasks.similarity import SimilaritySearch, faiss_available
@@ -45,14 +51,19 @@ __all__ = [
     "PropertyRegression",
     "SFMSClustering",
     "SimilaritySearch",
+    "auto_permutations",
     "cluster_purity",
+    "column_role",
     "compare_rankings",
     "compare_with_study",
+    "embedding_diagnostics",
     "faiss_available",
     "fit_ellipses",
     "fit_main_sequence",
+    "left_out_columns",
     "permutation_energy_test",
     "project_2d",
+    "property_columns",
     "sfms_classes",
     "stack_maps",
 ]

@@ -18,8 +18,8 @@ import numpy as np
 from astropy.table import QTable
 
 from astro_cl.exceptions import AstroCLWarning, CatalogueError
-from astro_cl.tasks._common import _align, _check_fitted, _float_column, _label_column
 from astro_cl.tasks.base import DownstreamTask
+from astro_cl.tasks.catalogue import _check_fitted, align, float_column, label_column
 
 __all__ = ["SFMS_CLASSES", "SFMSClustering", "cluster_purity", "fit_main_sequence",
            "sfms_classes"]
@@ -249,12 +249,12 @@ class SFMSClustering(DownstreamTask):
         """
         from sklearn.metrics import adjusted_rand_score
 
-        X, cat, ids = _align(embeddings, catalogue)
+        X, cat, ids = align(embeddings, catalogue)
         if cat is None:
             msg = "sfms-clustering needs a catalogue with stellar mass and SFR"
             raise CatalogueError(msg)
         if self.class_column is not None:
-            classes = _label_column(cat, self.class_column)
+            classes = label_column(cat, self.class_column)
             unknown = {c for c in classes if c is not None} - set(SFMS_CLASSES)
             if unknown:
                 msg = (f"catalogue column {self.class_column!r}: expected labels "
@@ -263,8 +263,8 @@ class SFMSClustering(DownstreamTask):
             delta = np.full(len(X), np.nan)
             self.main_sequence_ = None
         else:
-            mass = _float_column(cat, self.mass_column)
-            sfr = _float_column(cat, self.sfr_column)
+            mass = float_column(cat, self.mass_column)
+            sfr = float_column(cat, self.sfr_column)
             self.main_sequence_ = fit_main_sequence(mass, sfr, ssfr_min=self.ssfr_min,
                                                     n_sigma=self.n_sigma)
             classes, delta = sfms_classes(mass, sfr, self.main_sequence_,

@@ -6,7 +6,8 @@ numeric properties, and the chance-corrected balanced accuracy of a
 k-nearest-neighbour classifier for categorical ones (morphological type). Both
 scores are 0 at chance level and 1 for a perfect prediction, so they rank on a
 common scale. Alongside, the Spearman rank correlation of each property with the
-two axes of a UMAP projection describes the structure one sees by eye.
+two axes of a 2-D projection (UMAP by default) describes the structure one
+sees by eye.
 
 `compare_with_study` puts a measured ranking beside the order found for eCALIFA
 by Martinez-Solaeche et al. (2024, A&A 688, A160) with Kendall's tau, and
@@ -20,19 +21,20 @@ import numpy as np
 from astropy.table import QTable
 
 from astro_cl.exceptions import AstroCLWarning, CatalogueError
-from astro_cl.tasks._common import (
-    _align,
+from astro_cl.tasks.base import DownstreamTask
+from astro_cl.tasks.catalogue import (
     _bootstrap_score,
     _check_fitted,
-    _column_unit,
-    _float_column,
-    _hubble_t_type,
-    _is_categorical,
-    _label_column,
     _log_transform,
-    _property_columns,
+    align,
+    column_unit,
+    float_column,
+    hubble_t_type,
+    is_categorical,
+    label_column,
+    left_out_columns,
+    property_columns,
 )
-from astro_cl.tasks.base import DownstreamTask
 
 __all__ = ["EXACT_KNN_LIMIT", "STUDY_ORDER", "PropertyCorrelation", "compare_rankings",
            "compare_with_study", "project_2d"]
@@ -50,6 +52,9 @@ STUDY_ORDER = (
     ("stellar mass", ("log_Mass", "lMass_int")),
 )
 
+
+#: Display names of the projection methods.
+_PROJECTION_NAMES = {"umap": "UMAP", "pca": "PCA", "given": "given"}
 
 #: Below this many galaxies `project_2d` gives UMAP exact nearest neighbours
 #: (umap-learn's own threshold for exact rather than approximate ones).
@@ -148,8 +153,11 @@ class PropertyCorrelation(DownstreamTask):
     Parameters
     ----------
     properties : list of str, optional
-        Catalogue columns to rank (default: every numeric column, and every
-        categorical column with 2-30 classes, except ids and ``e_*`` errors).
+        Catalogue columns to rank (default: the physical properties, see
+        `~astro_cl.tasks.catalogue.property_columns`: numeric columns and
+        categorical ones with 2-30 classes, leaving out positions, angles,
+        distances and redshifts, identifiers, uncertainties and flags). Columns
+        listed here are ranked whatever their role.
     n_neighbors : int, optional
         Neighbours of the kNN models.
     metric : str, optional
@@ -179,6 +187,14 @@ class PropertyCorrelation(DownstreamTask):
         The ranking (see `evaluate`).
     projection_ : `numpy.ndarray` or None
         ``(n_galaxies, 2)`` projection used for the rank correlations.
+    projection_method_ : str or None
+        ``"umap"``, ``"pca"``, ``"given"`` (passed to `fit`) or None.
+    left_out_ : dict of str to str
+        Catalogue columns not ranked by default and why (their role, e.g.
+        ``"position"`` for RA; see `~astro_cl.tasks.catalogue.left_out_columns`);
+        empty when ``properties`` is given.
+    skipped_ : dict of str to str
+        Properties that could not be scored and why (too few galaxies, ...).
     ids_ : `numpy.ndarray` or None
         Galaxy ids in the order of `projection_`.
     predictions_ : dict of str to `numpy.ndarray`
@@ -186,7 +202,7 @@ class PropertyCorrelation(DownstreamTask):
     """
 
     name = "property-correlation"
-    description = "Rank catalogue properties by kNN R^2 / balanced accuracy and UMAP correlation."
+    description = "Rank catalogue properties by kNN R^2 or balanced accuracy from the embedding."
 
     def __init__(self, *, properties=None, n_neighbors=10, metric="euclidean", cv=5,
                  n_bootstrap=200, projection="umap", umap_params=None, log_transform="auto",
@@ -219,11 +235,14 @@ class PropertyCorrelation(DownstreamTask):
         -------
         self : `PropertyCorrelation`
         """
-        X, cat, ids = _align(embeddings, catalogue)
+        X, cat, ids = align(embeddings, catalogue)
         if cat is None:
             msg = "property-correlation needs a catalogue of properties"
             raise CatalogueError(msg)
-        names = list(self.properties) if self.properties is not None else _property_columns(cat)
+        if self.properties is not None:
+            names, left_out = list(self.properties), {}
+        else:
+            names, left_out = property_columns(cat), left_out_columns(cat)
         if projection is not None:
             proj = np.asarray(projection, dtype=np.float64)
             if proj.shape != (len(X), 2):
@@ -235,45 +254,66 @@ class PropertyCorrelation(DownstreamTask):
         else:
             proj = None
         rng = np.random.default_rng(self.seed)
-        rows, predictions = [], {}
+        rows, predictions, skipped = [], {}, {}
         for name in names:
-            row, pred = self._score_property(X, cat, name, proj, rng)
+            row, pred = self._score_property(X, cat, name, proj, rng, skipped)
             if row is not None:
                 rows.append(row)
                 predictions[name] = pred
         self.projection_ = proj
+        self.projection_method_ = (None if proj is None else
+                                   "given" if projection is not None else self.projection)
         self.ids_ = ids
         self.predictions_ = predictions
+        self.left_out_ = left_out
+        self.skipped_ = skipped
         self.results_ = self._table(rows, len(X))
         self._fitted_on = (embeddings, catalogue)
         return self
 
-    def _score_property(self, X, cat, name, proj, rng):
+    def _score_property(self, X, cat, name, proj, rng, skipped):
         from scipy.stats import spearmanr
         from sklearn.metrics import balanced_accuracy_score, r2_score
         from sklearn.model_selection import KFold, StratifiedKFold, cross_val_predict
         from sklearn.neighbors import KNeighborsClassifier, KNeighborsRegressor
 
-        categorical = _is_categorical(cat[name])
+        categorical = is_categorical(cat[name])
+        need = max(self.min_samples, 2 * self.cv)
+        reason = None
         if categorical:
-            labels = _label_column(cat, name)
+            labels = label_column(cat, name)
             valid = np.array([v is not None for v in labels])
             classes, counts = np.unique(labels[valid].astype(str), return_counts=True)
             keep = set(classes[counts >= self.cv])
+            n_labelled = int(valid.sum())
             valid &= np.array([v in keep for v in labels])
             y = labels[valid].astype(str)
-            rank_values = _hubble_t_type(labels)
+            rank_values = hubble_t_type(labels)
             logged = False
+            if len(keep) < 2:
+                big = ", ".join(f"{c} ({k})" for c, k in zip(classes, counts, strict=True)
+                                if c in keep) or "none"
+                reason = (f"{n_labelled} labelled galaxies in {len(classes)} classes, but "
+                          f"{len(keep)} class(es) with the {self.cv} members a {self.cv}-fold "
+                          f"cross-validation needs: {big}")
+            elif int(valid.sum()) < need:
+                reason = (f"{int(valid.sum())} galaxies in the {len(keep)} classes with at "
+                          f"least {self.cv} members; needs {need}")
         else:
-            values, logged = _log_transform(_float_column(cat, name), _column_unit(cat, name),
+            values, logged = _log_transform(float_column(cat, name), column_unit(cat, name),
                                             self.log_transform)
             valid = np.isfinite(values)
             y = values[valid]
             rank_values = values
+            if int(valid.sum()) < need:
+                reason = f"{int(valid.sum())} galaxies with a value; needs {need}"
+            elif len(np.unique(y)) < 2:
+                reason = f"all {int(valid.sum())} galaxies have the same value"
         n = int(valid.sum())
-        if n < max(self.min_samples, 2 * self.cv) or len(np.unique(y)) < 2:
-            warnings.warn(f"property-correlation: {name!r} skipped ({n} usable galaxies, "
-                          f"{len(np.unique(y)) if n else 0} distinct values)", AstroCLWarning)
+        if reason is not None:
+            skipped[name] = reason
+            warnings.warn(f"property-correlation: {name!r} skipped: {reason}", AstroCLWarning,
+                          stacklevel=3)
             return None, None
         k = min(self.n_neighbors, int(n * (self.cv - 1) / self.cv) - 1)
         Xv = X[valid]
@@ -314,8 +354,8 @@ class PropertyCorrelation(DownstreamTask):
             "score_err": err,
             "r2": np.nan if categorical else float(raw),
             "balanced_accuracy": float(raw) if categorical else np.nan,
-            "spearman_umap1": rho[0],
-            "spearman_umap2": rho[1],
+            "spearman_axis1": rho[0],
+            "spearman_axis2": rho[1],
             "log10": logged,
             "n_galaxies": n,
         }
@@ -323,15 +363,15 @@ class PropertyCorrelation(DownstreamTask):
 
     def _table(self, rows, n_total):
         cols = ["rank", "property", "kind", "metric", "score", "score_err", "r2",
-                "balanced_accuracy", "spearman_umap1", "spearman_umap2", "spearman_max",
+                "balanced_accuracy", "spearman_axis1", "spearman_axis2", "spearman_max",
                 "log10", "n_galaxies"]
         rows = sorted(rows, key=lambda r: -r["score"] if np.isfinite(r["score"]) else np.inf)
         table = QTable()
         table["rank"] = np.arange(1, len(rows) + 1, dtype=np.int64)
         for key in cols[1:]:
             if key == "spearman_max":
-                r1 = np.array([r["spearman_umap1"] for r in rows], dtype=float)
-                r2 = np.array([r["spearman_umap2"] for r in rows], dtype=float)
+                r1 = np.array([r["spearman_axis1"] for r in rows], dtype=float)
+                r2 = np.array([r["spearman_axis2"] for r in rows], dtype=float)
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore", RuntimeWarning)
                     table[key] = np.fmax(np.abs(r1), np.abs(r2)) if rows else np.zeros(0)
@@ -348,10 +388,14 @@ class PropertyCorrelation(DownstreamTask):
         table.meta["params"] = {k: v for k, v in self.get_params(deep=False).items()
                                 if isinstance(v, (int, float, str, type(None), list, tuple))}
         table.meta["n_galaxies"] = int(n_total)
+        method = getattr(self, "projection_method_", None)
+        table.meta["projection"] = _PROJECTION_NAMES.get(method, method)
+        table.meta["left_out"] = dict(getattr(self, "left_out_", {}))
+        table.meta["skipped"] = dict(getattr(self, "skipped_", {}))
         table.meta["description"] = (
             "score = cross-validated kNN R^2 (numeric) or chance-adjusted balanced accuracy "
-            "(categorical); score_err = bootstrap std over galaxies; spearman_umap* = rank "
-            "correlation with the projection axes")
+            "(categorical); score_err = bootstrap std over galaxies; spearman_axis1/2 = rank "
+            f"correlation with the axes of the {table.meta['projection'] or '2-D'} projection")
         return table
 
     def evaluate(self, embeddings=None, catalogue=None):
@@ -368,9 +412,12 @@ class PropertyCorrelation(DownstreamTask):
         table : `~astropy.table.QTable`
             One row per property, best first: ``rank``, ``property``, ``kind``
             (numeric/categorical), ``metric``, ``score``, ``score_err``, ``r2``,
-            ``balanced_accuracy``, ``spearman_umap1``, ``spearman_umap2``,
-            ``spearman_max`` (largest absolute correlation), ``log10`` (whether
-            the property was scored in log10), ``n_galaxies``.
+            ``balanced_accuracy``, ``spearman_axis1``, ``spearman_axis2``
+            (rank correlations with the projection's axes), ``spearman_max``
+            (largest absolute correlation), ``log10`` (whether the property
+            was scored in log10), ``n_galaxies``. ``meta`` holds
+            ``projection`` (its name: ``"UMAP"``, ``"PCA"``, ...), ``left_out``
+            and ``skipped`` (see the attributes).
         """
         _check_fitted(self, "results_")
         if embeddings is None or (embeddings is self._fitted_on[0]

@@ -25,10 +25,11 @@ import numpy as np
 from astropy.table import QTable
 
 from astro_cl.exceptions import AstroCLWarning, CatalogueError
-from astro_cl.tasks._common import _align, _check_fitted, _float_column, _label_column
 from astro_cl.tasks.base import DownstreamTask
+from astro_cl.tasks.catalogue import _check_fitted, align, float_column, label_column
 
-__all__ = ["EnvironmentTest", "energy_distance_matrix", "permutation_energy_test"]
+__all__ = ["EnvironmentTest", "auto_permutations", "energy_distance_matrix",
+           "permutation_energy_test"]
 
 
 def energy_distance_matrix(distances, in_a, in_b):
@@ -121,11 +122,60 @@ def _classifier_test(X, labels, *, strata, n_permutations, cv, seed, rng):
         pred = cross_val_predict(model, X, y, cv=folds)
         return balanced_accuracy_score(y, pred)
 
-    observed = score(labels)
-    perms = _permuted_labels(labels, strata, n_permutations, rng)
-    null = np.array([score(p) for p in perms])
+    from threadpoolctl import threadpool_limits
+
+    # hundreds of small logistic fits: multi-threaded BLAS only adds synchronisation,
+    # and on a busy 2-core machine its spinning threads made this test 5x slower
+    with threadpool_limits(limits=1, user_api="blas"):
+        observed = score(labels)
+        perms = _permuted_labels(labels, strata, n_permutations, rng)
+        null = np.array([score(p) for p in perms])
     p_value = (1 + np.sum(null >= observed - 1e-12)) / (1 + n_permutations)
     return float(observed), float(p_value), null
+
+
+def auto_permutations(n_galaxies, test="energy"):
+    """Return the default number of permutations of a two-sample test on ``n_galaxies``.
+
+    The p-value of a permutation test cannot go below ``1 / (1 + n_permutations)``,
+    so small samples, where permutations are cheap, get many; the cost of one
+    permutation grows as ``n**2`` for the energy test (one product with the
+    distance matrix) and about as ``n`` for the classifier test (``cv``
+    logistic-regression fits), so large samples get fewer. Counts end in 9
+    (``p = k / (n + 1)`` then has round values).
+
+    Parameters
+    ----------
+    n_galaxies : int
+        Galaxies in the two samples together.
+    test : {"energy", "classifier"}, optional
+
+    Returns
+    -------
+    n_permutations : int
+        Energy test: 999 up to 700 galaxies, then decreasing as ``n**-2`` to at
+        least 199. Classifier test: 99 up to 150 galaxies, then decreasing as
+        ``1/n`` to at least 19.
+    """
+    n = max(int(n_galaxies), 1)
+    if test == "energy":
+        wanted, top, floor = 999 * (700 / n) ** 2, 999, 199
+    elif test == "classifier":
+        wanted, top, floor = 99 * 150 / n, 99, 19
+    else:
+        msg = f"auto_permutations: test must be 'energy' or 'classifier', got {test!r}"
+        raise ValueError(msg)
+    count = int(min(top, max(floor, wanted)))
+    return max(floor, (count + 1) // 10 * 10 - 1) if count < top else top
+
+
+def _count(value, n, test, what):
+    if value == "auto":
+        return auto_permutations(n, test)
+    if isinstance(value, (int, np.integer)) and not isinstance(value, bool) and value >= 1:
+        return int(value)
+    msg = f"environment: {what} must be 'auto' or a positive integer, got {value!r}"
+    raise ValueError(msg)
 
 
 class EnvironmentTest(DownstreamTask):
@@ -143,10 +193,12 @@ class EnvironmentTest(DownstreamTask):
         log10 stellar mass for the matched-mass tests (None: overall only).
     mass_bin_width : float, optional
         Width in dex of the stellar-mass bins within which labels are permuted.
-    n_permutations : int, optional
-        Permutations of the energy test.
-    n_permutations_classifier : int, optional
-        Permutations of the classifier test (each refits ``cv`` models).
+    n_permutations : int or "auto", optional
+        Permutations of the energy test; ``"auto"`` scales them with the
+        sample (`auto_permutations`: 999 up to 700 galaxies, fewer above).
+    n_permutations_classifier : int or "auto", optional
+        Permutations of the classifier test (each refits ``cv`` models);
+        ``"auto"``: 99 up to 150 galaxies, down to 19 for large samples.
     cv : int, optional
         Folds of the classifier test.
     metric : str, optional
@@ -164,6 +216,8 @@ class EnvironmentTest(DownstreamTask):
         Permutation distributions per ``(group_a, group_b, test, conditioning)``.
     groups_ : dict of str to int
         Number of galaxies per environment.
+    n_permutations_ : dict of str to int
+        The permutation counts used per test (after ``"auto"``).
     """
 
     name = "environment"
@@ -171,7 +225,8 @@ class EnvironmentTest(DownstreamTask):
 
     def __init__(self, *, column="environment", comparison="one-vs-rest",
                  tests=("energy", "classifier"), mass_column="log_Mass", mass_bin_width=0.25,
-                 n_permutations=199, n_permutations_classifier=49, cv=5, metric="euclidean",
+                 n_permutations="auto", n_permutations_classifier="auto", cv=5,
+                 metric="euclidean",
                  min_group=5, seed=0):
         self.column = column
         self.comparison = comparison
@@ -200,24 +255,27 @@ class EnvironmentTest(DownstreamTask):
         """
         from scipy.spatial.distance import cdist
 
-        X, cat, _ = _align(embeddings, catalogue)
+        X, cat, _ = align(embeddings, catalogue)
         if cat is None:
             msg = "environment needs a catalogue with an environment column"
             raise CatalogueError(msg)
-        env = _label_column(cat, self.column)
-        mass = (_float_column(cat, self.mass_column) if self.mass_column is not None
+        env = label_column(cat, self.column)
+        mass = (float_column(cat, self.mass_column) if self.mass_column is not None
                 else np.full(len(X), np.nan))
         valid = np.array([e is not None for e in env])
         names, counts = np.unique(env[valid].astype(str), return_counts=True)
+        names, counts = [str(g) for g in names], [int(c) for c in counts]
+        found = ", ".join(f"{g} ({c})" for g, c in zip(names, counts, strict=True)) or "none"
         groups = [g for g, c in zip(names, counts, strict=True) if c >= self.min_group]
         skipped = [g for g, c in zip(names, counts, strict=True) if c < self.min_group]
-        if skipped:
-            warnings.warn(f"environment: groups {skipped} have fewer than {self.min_group} "
-                          f"galaxies and are skipped", AstroCLWarning)
         if len(groups) < 2:
             msg = (f"environment: column {self.column!r} needs at least 2 groups with "
-                   f">= {self.min_group} galaxies, found {dict(zip(names, counts, strict=True))}")
+                   f">= {self.min_group} galaxies (min_group); its groups (galaxies): {found}")
             raise CatalogueError(msg)
+        if skipped:
+            warnings.warn(f"environment: groups {', '.join(skipped)} have fewer than "
+                          f"{self.min_group} galaxies (min_group) and are skipped; groups "
+                          f"(galaxies): {found}", AstroCLWarning, stacklevel=2)
         unknown = set(self.tests) - {"energy", "classifier"}
         if unknown:
             msg = f"environment: unknown tests {sorted(unknown)}; use 'energy' or 'classifier'"
@@ -233,6 +291,10 @@ class EnvironmentTest(DownstreamTask):
                    f"got {self.comparison!r}")
             raise ValueError(msg)
         env_str = np.array([e if e is not None else "" for e in env], dtype=str)
+        n_used = int(np.isin(env_str, groups).sum())
+        n_energy = _count(self.n_permutations, n_used, "energy", "n_permutations")
+        n_classifier = _count(self.n_permutations_classifier, n_used, "classifier",
+                              "n_permutations_classifier")
         rng = np.random.default_rng(self.seed)
         conditions = ["none"]
         if self.mass_column is not None and np.any(np.isfinite(mass)):
@@ -259,15 +321,13 @@ class EnvironmentTest(DownstreamTask):
                     if test == "energy":
                         dist = cdist(Xu, Xu, metric=self.metric)
                         stat, p, null = permutation_energy_test(
-                            dist, labels, strata=strata, n_permutations=self.n_permutations,
-                            rng=rng)
-                        n_perm = self.n_permutations
+                            dist, labels, strata=strata, n_permutations=n_energy, rng=rng)
+                        n_perm = n_energy
                     else:
                         stat, p, null = _classifier_test(
-                            Xu, labels, strata=strata,
-                            n_permutations=self.n_permutations_classifier, cv=self.cv,
+                            Xu, labels, strata=strata, n_permutations=n_classifier, cv=self.cv,
                             seed=self.seed, rng=rng)
-                        n_perm = self.n_permutations_classifier
+                        n_perm = n_classifier
                     rows.append((a_name, b_name, test, condition, int(labels.sum()),
                                  int((~labels).sum()), stat, float(np.mean(null)), p, n_perm))
                     nulls[(a_name, b_name, test, condition)] = null
@@ -281,7 +341,10 @@ class EnvironmentTest(DownstreamTask):
             "energy": "energy distance (V-statistic) in embedding units",
             "classifier": "cross-validated balanced accuracy of a logistic regression"}
         table.meta["mass_bin_width_dex"] = self.mass_bin_width
-        self.groups_ = {g: int(c) for g, c in zip(names, counts, strict=True)}
+        table.meta["skipped_groups"] = {g: c for g, c in zip(names, counts, strict=True)
+                                        if g in skipped}
+        self.groups_ = dict(zip(names, counts, strict=True))
+        self.n_permutations_ = {"energy": n_energy, "classifier": n_classifier}
         self.nulls_ = nulls
         self.results_ = table
         self._fitted_on = (embeddings, catalogue)

@@ -23,8 +23,8 @@ import numpy as np
 from astropy.table import QTable
 
 from astro_cl.exceptions import AstroCLWarning, ValidationError
-from astro_cl.tasks._common import _check_fitted, _is_log_unit
 from astro_cl.tasks.base import DownstreamTask
+from astro_cl.tasks.catalogue import _check_fitted, is_log_unit
 
 __all__ = ["PICASSSO_REFERENCE", "MapMetrics", "fit_ellipses", "stack_maps"]
 
@@ -274,7 +274,7 @@ class MapMetrics(DownstreamTask):
         for name in names:
             t, t_unit = true[name]
             p, p_unit = pred[name]
-            is_log = name in self.log_maps or _is_log_unit(t_unit)
+            is_log = name in self.log_maps or is_log_unit(t_unit)
             if (not is_log and t_unit is not None and p_unit is not None and p_unit != t_unit
                     and p_unit.is_equivalent(t_unit)):
                 p = (p * p_unit).to_value(t_unit)

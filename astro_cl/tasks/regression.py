@@ -13,19 +13,20 @@ import numpy as np
 from astropy.table import QTable
 
 from astro_cl.exceptions import AstroCLWarning, CatalogueError, ValidationError
-from astro_cl.tasks._common import (
-    _align,
-    _as_embedding,
+from astro_cl.tasks.base import DownstreamTask
+from astro_cl.tasks.catalogue import (
     _bootstrap_score,
     _check_fitted,
-    _column_unit,
-    _float_column,
-    _is_categorical,
-    _is_log_unit,
     _log_transform,
-    _property_columns,
+    align,
+    as_embedding,
+    column_unit,
+    float_column,
+    is_categorical,
+    is_log_unit,
+    left_out_columns,
+    property_columns,
 )
-from astro_cl.tasks.base import DownstreamTask
 
 __all__ = ["PropertyRegression"]
 
@@ -42,7 +43,9 @@ class PropertyRegression(DownstreamTask):
     Parameters
     ----------
     properties : list of str, optional
-        Numeric catalogue columns (default: every numeric property column).
+        Numeric catalogue columns (default: the numeric physical properties,
+        see `~astro_cl.tasks.catalogue.property_columns`; positions, angles,
+        distances, identifiers and flags are left out unless listed here).
     models : sequence of {"ridge", "knn"}, optional
         ``"ridge"``: standardised embedding + `~sklearn.linear_model.RidgeCV`
         (regularisation chosen inside each training fold); ``"knn"``:
@@ -75,6 +78,12 @@ class PropertyRegression(DownstreamTask):
         Models refitted on all galaxies, for `predict`.
     log10_ : dict of str to bool
         Whether each property was regressed in log10.
+    left_out_ : dict of str to str
+        Catalogue columns not regressed by default and why (see
+        `~astro_cl.tasks.catalogue.left_out_columns`); empty when
+        ``properties`` is given.
+    skipped_ : dict of str to str
+        Properties that could not be regressed and why.
     """
 
     name = "property-regression"
@@ -125,26 +134,31 @@ class PropertyRegression(DownstreamTask):
         from sklearn.metrics import r2_score
         from sklearn.model_selection import KFold, cross_val_predict
 
-        X, cat, _ = _align(embeddings, catalogue)
+        X, cat, _ = align(embeddings, catalogue)
         if cat is None:
             msg = "property-regression needs a catalogue of properties"
             raise CatalogueError(msg)
         if self.properties is None:
-            names = [c for c in _property_columns(cat) if not _is_categorical(cat[c])]
+            names = [c for c in property_columns(cat) if not is_categorical(cat[c])]
+            left_out = left_out_columns(cat)
         else:
-            names = list(self.properties)
+            names, left_out = list(self.properties), {}
+        skipped = {}
         rng = np.random.default_rng(self.seed)
         folds = KFold(self.cv, shuffle=True, random_state=self.seed)
         rows, preds, fitted, logged_map = [], {}, {}, {}
         for name in names:
-            unit = _column_unit(cat, name)
-            y_all, logged = _log_transform(_float_column(cat, name), unit, self.log_transform)
-            is_log = logged or _is_log_unit(unit) or name.lower().startswith("log")
+            unit = column_unit(cat, name)
+            y_all, logged = _log_transform(float_column(cat, name), unit, self.log_transform)
+            is_log = logged or is_log_unit(unit) or name.lower().startswith("log")
             valid = np.isfinite(y_all)
             n = int(valid.sum())
-            if n < max(self.min_samples, 2 * self.cv) or np.ptp(y_all[valid]) == 0:
-                warnings.warn(f"property-regression: {name!r} skipped ({n} usable galaxies)",
-                              AstroCLWarning)
+            need = max(self.min_samples, 2 * self.cv)
+            if n < need or np.ptp(y_all[valid]) == 0:
+                skipped[name] = (f"{n} galaxies with a value; needs {need}" if n < need else
+                                 f"all {n} galaxies have the same value")
+                warnings.warn(f"property-regression: {name!r} skipped: {skipped[name]}",
+                              AstroCLWarning, stacklevel=2)
                 continue
             logged_map[name] = logged
             Xv, y = X[valid], y_all[valid]
@@ -184,7 +198,11 @@ class PropertyRegression(DownstreamTask):
             "out-of-fold residual = true - predicted; bias = mean, scatter = std, nmad = "
             "1.4826 x median absolute deviation, in dex for logarithmic properties (NaN "
             "otherwise); r2_err = bootstrap std over galaxies")
+        table.meta["left_out"] = dict(left_out)
+        table.meta["skipped"] = dict(skipped)
         self.results_ = table
+        self.left_out_ = left_out
+        self.skipped_ = skipped
         self.predictions_ = preds
         self.models_ = fitted
         self.log10_ = logged_map
@@ -206,7 +224,7 @@ class PropertyRegression(DownstreamTask):
             (log10 of the property where ``log10_`` says so).
         """
         _check_fitted(self, "models_")
-        X, ids = _as_embedding(embeddings)
+        X, ids = as_embedding(embeddings)
         table = QTable()
         if ids is not None:
             table["id"] = ids

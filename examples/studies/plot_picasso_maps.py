@@ -7,9 +7,11 @@ images of simulated galaxies into maps of stellar mass, age, metallicity, star
 formation and gas, and measured the bias and scatter of the recovered
 quantities inside two half-mass radii. This tutorial runs the same pipeline on
 the SDSS-like mock survey, whose truth maps are exactly the maps that produced
-the pixels:
+the pixels. The whole study is one call of the study layer,
+`~astro_cl.studies.run_picasso_study`:
 
-1. ugriz cutouts and their truth maps from `~astro_cl.surveys.sdss_mock.SDSSMockSurvey`;
+1. ugriz cutouts and their truth maps from `~astro_cl.surveys.sdss_mock.SDSSMockSurvey`,
+   scaled per band and cached with their maps;
 2. a U-Net (`~astro_cl.models.unet.CNNRegressor`) trained on log10 maps with the
    PICASSSO loss (masked squared error, empty pixels down-weighted, border
    cropped) and its augmentations (the eight symmetries of the square);
@@ -30,86 +32,53 @@ therefore much worse than the study's, and improve steadily with size.
 # %%
 # Images and truth maps
 # ---------------------
-import astropy.units as u
-import numpy as np
-import torch
+import tempfile
+from pathlib import Path
 
-from astro_cl.data.batch import TensorBatch
-from astro_cl.preprocess import ImageScaler
+import numpy as np
+
 from astro_cl.surveys.sdss_mock import SDSSMockSurvey
 
 TARGETS = ["stellar_mass", "age_mw", "sfr", "gas_mass"]
 
 survey = SDSSMockSurvey(n=96, size=32, seed=3)
-records = list(survey)                     # render once, keep in memory
-train_ids, test_ids = survey.train_test_split(test_size=0.25, seed=0)
-print(len(train_ids), "training and", len(test_ids), "test galaxies")
-print({name: str(records[0].maps[name].unit) for name in TARGETS})
-
+record = survey[0]
+print(record.images.data.shape, {name: str(record.maps[name].unit) for name in TARGETS})
 
 # %%
-# The network predicts log10 of each map. Surface densities of 1e8 Msun/kpc2
-# mean targets near 8, which a tiny network trained for a few epochs cannot
-# reach from its initial output near 0; so each map is expressed in units of
-# its median over the training galaxies (a scaled astropy unit, so the
-# predicted maps come back with correct physical units).
-train_records = [records[survey.index_of(i)] for i in train_ids]
-units = {}
-for t in TARGETS:
-    values = np.concatenate([r.maps[t].data.ravel() for r in train_records])
-    median = np.median(values[values > 0])
-    units[t] = u.CompositeUnit(float(f"{median:.3g}"), [train_records[0].maps[t].unit], [1])
-print({t: str(unit) for t, unit in units.items()})
+# The study in one call
+# ---------------------
+# `~astro_cl.studies.run_picasso_study` scales the images
+# (`~astro_cl.preprocess.ImageScaler`, asinh per band) and caches them with
+# their truth maps, holds out a quarter of the galaxies, trains the U-Net with
+# PICASSSO's loss (squared error of log10 maps, empty pixels down-weighted,
+# border cropped) and augmentations (the eight symmetries of the square),
+# predicts the held-out maps as `~astropy.nddata.NDData` with units, and
+# measures them with `~astro_cl.tasks.MapMetrics`. PICASSSO's settings are the
+# defaults (Adam, lr 1e-5 divided by 10 after epochs 8 and 10, 13 epochs,
+# batch 16); the tutorial's narrow network learns faster with a larger
+# learning rate.
+from astro_cl.studies import run_picasso_study
 
-
-def as_batch(ids, scaler):
-    """Scaled images and the target maps of some galaxies as a TensorBatch."""
-    recs = [records[survey.index_of(i)] for i in ids]
-    data, mask, _ = scaler.transform(recs)
-    targets = np.stack([[(r.maps[t].data * r.maps[t].unit).to_value(units[t]) for t in TARGETS]
-                        for r in recs]).astype(np.float32)
-    return TensorBatch(data=torch.from_numpy(data), mask=torch.from_numpy(mask), ids=list(ids),
-                       targets=torch.from_numpy(targets),
-                       target_mask=torch.from_numpy(~np.isfinite(targets)),
-                       meta={"target_names": TARGETS,
-                             "target_units": [units[t].to_string() for t in TARGETS]})
-
-
-scaler = ImageScaler(method="asinh").fit(train_records)
-train, test = as_batch(train_ids, scaler), as_batch(test_ids, scaler)
-print(train.data.shape, "->", train.targets.shape)
-
-# %%
-# Training the U-Net
-# ------------------
-# PICASSSO's settings are the defaults (Adam, lr 1e-5 divided by 10 after
-# epochs 8 and 10, 13 epochs, batch 16); the tutorial's narrow network learns
-# faster with a larger learning rate.
-from astro_cl.augment import picasso_augmentations
-from astro_cl.models.unet import CNNRegressor
-from astro_cl.report.figures import plot_training_curves
-
-unet = CNNRegressor(width=0.125, epochs=12, batch_size=8, lr=2e-3, schedule="constant",
-                    border=2, validation_fraction=0.2, augmenter=picasso_augmentations(),
-                    predict_uncertainty=True, seed=0, progress=False)
-unet.fit(train)
-fig = plot_training_curves(unet.history_)
+out = Path(tempfile.mkdtemp(prefix="picasso-study-"))
+study = run_picasso_study(
+    survey, out, targets=TARGETS, test_fraction=0.25,
+    unet={"width": 0.125, "epochs": 12, "batch_size": 8, "lr": 2e-3, "schedule": "constant",
+          "border": 2, "validation_fraction": 0.2, "predict_uncertainty": True},
+    seed=0, progress=False)
+print(study)
+figures, captions = study.figures()
+fig = figures["training curves: unet"]
 
 # %%
 # Predicted maps
 # --------------
-# `~astro_cl.models.unet.CNNRegressor.predict_maps` returns, per galaxy, a
-# dict of `~astropy.nddata.NDData` maps in the training targets' units, with a
-# `~astropy.nddata.StdDevUncertainty` since the network also predicts a
-# per-pixel uncertainty.
-predicted = unet.predict_maps(test)
-first = predicted[0]["stellar_mass"]
+# Per held-out galaxy, a dict of `~astropy.nddata.NDData` maps in the truth
+# maps' units, each with a `~astropy.nddata.StdDevUncertainty` since the
+# network also predicts a per-pixel uncertainty.
+first = study.predicted[0]["stellar_mass"]
 print(first.unit, first.data.shape, type(first.uncertainty).__name__)
-
-from astro_cl.report.figures import plot_map_panels
-
-truth = [records[survey.index_of(i)].maps for i in test_ids]
-fig = plot_map_panels(truth[0], predicted[0], names=["stellar_mass", "age_mw", "sfr"])
+fig = next(f for name, f in figures.items() if name.startswith("maps: typical"))
 
 # %%
 # Bias and scatter, beside the study's
@@ -119,8 +88,14 @@ fig = plot_map_panels(truth[0], predicted[0], names=["stellar_mass", "age_mw", "
 # and SFR, mass-weighted means for ages and metallicities), and reports the
 # mean (mu) and standard deviation (sigma) of log10(true/predicted) over
 # galaxies and over pixels, with PICASSSO's numbers in the last columns.
-from astro_cl.tasks import MapMetrics
+study.table["label", "n_galaxies", "mu", "sigma", "sigma_pixel", "study_mu",
+            "study_sigma"].pprint(max_width=120)
+print(f"median |delta| of the stellar mass: "
+      f"{np.nanmedian(np.abs(study.metrics.delta_['stellar_mass'])):.3f} dex")
 
-metrics = MapMetrics(properties=TARGETS).fit(predicted, truth).evaluate()
-metrics["label", "n_galaxies", "mu", "sigma", "sigma_pixel", "study_mu", "study_sigma"].pprint(
-    max_width=120)
+# %%
+# The report
+# ----------
+# One HTML page: what was done, the headline numbers beside PICASSSO's, the
+# figures, the tables and the provenance.
+print(study.report(out / "report"))

@@ -1,0 +1,339 @@
+"""The PICASSSO study (Buck & Wolf 2021) as one call: ugriz images to resolved property maps.
+
+`run_picasso_study` takes an image survey whose records carry truth maps (the
+``sdss-mock`` survey, or any survey with ``maps``), scales and caches the
+images with their maps, trains the U-Net (`~astro_cl.models.unet.CNNRegressor`)
+with the study's augmentations on a training split, predicts the maps of the
+held-out galaxies and measures them as the study did
+(`~astro_cl.tasks.MapMetrics`: bias and scatter of the quantity integrated
+within two half-mass radii, beside the study's numbers). The returned
+`PicassoStudy` holds every product and draws the report::
+
+    from astro_cl.surveys.sdss_mock import SDSSMockSurvey
+    from astro_cl.studies import run_picasso_study
+
+    survey = SDSSMockSurvey(n=800, size=64, seed=0)
+    study = run_picasso_study(survey, "picasso-out",
+                              unet={"width": 0.1875, "epochs": 45, "lr": 1e-3},
+                              seed=0)
+    print(study.metrics["property", "sigma", "mu", "study_sigma"])
+    study.report("picasso-out/report")
+"""
+
+import numpy as np
+
+from astro_cl.studies.report import acceptance_values, check_acceptance, describe_augmenter
+
+__all__ = ["PICASSSO_TARGETS", "PicassoStudy", "run_picasso_study"]
+
+#: Maps the U-Net predicts by default. The network regresses log10 of linear,
+#: non-negative maps, and the maps already in dex (metallicities) as they are.
+PICASSSO_TARGETS = ("stellar_mass", "metallicity", "age_mw", "sfr", "gas_mass",
+                    "gas_metallicity")
+
+
+def _to_unit(nd, unit):
+    """Return an NDData map converted to ``unit`` (data, uncertainty and meta)."""
+    from astropy.nddata import NDData, StdDevUncertainty
+
+    factor = (1.0 * nd.unit).to_value(unit)
+    unc = None if nd.uncertainty is None else \
+        StdDevUncertainty(np.asarray(nd.uncertainty.array) * factor)
+    return NDData(np.asarray(nd.data) * np.float32(factor), unit=unit, wcs=nd.wcs,
+                  uncertainty=unc, meta=dict(nd.meta))
+
+
+def _no_stage(name):
+    """Default stage callback: announce nothing."""
+
+
+def run_picasso_study(survey, out, *, targets=PICASSSO_TARGETS, unet=None, test_fraction=0.2,
+                      scaler=None, n_scale=100, augmenter=None, seed=0, threads=None,
+                      device=None, progress=True, stage=None):
+    """Run the PICASSSO image-to-maps study on an image survey with truth maps.
+
+    Parameters
+    ----------
+    survey : `~astro_cl.surveys.Survey`
+        Images with property maps (e.g. ``sdss-mock``).
+    out : str or `~pathlib.Path`
+        Output folder: ``models/`` (the fitted image scaler and the U-Net) and
+        ``cache/`` (the scaled images with their maps).
+    targets : sequence of str, optional
+        Maps to predict.
+    unet : dict, optional
+        Parameters of `~astro_cl.models.unet.CNNRegressor` (the study's by
+        default: 13 epochs, batches of 16, lr 1e-5 / 10 after epochs 8 and 10).
+    test_fraction : float, optional
+        Fraction of the galaxies held out for the measurement.
+    scaler : dict, optional
+        Parameters of `~astro_cl.preprocess.ImageScaler`.
+    n_scale : int, optional
+        Galaxies (the first ones) the scaler is fitted on.
+    augmenter : `~astro_cl.augment.Augmenter`, optional
+        The augmentations (default: the study's,
+        `~astro_cl.augment.picasso_augmentations`).
+    seed : int, optional
+        Seed of the split and the network.
+    threads : int, optional
+        Worker threads and torch threads (default: at most 2).
+    device : str, optional
+        Torch device of the network.
+    progress : bool, optional
+        Show progress bars.
+    stage : callable, optional
+        Called with the name of each stage as it starts.
+
+    Returns
+    -------
+    study : `PicassoStudy`
+    """
+    import os
+    from pathlib import Path
+
+    from astro_cl.augment.presets import picasso_augmentations
+    from astro_cl.models.unet import CNNRegressor
+    from astro_cl.preprocess.cache import PreprocessedCache
+    from astro_cl.preprocess.images import ImageScaler
+    from astro_cl.studies.sources import SourceView
+    from astro_cl.tasks import MapMetrics
+    from astro_cl.utils.parallel import imap_ordered
+
+    stage = stage or _no_stage
+    out = Path(out)
+    models_dir = out / "models"
+    threads = threads or max(1, min(2, os.cpu_count() or 1))
+    targets = list(targets)
+
+    stage("simulating sdss-mock ugriz images and caching them with truth maps")
+    n_sd = len(survey)
+    n_fit = min(n_sd, int(n_scale))
+    image_scaler = ImageScaler(**(scaler or {})).fit(
+        list(imap_ordered(survey.__getitem__, range(n_fit), workers=threads)))
+    image_scaler.save(models_dir / "image_scaler")
+    cache = PreprocessedCache(out / "cache", verify="size")
+    cutouts = cache.get_or_build(survey, preprocessor=image_scaler, targets=targets,
+                                 progress=progress, workers=threads)
+    rng = np.random.default_rng(seed)
+    order = rng.permutation(n_sd)
+    n_test = max(2, round(float(test_fraction) * n_sd))
+    test_rows, train_rows = np.sort(order[:n_test]), np.sort(order[n_test:])
+    train = SourceView(cutouts, rows=train_rows)
+    test = SourceView(cutouts, rows=test_rows)
+
+    stage("training the U-Net (cnn-regressor) and predicting held-out maps")
+    augmenter = picasso_augmentations() if augmenter is None else augmenter
+    model_args = {"seed": seed, "num_threads": threads, "progress": progress}
+    if device is not None:
+        model_args["device"] = device
+    regressor = CNNRegressor(augmenter=augmenter, target_names=tuple(targets), **model_args,
+                             **(unet or {}))
+    regressor.fit(train)
+    regressor.save(models_dir / "unet.pt")
+    # the maps the network was trained against, from the cache (no re-simulation)
+    truth = cutouts.target_maps(test_rows)
+    predicted = [{name: _to_unit(m, truth[i][name].unit) for name, m in maps.items()}
+                 for i, maps in enumerate(regressor.predict_maps(test))]
+    metrics = MapMetrics(properties=targets).fit(predicted, truth)
+    return PicassoStudy(survey=survey, scaler=image_scaler, cutouts=cutouts,
+                        train_rows=train_rows, test_rows=test_rows, regressor=regressor,
+                        truth=truth, predicted=predicted, metrics=metrics,
+                        settings={"n_scale": n_fit, "augmenter": augmenter,
+                                  "image_shape": tuple(int(s) for s in cutouts.shape[1:]),
+                                  "targets": targets})
+
+
+class PicassoStudy:
+    """What `run_picasso_study` produced, with its report.
+
+    Parameters
+    ----------
+    survey : `~astro_cl.surveys.Survey`
+    scaler : `~astro_cl.preprocess.ImageScaler`
+        The fitted image scaling.
+    cutouts : `~astro_cl.preprocess.cache.CachedArrays`
+        The cached scaled images with their maps.
+    train_rows, test_rows : `numpy.ndarray`
+        Rows of ``cutouts`` used for training and held out.
+    regressor : `~astro_cl.models.unet.CNNRegressor`
+        The trained U-Net.
+    truth, predicted : list of dict of str to `~astropy.nddata.NDData`
+        True and predicted maps of the held-out galaxies (in the same units).
+    metrics : `~astro_cl.tasks.MapMetrics`
+        The fitted measurement.
+    settings : dict
+        What the run used.
+    """
+
+    #: Short name of the study, for combined reports.
+    label = "maps study (PICASSSO)"
+
+    def __init__(self, *, survey, scaler, cutouts, train_rows, test_rows, regressor, truth,
+                 predicted, metrics, settings):
+        self.survey = survey
+        self.scaler = scaler
+        self.cutouts = cutouts
+        self.train_rows = np.asarray(train_rows)
+        self.test_rows = np.asarray(test_rows)
+        self.regressor = regressor
+        self.truth = truth
+        self.predicted = predicted
+        self.metrics = metrics
+        self.settings = dict(settings)
+        self.table = metrics.evaluate()
+
+    def __repr__(self):
+        return (f"<PicassoStudy: {len(self.train_rows)} training and {len(self.test_rows)} "
+                f"held-out galaxies of {self.survey.name}>")
+
+    @property
+    def test_ids(self):
+        """The ids (list of str) of the held-out galaxies."""
+        ids = list(self.cutouts.ids)
+        return [ids[i] for i in self.test_rows]
+
+    @property
+    def history(self):
+        """The U-Net's training record: ``{"unet": list of per-epoch dicts}``."""
+        return {"unet": [dict(r) for r in getattr(self.regressor, "history_", [])]}
+
+    def report_tables(self):
+        """Return the study's tables by name.
+
+        Returns
+        -------
+        tables : dict of str to `~astropy.table.QTable`
+            ``map-metrics``.
+        """
+        return {"map-metrics": self.table}
+
+    def checks(self):
+        """Return the study's `~astro_cl.studies.ACCEPTANCE` check (stellar-mass scatter).
+
+        Returns
+        -------
+        checks : dict of str to dict
+        """
+        value = acceptance_values(self.report_tables())["sigma_stellar_mass"]
+        return check_acceptance({"sigma_stellar_mass": value})
+
+    def overview(self):
+        """Say what was done: data, preprocessing, augmentations, model, training, tasks.
+
+        Returns
+        -------
+        items : list of (str, str)
+        """
+        s, p = self.settings, self.regressor.get_params(deep=False)
+        shape = s["image_shape"]
+        data = (f"{len(self.cutouts)} images of the {self.survey.name!r} survey "
+                f"({getattr(self.survey, 'description', '')}), {shape[0]} bands of "
+                f"{shape[1]} x {shape[2]} pixels, with truth maps of {', '.join(s['targets'])}; "
+                f"{len(self.train_rows)} for training, {len(self.test_rows)} held out "
+                f"(random split)")
+        sp = self.scaler.get_params(deep=False)
+        prep = (f"ImageScaler fitted on the first {s['n_scale']} images: {sp['method']} "
+                f"stretch per band" + (", standardised" if sp.get("standardize") else "")
+                + "; images and maps cached on disk")
+        model = (f"U-Net (cnn-regressor) at width {p['width']:g} of PICASSSO's "
+                 f"{tuple(p['channels'])} channels, {len(s['targets'])} output maps; loss: "
+                 f"squared error of log10 maps, empty pixels weighted {p['empty_weight']:g}, "
+                 f"{p['border']} border pixels cropped")
+        hist = self.history["unet"]
+        last = hist[-1] if hist else {}
+        train = (f"{len(hist)} epochs (of {p['epochs']} planned), batches of "
+                 f"{p['batch_size']}, {p['optimizer']} at lr {p['lr']:g}, schedule "
+                 f"{p['schedule']}, "
+                 + (f"{p['validation_fraction']:g} of the training images for validation"
+                    if p["validation_fraction"] else "no validation split")
+                 + (f"; final training loss {last['train_loss']:.4f}" if "train_loss" in last
+                    else ""))
+        tasks = ("MapMetrics on the held-out galaxies: per galaxy the quantity integrated "
+                 "within an ellipse of 2 half-mass radii fitted to the true stellar-mass map, "
+                 "delta = log10(true / predicted); mu (bias) and sigma (scatter) over "
+                 "galaxies, in dex, beside the PICASSSO numbers")
+        return [("data", data), ("preprocessing", prep),
+                ("augmentations", describe_augmenter(s["augmenter"])), ("model", model),
+                ("training", train), ("tasks", tasks)]
+
+    def notes(self):
+        """Return the warnings to show first (none).
+
+        Returns
+        -------
+        notes : list
+        """
+        return []
+
+    def headline(self):
+        """Return the headline rows: the maps' scatter and bias beside PICASSSO's.
+
+        Returns
+        -------
+        rows : list of dict
+        """
+        rows = []
+        for c in self.checks().values():
+            rows.append({"result": c["description"], "value": c["value"],
+                         "reference": c["study"], "criterion": f"{c['sense']} {c['threshold']:g}",
+                         "passed": c["passed"]})
+        for r in self.table:
+            name = str(r["property"])
+            if name == "stellar_mass":
+                continue
+            sigma, mu = float(r["sigma"].value), float(r["mu"].value)
+            ref_s, ref_m = float(r["study_sigma"].value), float(r["study_mu"].value)
+            ref = (f"sigma {ref_s:.3f}, mu {ref_m:+.3f} dex" if np.isfinite(ref_s)
+                   else "not measured")
+            rows.append({"result": f"{name} within 2 R_half: scatter sigma (bias mu)",
+                         "value": f"{sigma:.3f} ({mu:+.3f}) dex", "reference": ref,
+                         "criterion": "", "passed": None})
+        return rows
+
+    def figures(self):
+        """Draw the training curves and the maps of a typical and the worst held-out galaxy.
+
+        Returns
+        -------
+        figures : dict of str to `matplotlib.figure.Figure`
+        captions : dict of str to str
+        """
+        from astro_cl.report import figures as F
+
+        figs, caps = {}, {}
+        hist = self.history["unet"]
+        if hist:
+            figs["training curves: unet"] = F.plot_training_curves(hist,
+                                                                   title="training of the U-Net")
+            caps["training curves: unet"] = ("Per-epoch training record of the U-Net: loss, "
+                                             "learning rate, epoch time and throughput.")
+        delta = self.metrics.delta_.get("stellar_mass")
+        ids = self.test_ids
+        if delta is not None and np.isfinite(delta).any():
+            order = np.argsort(np.where(np.isfinite(delta), np.abs(delta), np.inf))
+            n_ok = int(np.isfinite(delta).sum())
+            picks = [int(order[n_ok // 2]), int(order[max(0, n_ok - 1)])]
+            for label, i in zip(("typical", "worst"), dict.fromkeys(picks), strict=False):
+                key = f"maps: {label} held-out galaxy {ids[i]}"
+                figs[key] = F.plot_map_panels(self.truth[i], self.predicted[i],
+                                              names=list(self.predicted[i]))
+                caps[key] = (f"The {label} held-out galaxy by its stellar-mass error "
+                             f"(delta = {delta[i]:+.3f} dex): true (left), predicted (middle) "
+                             "and residual maps (right), log10 for linear maps.")
+        return figs, caps
+
+    def report(self, folder, *, title="PICASSSO maps study"):
+        """Write the study's HTML report.
+
+        Parameters
+        ----------
+        folder : str or `~pathlib.Path`
+        title : str, optional
+
+        Returns
+        -------
+        index : `~pathlib.Path`
+        """
+        from astro_cl.studies.report import write_study_report
+
+        return write_study_report(folder, [self], title=title)
