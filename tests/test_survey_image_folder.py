@@ -94,3 +94,40 @@ def test_not_an_image(tmp_path):
     with pytest.raises(SurveyError, match="a.jpg"):
         survey[0]
 
+
+
+def _write_png(path, array):
+    from PIL import Image
+
+    Image.fromarray(array).save(path)
+
+
+def test_centre_crop_and_block_resample(tmp_path):
+    """crop= and resample="block" reproduce a hand-made centre crop + block mean."""
+    from astro_cl.surveys.image_folder import ImageFolderSurvey
+
+    rng = np.random.default_rng(0)
+    img = rng.integers(0, 255, size=(12, 14, 3), dtype=np.uint8)
+    _write_png(tmp_path / "a.png", img)
+    import astropy.units as u
+
+    survey = ImageFolderSurvey(path=tmp_path, crop=8, size=4, resample="block",
+                               pixel_scale=0.4 * u.arcsec)
+    rec = survey[0]
+    data = np.moveaxis(img.astype(np.float32) / 255, -1, 0)
+    cut = data[:, 2:10, 3:11]
+    expected = cut.reshape(3, 4, 2, 4, 2).mean(axis=(2, 4))
+    np.testing.assert_array_equal(rec.images.data, expected)
+    # block averaging of 2x2 pixels doubles the pixel scale
+    assert rec.observing.pixel_scale.to_value(u.arcsec / u.pix) == pytest.approx(0.8)
+
+
+def test_crop_and_resample_errors_name_the_file(tmp_path):
+    from astro_cl.exceptions import SurveyError
+    from astro_cl.surveys.image_folder import ImageFolderSurvey
+
+    _write_png(tmp_path / "a.png", np.zeros((12, 12, 3), dtype=np.uint8))
+    with pytest.raises(SurveyError, match=r"a\.png.*crop \(20, 20\) is larger"):
+        ImageFolderSurvey(path=tmp_path, crop=20)[0]
+    with pytest.raises(SurveyError, match=r"a\.png.*whole multiple"):
+        ImageFolderSurvey(path=tmp_path, crop=10, size=4, resample="block")[0]

@@ -14,6 +14,8 @@ ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = sorted((ROOT / "examples" / "configs").glob("*.toml"))
 #: Survey parameters of the tiny runs (CubePCA needs a few hundred spectra at S/N > 30).
 TINY = {"ecalifa-mock": {"n": 16, "size": 32}, "sdss-mock": {"n": 8, "size": 32}}
+# 16 mock cubes of 32 px hold few spaxels at the study's S/N 30 (the demo uses 10 for mocks)
+TINY_PREPROCESS = {"ecalifa-mock": {"fit_snr": 10}}
 
 
 def _survey_name(config):
@@ -36,6 +38,8 @@ def test_shipped_config_runs_end_to_end(config, tmp_path, monkeypatch, capsys):
     tiny = TINY[survey]
     status = main(["train", str(config), "--fast-dev-run",
                    *[x for k, v in tiny.items() for x in ("--set", f"survey.{k}={v}")],
+                   *[x for k, v in TINY_PREPROCESS.get(survey, {}).items()
+                     for x in ("--set", f"preprocess.{k}={v}")],
                    "--set", "training.progress=false",
                    "--output", str(model)])
     assert status == 0
@@ -347,3 +351,32 @@ def test_ci_runs_the_readme_setup_lines():
         if " ".join(words).startswith(("python -m venv", ". .venv")):
             continue  # CI makes its own venv
         assert words in ci, f".ci/run does not run the README line {' '.join(words)!r}"
+
+
+def test_similar_writes_a_table_and_a_thumbnail_grid(cube_model, tmp_path, capsys):
+    """`astro-cl similar`: neighbours of a query, as a table and a thumbnail figure."""
+    from astropy.table import QTable
+    from PIL import Image
+
+    from astro_cl.cli.embed import write_embeddings
+
+    survey = cube_model["survey"]
+    import astro_cl
+
+    table = astro_cl.load_model(cube_model["path"]).embed(survey)
+    # the cube mocks carry no images: give the table the ids of an image survey to draw
+    images = astro_cl.get_survey("sdss-mock", n=len(table), size=16, seed=0)
+    table["id"] = images.ids
+    write_embeddings(table, tmp_path / "emb_img")
+    query = images.ids[0]
+    assert main(["similar", str(tmp_path / "emb_img.ecsv"), "sdss-mock", "--set",
+                 f"n={len(table)}", "--set", "size=16", "--query", query, "--k", "3",
+                 "--out", str(tmp_path / "sim")]) == 0
+    result = QTable.read(tmp_path / "sim" / "similar.ecsv")
+    assert list(result["rank"]) == [1, 2, 3] and query not in set(result["id"])
+    assert np.all(np.diff(np.asarray(result["similarity"])) <= 1e-7)
+    with Image.open(tmp_path / "sim" / "similar.png") as png:
+        assert png.size[0] > 100 and png.size[1] > 50
+    assert main(["similar", str(tmp_path / "emb_img.ecsv"), "sdss-mock", "--query", "nope",
+                 "--out", str(tmp_path / "sim2")]) == 2
+    assert "no embedding for query ids ['nope']" in capsys.readouterr().err

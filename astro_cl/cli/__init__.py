@@ -14,8 +14,8 @@ __all__ = ["COMMANDS", "build_parser", "main"]
 
 #: Command names, in the order ``--help`` lists them.
 COMMANDS = (
-    "plugins", "info", "download", "simulate", "train", "embed", "predict", "evaluate", "report",
-    "demo",
+    "plugins", "info", "download", "simulate", "preprocess", "train", "embed", "predict",
+    "evaluate", "similar", "report", "demo",
 )
 
 
@@ -49,6 +49,15 @@ def build_parser():
     return parser
 
 
+def _one_line(exc):
+    """Return the message of an error the user caused, on one line."""
+    if isinstance(exc, OSError) and exc.strerror:  # "path: Is a directory", not "[Errno 21] ..."
+        text = f"{exc.filename}: {exc.strerror}" if exc.filename else exc.strerror
+    else:
+        text = str(exc)
+    return " ".join(text.split()) or type(exc).__name__
+
+
 def main(argv=None):
     """Run the ``astro-cl`` command line.
 
@@ -71,8 +80,9 @@ def main(argv=None):
         return 1
     try:
         return int(args._run(args) or 0)
-    except (AstroCLError, FileNotFoundError) as exc:
-        print(f"astro-cl {args.command}: error: {exc}", file=sys.stderr)
+    except (AstroCLError, OSError) as exc:
+        # an error the user can fix: one line naming it, no traceback
+        print(f"astro-cl {args.command}: error: {_one_line(exc)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"astro-cl {args.command}: interrupted", file=sys.stderr)

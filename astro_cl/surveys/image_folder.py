@@ -62,7 +62,16 @@ class ImageFolderSurvey(Survey):
         Labels column holding the image stem (default: the first of ``id``,
         ``objid``, ``filename``, ``name`` present).
     size : int or (int, int), optional
-        Resample every image to this ``(ny, nx)``; default: native size.
+        Resample every image to this ``(ny, nx)`` (after ``crop``); default:
+        native size.
+    crop : int or (int, int), optional
+        Centre crop, in native pixels, applied before resampling (e.g. the
+        central 96 px of 423 px Galaxy Zoo cutouts).
+    resample : {"bilinear", "block"}, optional
+        How images are brought to ``size``: bilinear interpolation, or block
+        averaging (the mean of each ``f x f`` block, which conserves the mean
+        surface brightness; needs the cropped shape to be ``f`` times
+        ``size``).
     bands : sequence of str, optional
         Names of the colour channels of raster images, in R, G, B order
         (default ``("i", "r", "g")``: SDSS gri composites put i in red, r in
@@ -81,26 +90,67 @@ class ImageFolderSurvey(Survey):
     description = "A folder of JPEG/PNG/FITS cutouts with a CSV of labels."
     default_kind = "images"
 
-    def __init__(self, *, path=None, labels=None, id_column=None, size=None,
-                 bands=("i", "r", "g"), pixel_scale=None, require_labels=False):
+    def __init__(self, *, path=None, labels=None, id_column=None, size=None, crop=None,
+                 resample="bilinear", bands=("i", "r", "g"), pixel_scale=None,
+                 require_labels=False):
         self.path = path
         self.labels = labels
         self.id_column = id_column
         self.size = size
+        self.crop = crop
+        self.resample = resample
         self.bands = bands
         self.pixel_scale = pixel_scale
         self.require_labels = require_labels
 
+    @staticmethod
+    def _pair(value, name):
+        if value is None:
+            return None
+        pair = (int(value), int(value)) if np.isscalar(value) else tuple(int(v) for v in value)
+        if len(pair) != 2 or min(pair) < 1:
+            msg = f"{name}: expected a positive int or (ny, nx), got {value!r}"
+            raise ValueError(msg)
+        return pair
+
     @property
     def _size(self):
-        if self.size is None:
-            return None
-        size = (int(self.size), int(self.size)) if np.isscalar(self.size) else tuple(
-            int(s) for s in self.size)
-        if len(size) != 2 or min(size) < 1:
-            msg = f"size: expected a positive int or (ny, nx), got {self.size!r}"
+        return self._pair(self.size, "size")
+
+    def _geometry(self, data, path, wcs, scale):
+        """Centre-crop and resample one ``(C, H, W)`` image; return it, its WCS and pixel scale."""
+        crop = self._pair(self.crop, "crop")
+        if crop is not None:
+            _, ny, nx = data.shape
+            if crop[0] > ny or crop[1] > nx:
+                msg = f"{path}: crop {crop} is larger than the image ({ny}, {nx})"
+                raise SurveyError(msg)
+            y0, x0 = (ny - crop[0]) // 2, (nx - crop[1]) // 2
+            data = data[:, y0:y0 + crop[0], x0:x0 + crop[1]]
+            if wcs is not None:
+                wcs = wcs.slice((slice(y0, y0 + crop[0]), slice(x0, x0 + crop[1])))
+        size = self._size
+        if size is None or data.shape[1:] == size:
+            return data, wcs, scale
+        if self.resample == "block":
+            fy, fx = data.shape[1] / size[0], data.shape[2] / size[1]
+            if fy != int(fy) or fx != int(fx) or fy != fx:
+                msg = (f"{path}: resample='block' needs the (cropped) image {data.shape[1:]} to "
+                       f"be a whole multiple of size {size}, the same on both axes")
+                raise SurveyError(msg)
+            f = int(fy)
+            c = data.shape[0]
+            data = data.reshape(c, size[0], f, size[1], f).mean(axis=(2, 4))
+            scale = None if scale is None else scale * f
+            wcs = None if wcs is None else wcs[::f, ::f]
+            return data.astype(np.float32), wcs, scale
+        if self.resample != "bilinear":
+            msg = f"resample: expected 'bilinear' or 'block', got {self.resample!r}"
             raise ValueError(msg)
-        return size
+        if scale is not None:  # pixels grow by the (mean) zoom factor
+            scale = scale * 0.5 * (data.shape[1] / size[0] + data.shape[2] / size[1])
+        # the resampled grid no longer matches the header WCS
+        return _resize(data, size).astype(np.float32), None, scale
 
     def _open(self):
         root = _fits.check_directory(self.path, self.name)
@@ -188,11 +238,8 @@ class ImageFolderSurvey(Survey):
             data, unit, wcs, bands = self._read_fits(path)
         else:
             data, unit, wcs, bands = self._read_raster(path)
-        size = self._size
-        if size is not None and data.shape[1:] != size:
-            data = _resize(data, size).astype(np.float32)
-            wcs = None  # the resampled grid no longer matches the header WCS
-        scale = _fits.pixel_scale(wcs) or self.pixel_scale
+        data, wcs, scale = self._geometry(data, path, wcs,
+                                          _fits.pixel_scale(wcs) or self.pixel_scale)
         images = NDData(data, unit=unit, mask=~np.isfinite(data), wcs=wcs,
                         meta={"bands": bands})
         obs = ObservingMeta(pixel_scale=scale, bands=bands,

@@ -137,7 +137,9 @@ def load_gz1(data_dir, *, crop=96, size=32, limit=None, seed=0, progress=True):
     if crop % size:
         msg = f"crop: expected a multiple of size={size}, got {crop}"
         raise ValueError(msg)
-    survey = ImageFolderSurvey(path=Path(data_dir) / "gz1", require_labels=True)
+    # centre crop and block averaging are options of the survey reader
+    survey = ImageFolderSurvey(path=Path(data_dir) / "gz1", require_labels=True, crop=crop,
+                               size=size, resample="block")
     gz = np.asarray(survey.catalogue["class"]).astype(int)
     labels_all = np.array([_GZ1_TO_CLASS.get(int(c), -1) for c in gz])
     index = np.arange(len(survey))
@@ -147,14 +149,9 @@ def load_gz1(data_dir, *, crop=96, size=32, limit=None, seed=0, progress=True):
         index, _ = train_test_split(index, train_size=int(limit), random_state=seed,
                                     stratify=gz)
         index = np.sort(index)
-    f = crop // size
     images = np.empty((len(index), 3, size, size), dtype=np.float32)
     for out, i in enumerate(tqdm(index, desc="reading gz1", disable=not progress)):
-        data = np.asarray(survey[int(i)].images.data, dtype=np.float32)
-        _, ny, nx = data.shape
-        y0, x0 = (ny - crop) // 2, (nx - crop) // 2
-        cut = data[:, y0:y0 + crop, x0:x0 + crop]
-        images[out] = cut.reshape(3, size, f, size, f).mean(axis=(2, 4))
+        images[out] = survey[int(i)].images.data
     return images, labels_all[index], np.asarray(survey.ids)[index].astype(str)
 
 
