@@ -6,12 +6,26 @@ every random number from an explicit `torch.Generator`: the same seed gives the
 same views. Chains of augmenters are `~astro_cl.augment.compose.Compose`.
 """
 
-from typing import ClassVar
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, ClassVar, Self, TypeAlias
 
 import numpy as np
 
 from astro_cl.base import Component
 from astro_cl.exceptions import ValidationError
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    import torch
+    from astropy.nddata import NDData
+
+    from astro_cl.data.batch import TensorBatch
+
+    # what `Augmenter.fusion` offers: (n, apply), apply(batch, generator) standing
+    # for the first n steps of the chain
+    Fusion: TypeAlias = tuple[int, Callable[[TensorBatch, torch.Generator], TensorBatch]]
 
 __all__ = ["SPACES", "Augmenter", "make_generator"]
 
@@ -22,7 +36,8 @@ __all__ = ["SPACES", "Augmenter", "make_generator"]
 SPACES = ("image", "cube", "any")
 
 
-def make_generator(seed=None, device="cpu"):
+def make_generator(seed: int | torch.Generator | None = None,
+                   device: str | torch.device = "cpu") -> torch.Generator:
     """Return a `torch.Generator` seeded from ``seed``.
 
     Parameters
@@ -74,7 +89,7 @@ class Augmenter(Component):
     #: Whether the output channels differ from the input ones (a preprocessor).
     changes_channels: ClassVar[bool] = False
 
-    def output_channels(self, in_channels):
+    def output_channels(self, in_channels: int) -> int:
         """Return the number of channels of the output for ``in_channels`` input channels.
 
         Parameters
@@ -89,7 +104,8 @@ class Augmenter(Component):
         """
         return int(in_channels)
 
-    def fusion(self, steps, shape):
+    def fusion(self, steps: list[tuple[Augmenter, float]],
+               shape: tuple[int, ...]) -> Fusion | None:
         """Offer to run this step together with the steps after it in a chain.
 
         `~astro_cl.augment.compose.Compose` (with ``fuse=True``) asks each
@@ -118,7 +134,7 @@ class Augmenter(Component):
         """
         return None
 
-    def fit(self, batch=None):
+    def fit(self, batch: TensorBatch | None = None) -> Self:
         """Learn nothing (most augmenters are stateless) and return ``self``.
 
         Parameters
@@ -132,7 +148,7 @@ class Augmenter(Component):
         """
         return self
 
-    def transform(self, batch, generator):
+    def transform(self, batch: TensorBatch, generator: torch.Generator) -> TensorBatch:
         """Return the augmented batch.
 
         Parameters
@@ -148,7 +164,8 @@ class Augmenter(Component):
         """
         raise NotImplementedError
 
-    def __call__(self, batch, *, generator=None, seed=None):
+    def __call__(self, batch: TensorBatch, *, generator: torch.Generator | None = None,
+                 seed: int | None = None) -> TensorBatch:
         """Augment a batch.
 
         Parameters
@@ -175,7 +192,7 @@ class Augmenter(Component):
             raise ValidationError(msg)
         return out
 
-    def apply(self, image, *, seed=None):
+    def apply(self, image: NDData, *, seed: int | None = None) -> NDData:
         """Augment one `~astropy.nddata.NDData` image, for inspection and plots.
 
         Parameters

@@ -4,11 +4,22 @@ A chain asks each step whether it fuses with the steps after it
 (`~astro_cl.augment.base.Augmenter.fusion`); it names no concrete augmenter.
 """
 
+from __future__ import annotations
+
+from collections.abc import Collection, Sequence
+from typing import TYPE_CHECKING, Any, Literal
+
 import numpy as np
 
 from astro_cl.augment._inplace import protecting, storages
 from astro_cl.augment.base import SPACES, Augmenter, make_generator
 from astro_cl.exceptions import ValidationError
+
+if TYPE_CHECKING:
+    import torch
+
+    from astro_cl.augment.base import Fusion
+    from astro_cl.data.batch import TensorBatch
 
 __all__ = ["Compose"]
 
@@ -72,14 +83,18 @@ class Compose(Augmenter):
     #: Data bytes per chunk of the "auto" ``chunk_size``.
     CHUNK_BYTES = 16 * 2**20
 
-    def __init__(self, *, steps=(), fuse=True, chunk_size="auto", workers="auto"):
+    def __init__(self, *, steps: Sequence[Augmenter | tuple[Augmenter, float]] = (),
+                 fuse: bool = True, chunk_size: int | Literal["auto"] | None = "auto",
+                 workers: int | Literal["auto"] = "auto") -> None:
         self.steps = steps
         self.fuse = fuse
         self.chunk_size = chunk_size
         self.workers = workers
 
+    # the chain's space and channel change follow from its steps: properties
+    # where a single augmenter has class attributes
     @property
-    def space(self):
+    def space(self) -> str:  # type: ignore[override]
         """str: what the chain's input must be (see `~astro_cl.augment.base.SPACES`).
 
         "cube" if a step up to the first channel-changing one works in cube
@@ -93,11 +108,11 @@ class Compose(Augmenter):
         return "cube" if "cube" in spaces else "image" if "image" in spaces else "any"
 
     @property
-    def changes_channels(self):
+    def changes_channels(self) -> bool:  # type: ignore[override]
         """bool: whether a step of the chain changes the channel axis."""
         return any(aug.changes_channels for aug, _ in self.normalised_steps())
 
-    def output_channels(self, in_channels):
+    def output_channels(self, in_channels: int) -> int:
         """Return the number of output channels for ``in_channels`` input channels.
 
         Parameters
@@ -113,7 +128,7 @@ class Compose(Augmenter):
             channels = aug.output_channels(channels)
         return channels
 
-    def normalised_steps(self):
+    def normalised_steps(self) -> list[tuple[Augmenter, float]]:
         """Return the steps as validated ``(augmenter, probability)`` pairs.
 
         Returns
@@ -143,7 +158,7 @@ class Compose(Augmenter):
         _check_spaces([aug for aug, _ in out])
         return out
 
-    def transform(self, batch, generator):
+    def transform(self, batch: TensorBatch, generator: torch.Generator) -> TensorBatch:
         """Apply each step in turn; see `~astro_cl.augment.base.Augmenter.transform`.
 
         Parameters
@@ -179,7 +194,7 @@ class Compose(Augmenter):
         workers = min(workers, len(starts))
         threads = torch.get_num_threads()
 
-        def run_chunk(k):
+        def run_chunk(k: int) -> TensorBatch:
             if workers > 1:
                 # one intra-op thread per worker: the workers are the parallelism
                 # (nested OpenMP teams would oversubscribe the cores). This sets
@@ -190,7 +205,8 @@ class Compose(Augmenter):
             with torch.set_grad_enabled(grad):
                 return self._run(steps, batch.chunk(starts[k], starts[k] + n), gen)
 
-        out, metas = None, []
+        out: dict[str, torch.Tensor] | None = None
+        metas: list[tuple[int, dict[str, Any]]] = []
         if workers > 1:
             torch.set_num_threads(1)  # the gathering copies too: the cores are busy
         try:
@@ -201,9 +217,10 @@ class Compose(Augmenter):
         finally:
             if workers > 1:
                 torch.set_num_threads(threads)
+        assert out is not None  # n < len(batch): there were at least two chunks
         return batch.replace(meta=_concat_meta(metas), **out)
 
-    def _n_workers(self):
+    def _n_workers(self) -> int:
         """Chunk threads (see ``workers``)."""
         import torch
 
@@ -215,7 +232,7 @@ class Compose(Augmenter):
             raise ValidationError(msg)
         return int(workers)
 
-    def _chunk_length(self, batch):
+    def _chunk_length(self, batch: TensorBatch) -> int:
         """Galaxies per chunk for ``batch`` (see ``chunk_size``)."""
         size = self.chunk_size
         if size is None:
@@ -228,14 +245,16 @@ class Compose(Augmenter):
             raise ValidationError(msg)
         return int(size)
 
-    def _run(self, steps, batch, generator):
+    def _run(self, steps: list[tuple[Augmenter, float]], batch: TensorBatch,
+             generator: torch.Generator) -> TensorBatch:
         """Apply ``steps`` to the whole of ``batch``."""
         # tensors of the caller's batch are never written; the chain's own are
         inputs = storages(batch)
         with protecting(inputs):
             return self._run_steps(steps, batch, generator, inputs)
 
-    def _run_steps(self, steps, batch, generator, inputs):
+    def _run_steps(self, steps: list[tuple[Augmenter, float]], batch: TensorBatch,
+                   generator: torch.Generator, inputs: Collection[int]) -> TensorBatch:
         import torch
 
         from astro_cl.augment._random import chosen
@@ -262,7 +281,8 @@ class Compose(Augmenter):
             batch = _scatter(batch, changed, idx, inputs)
         return batch
 
-    def two_views(self, batch, *, generator=None, seed=None):
+    def two_views(self, batch: TensorBatch, *, generator: torch.Generator | None = None,
+                  seed: int | None = None) -> tuple[TensorBatch, TensorBatch]:
         """Return two independently augmented views of a batch.
 
         Parameters
@@ -281,11 +301,11 @@ class Compose(Augmenter):
         return both.chunk(0, n), both.chunk(n, 2 * n)
 
 
-def _step_name(aug):
+def _step_name(aug: Augmenter) -> str:
     return type(aug).name or type(aug).__qualname__
 
 
-def _check_spaces(steps):
+def _check_spaces(steps: Sequence[Augmenter]) -> None:
     """Refuse cube- or image-space steps on the wrong side of a channel change.
 
     See `Augmenter.space`.
@@ -314,7 +334,8 @@ def _check_spaces(steps):
             image = i if image is None else image
 
 
-def _fusion(aug, steps, shape):
+def _fusion(aug: Augmenter, steps: list[tuple[Augmenter, float]],
+            shape: tuple[int, ...]) -> Fusion | None:
     """Ask ``aug`` (``steps[0]``) whether it fuses with what follows; check its answer."""
     fused = aug.fusion(steps, shape)
     if fused is None:
@@ -328,7 +349,7 @@ def _fusion(aug, steps, shape):
     return fused
 
 
-def _checked_output(out, aug):
+def _checked_output(out: object, aug: Augmenter) -> TensorBatch:
     """``out`` if it is a `~astro_cl.data.batch.TensorBatch` (a fused group's result)."""
     from astro_cl.data.batch import TensorBatch
 
@@ -339,7 +360,8 @@ def _checked_output(out, aug):
     return out
 
 
-def _gather_into(out, part, start, total):
+def _gather_into(out: dict[str, torch.Tensor] | None, part: TensorBatch, start: int,
+                 total: int) -> dict[str, torch.Tensor]:
     """Copy the fields of the chunk ``part`` into ``out`` (allocated on the first chunk)."""
     import torch
 
@@ -360,7 +382,7 @@ def _gather_into(out, part, start, total):
     return out
 
 
-def _concat_meta(parts):
+def _concat_meta(parts: Sequence[tuple[int, dict[str, Any]]]) -> dict[str, Any]:
     """``meta`` of chunks ``[(length, meta), ...]`` gathered into one batch.
 
     Per-galaxy values (`~astro_cl.data.batch.PER_IMAGE_META`) are concatenated
@@ -377,7 +399,8 @@ def _concat_meta(parts):
     return meta
 
 
-def _scatter_meta(meta, changed, idx, n):
+def _scatter_meta(meta: dict[str, Any], changed: TensorBatch, idx: torch.Tensor,
+                  n: int) -> dict[str, Any]:
     """``meta`` of ``n`` galaxies with the per-galaxy values of ``changed`` put at ``idx``."""
     from astro_cl.data.batch import PER_IMAGE_META
 
@@ -392,7 +415,8 @@ def _scatter_meta(meta, changed, idx, n):
     return meta
 
 
-def _scatter(batch, changed, idx, protected=()):
+def _scatter(batch: TensorBatch, changed: TensorBatch, idx: torch.Tensor,
+             protected: Collection[int] = ()) -> TensorBatch:
     """Put the rows of ``changed`` back into ``batch`` at ``idx`` (shapes must agree).
 
     Fields whose memory is in ``protected`` (the caller's tensors) are copied

@@ -3,14 +3,24 @@
 Imports torch lazily, so that ``import astro_cl.data`` stays torch-free.
 """
 
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Any, Protocol, Self
 
 import numpy as np
 
 from astro_cl.exceptions import SurveyError, ValidationError
 
-__all__ = ["CUBE_META", "PER_IMAGE_META", "TENSOR_FIELDS", "TensorBatch", "cube_axis",
-           "cube_meta", "per_image_meta", "without_cube_meta"]
+if TYPE_CHECKING:
+    import torch
+    from numpy.typing import ArrayLike, NDArray
+
+    from astro_cl.data.record import GalaxyRecord
+
+__all__ = ["CUBE_META", "PER_IMAGE_META", "TENSOR_FIELDS", "BatchSource", "TensorBatch",
+           "cube_axis", "cube_meta", "per_image_meta", "without_cube_meta"]
 
 #: The per-galaxy tensor fields of a `TensorBatch`, in a fixed order.
 TENSOR_FIELDS = ("data", "mask", "uncertainty", "targets", "target_mask", "star_mask")
@@ -66,16 +76,16 @@ class TensorBatch:
         not hold one value per channel.
     """
 
-    data: object
-    mask: object
-    ids: list
-    uncertainty: object = None
-    targets: object = None
-    target_mask: object = None
-    star_mask: object = None
-    meta: dict = field(default_factory=dict)
+    data: torch.Tensor
+    mask: torch.Tensor
+    ids: list[str]
+    uncertainty: torch.Tensor | None = None
+    targets: torch.Tensor | None = None
+    target_mask: torch.Tensor | None = None
+    star_mask: torch.Tensor | None = None
+    meta: dict[str, Any] = field(default_factory=dict)
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         import torch
 
         if not isinstance(self.data, torch.Tensor) or self.data.ndim != 4:
@@ -117,10 +127,10 @@ class TensorBatch:
             msg = f"TensorBatch.meta['rest_frame']: expected a bool, got {rest!r}"
             raise ValidationError(msg)
 
-    def __len__(self):
+    def __len__(self) -> int:
         return int(self.data.shape[0])
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         fields = [f"data={tuple(self.data.shape)} {self.data.dtype}",
                   f"mask={tuple(self.mask.shape)}"]
         fields += [f"{name}={tuple(getattr(self, name).shape)}"
@@ -130,7 +140,7 @@ class TensorBatch:
         return f"<TensorBatch of {len(self)} on {self.device}: {', '.join(fields)}; ids [{ids}]>"
 
     @property
-    def wavelength(self):
+    def wavelength(self) -> NDArray[np.float64] | None:
         """`numpy.ndarray` or None: the channel wavelengths (Angstrom) of a cube batch."""
         wave = self.meta.get("wavelength")
         if wave is None:
@@ -140,11 +150,11 @@ class TensorBatch:
         return np.asarray(wave, dtype=float)
 
     @property
-    def device(self):
+    def device(self) -> torch.device:
         """`torch.device`: where the data live."""
         return self.data.device
 
-    def replace(self, **changes):
+    def replace(self, **changes: Any) -> Self:
         """Return a copy with some fields replaced (no validation shortcut).
 
         Parameters
@@ -158,7 +168,7 @@ class TensorBatch:
         """
         return replace(self, **changes)
 
-    def tensors(self):
+    def tensors(self) -> dict[str, torch.Tensor]:
         """Return the tensor fields that are set, by name (see `TENSOR_FIELDS`).
 
         Returns
@@ -168,7 +178,7 @@ class TensorBatch:
         return {name: getattr(self, name) for name in TENSOR_FIELDS
                 if getattr(self, name) is not None}
 
-    def to(self, device):
+    def to(self, device: str | torch.device) -> Self:
         """Return the batch on another device.
 
         Parameters
@@ -182,7 +192,7 @@ class TensorBatch:
         moved = {name: value.to(device) for name, value in self.tensors().items()}
         return self.replace(**moved)
 
-    def chunk(self, start, stop):
+    def chunk(self, start: int, stop: int) -> Self:
         """Return the galaxies ``start:stop`` as views of this batch's tensors (no copy).
 
         Parameters
@@ -198,7 +208,7 @@ class TensorBatch:
         return self.replace(ids=self.ids[start:stop], meta=self._meta_rows(slice(start, stop)),
                             **picked)
 
-    def index(self, idx):
+    def index(self, idx: slice | Sequence[int] | torch.Tensor) -> Self:
         """Return the sub-batch at integer positions ``idx``.
 
         Parameters
@@ -218,7 +228,7 @@ class TensorBatch:
         ids = [self.ids[i] for i in idx.tolist()]
         return self.replace(ids=ids, meta=self._meta_rows(idx.numpy()), **picked)
 
-    def repeat(self, n):
+    def repeat(self, n: int | np.integer) -> Self:
         """Return the batch repeated ``n`` times along the galaxy axis (a copy).
 
         Galaxy ``i`` of repetition ``r`` is at position ``r * len(self) + i``:
@@ -246,7 +256,7 @@ class TensorBatch:
         rows = np.tile(np.arange(len(self)), n)
         return self.replace(ids=self.ids * n, meta=self._meta_rows(rows), **stacked)
 
-    def _meta_rows(self, rows):
+    def _meta_rows(self, rows: slice | np.ndarray) -> dict[str, Any]:
         """``meta`` with the per-galaxy values of `PER_IMAGE_META` keys taken at ``rows``."""
         meta = dict(self.meta)
         for key in PER_IMAGE_META:
@@ -256,7 +266,9 @@ class TensorBatch:
         return meta
 
     @classmethod
-    def from_arrays(cls, data, mask=None, ids=None, uncertainty=None, **kwargs):
+    def from_arrays(cls, data: ArrayLike, mask: ArrayLike | None = None,
+                    ids: Sequence[str] | None = None, uncertainty: ArrayLike | None = None,
+                    **kwargs: Any) -> Self:
         """Build a batch from numpy arrays.
 
         Parameters
@@ -280,24 +292,57 @@ class TensorBatch:
         data = np.asarray(data, dtype=np.float32)
         if mask is None:
             mask = ~np.isfinite(data)
-        tensors = {k: (torch.as_tensor(np.asarray(v)) if isinstance(v, np.ndarray) else v)
-                   for k, v in kwargs.items()}
+        tensors: dict[str, Any] = {
+            k: (torch.as_tensor(np.asarray(v)) if isinstance(v, np.ndarray) else v)
+            for k, v in kwargs.items()}
         return cls(
             data=torch.from_numpy(np.ascontiguousarray(data)),
             mask=torch.from_numpy(np.ascontiguousarray(np.asarray(mask, bool))),
-            ids=list(range(len(data))) if ids is None else list(ids),
+            ids=[str(i) for i in range(len(data))] if ids is None else list(ids),
             uncertainty=None if uncertainty is None
             else torch.from_numpy(np.ascontiguousarray(uncertainty, dtype=np.float32)),
             **tensors,
         )
 
 
-def _desc(value):
+class BatchSource(Protocol):
+    """What training and embedding read galaxies from: a *batch source* (a static type).
+
+    Any object with ``len()``, ``ids`` and ``batch(indices)`` is one, without
+    subclassing this: the on-disk cache
+    (`~astro_cl.preprocess.cache.CachedArrays`), the sources of
+    `astro_cl.training.data`, a `~astro_cl.studies.SourceView`.
+    """
+
+    @property
+    def ids(self) -> Sequence[str]:
+        """Sequence of str: the galaxy ids, one per row."""
+        ...
+
+    def __len__(self) -> int:
+        ...
+
+    def batch(self, indices: ArrayLike) -> TensorBatch:
+        """Return the rows ``indices`` as a `TensorBatch`.
+
+        Parameters
+        ----------
+        indices : array-like of int
+            Row numbers.
+
+        Returns
+        -------
+        batch : `TensorBatch`
+        """
+        ...
+
+
+def _desc(value: object) -> str:
     shape = getattr(value, "shape", None)
     return f"{type(value).__name__}" + (f" of shape {tuple(shape)}" if shape is not None else "")
 
 
-def per_image_meta(value, n):
+def per_image_meta(value: ArrayLike | None, n: int) -> np.ndarray | None:
     """Return ``value`` as a length-``n`` numpy array if it holds one value per galaxy.
 
     Parameters
@@ -321,7 +366,7 @@ def per_image_meta(value, n):
     return arr
 
 
-def without_cube_meta(meta):
+def without_cube_meta(meta: Mapping[str, Any]) -> dict[str, Any]:
     """Return a copy of ``meta`` without the spectral-axis keys (`CUBE_META`).
 
     Parameters
@@ -338,7 +383,7 @@ def without_cube_meta(meta):
     return {k: v for k, v in meta.items() if k not in CUBE_META}
 
 
-def _record_redshift(record):
+def _record_redshift(record: GalaxyRecord) -> float | None:
     """Redshift of a record: ``observing.redshift``, else a ``z`` property, else None."""
     z = record.observing.redshift
     if z is None:
@@ -347,7 +392,7 @@ def _record_redshift(record):
     return None if z is None or not np.isfinite(z) else float(z)
 
 
-def cube_axis(record):
+def cube_axis(record: GalaxyRecord) -> dict[str, Any]:
     """Return what a batch needs to know of one record's cube: its spectral axis and redshift.
 
     Parameters
@@ -375,7 +420,7 @@ def cube_axis(record):
             "redshift": _record_redshift(record)}
 
 
-def cube_meta(records):
+def cube_meta(records: Sequence[GalaxyRecord | dict[str, Any]]) -> dict[str, Any]:
     """Return the `CUBE_META` (and per-galaxy redshift) of a batch of cube records.
 
     Parameters
@@ -425,7 +470,7 @@ def cube_meta(records):
     return meta
 
 
-def _span(wave):
+def _span(wave: np.ndarray) -> str:
     if wave.size == 0:
         return "no channels"
     return f"{wave[0]:.2f}-{wave[-1]:.2f} A, {wave.size} channels"

@@ -15,8 +15,11 @@ Masks follow the astropy convention: ``True`` marks a bad (masked) pixel.
 Everything is validated when the record is built, and errors name the field.
 """
 
-from collections.abc import Mapping
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, NoReturn, overload
 
 import astropy.units as u
 import numpy as np
@@ -24,18 +27,34 @@ from astropy.nddata import CCDData, NDData, StdDevUncertainty
 
 from astro_cl.exceptions import ValidationError
 
+if TYPE_CHECKING:
+    from astropy.nddata import NDUncertainty
+    from numpy.typing import NDArray
+    from specutils import Spectrum
+
 __all__ = ["GalaxyRecord", "ObservingMeta", "cube_to_array", "uncertainty_as_std"]
 
 _PIXEL_SCALE_UNIT = u.arcsec / u.pixel
 
 
-def _fail(record_id, field_name, problem):
+def _fail(record_id: str | None, field_name: str, problem: str) -> NoReturn:
     where = f"record {record_id!r}: " if record_id is not None else ""
     msg = f"{where}{field_name}: {problem}"
     raise ValidationError(msg)
 
 
-def _as_quantity(value, unit, field_name, *, equivalencies=None):
+@overload
+def _as_quantity(value: None, unit: u.UnitBase, field_name: str, *,
+                 equivalencies: list[Any] | None = None) -> None: ...
+
+
+@overload
+def _as_quantity(value: u.Quantity, unit: u.UnitBase, field_name: str, *,
+                 equivalencies: list[Any] | None = None) -> u.Quantity: ...
+
+
+def _as_quantity(value: u.Quantity | None, unit: u.UnitBase, field_name: str, *,
+                 equivalencies: list[Any] | None = None) -> u.Quantity | None:
     if value is None:
         return None
     if not isinstance(value, u.Quantity):
@@ -73,10 +92,10 @@ class ObservingMeta:
     psf_fwhm: u.Quantity | None = None
     redshift: float | None = None
     wavelength_range: u.Quantity | None = None
-    bands: tuple | None = None
+    bands: tuple[str, ...] | None = None
     instrument: str | None = None
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         scale = self.pixel_scale
         if scale is not None:
             if isinstance(scale, u.Quantity) and scale.unit.physical_type == "angle":
@@ -104,7 +123,8 @@ class ObservingMeta:
             object.__setattr__(self, "bands", tuple(str(b) for b in self.bands))
 
 
-def uncertainty_as_std(uncertainty, data_unit=None):
+def uncertainty_as_std(uncertainty: NDUncertainty | None,
+                       data_unit: u.UnitBase | None = None) -> NDArray[np.float64] | None:
     """Return an NDData uncertainty as a standard-deviation array.
 
     Parameters
@@ -130,7 +150,7 @@ def uncertainty_as_std(uncertainty, data_unit=None):
     return np.asarray(std.array, dtype=float)
 
 
-def cube_to_array(cube):
+def cube_to_array(cube: Spectrum) -> tuple[np.ndarray, NDArray[np.bool_], np.ndarray | None]:
     """Return the flux, mask and 1-sigma uncertainty of a cube in ``(n_spec, ny, nx)`` order.
 
     Parameters
@@ -158,7 +178,7 @@ def cube_to_array(cube):
     return flux, mask, std
 
 
-def _check_nddata(record_id, field_name, value, ndim):
+def _check_nddata(record_id: str, field_name: str, value: object, ndim: int) -> np.ndarray:
     if not isinstance(value, NDData):
         _fail(record_id, field_name, f"expected an astropy NDData, got {type(value).__name__}")
     data = np.asarray(value.data)
@@ -212,15 +232,16 @@ class GalaxyRecord:
 
     id: str
     survey: str | None = None
-    cube: object | None = None
+    cube: Spectrum | None = None
+    # a mapping band name -> NDData is accepted too, and stacked by __post_init__
     images: NDData | None = None
-    maps: dict = field(default_factory=dict)
-    properties: dict = field(default_factory=dict)
+    maps: dict[str, NDData] = field(default_factory=dict)
+    properties: dict[str, Any] = field(default_factory=dict)
     observing: ObservingMeta = field(default_factory=ObservingMeta)
-    star_mask: np.ndarray | None = None
-    meta: dict = field(default_factory=dict)
+    star_mask: NDArray[np.bool_] | None = None
+    meta: dict[str, Any] = field(default_factory=dict)
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         if not isinstance(self.id, str) or not self.id:
             _fail(None, "id", f"expected a non-empty string, got {self.id!r}")
         rid = self.id
@@ -264,7 +285,7 @@ class GalaxyRecord:
             _fail(rid, "properties", f"expected a mapping, got {type(self.properties).__name__}")
         self.properties = dict(self.properties)
 
-    def _stack_images(self, images):
+    def _stack_images(self, images: NDData | Mapping[str, NDData]) -> NDData:
         rid = self.id
         if isinstance(images, Mapping):
             if not images:
@@ -281,7 +302,8 @@ class GalaxyRecord:
                              else np.asarray(images[b].mask, bool)
                              for b, p in zip(bands, planes, strict=True)])
             stds = [uncertainty_as_std(images[b].uncertainty) for b in bands]
-            unc = None if any(s is None for s in stds) else StdDevUncertainty(np.stack(stds))
+            unc = (None if any(s is None for s in stds)
+                   else StdDevUncertainty(np.stack([s for s in stds if s is not None])))
             return NDData(np.stack(planes), unit=first.unit, mask=mask, uncertainty=unc,
                           wcs=first.wcs, meta={"bands": bands})
         data = _check_nddata(rid, "images", images, 3)
@@ -294,12 +316,12 @@ class GalaxyRecord:
 
     # -- convenient views ---------------------------------------------------
     @property
-    def bands(self):
+    def bands(self) -> tuple[str, ...]:
         """Tuple of str: band names of the image stack (empty without images)."""
         return tuple(self.images.meta["bands"]) if self.images is not None else ()
 
     @property
-    def spatial_shape(self):
+    def spatial_shape(self) -> tuple[int, ...] | None:
         """Tuple of int or None: ``(ny, nx)`` shared by cube, images and maps."""
         if self.images is not None:
             return tuple(np.shape(self.images.data)[1:])
@@ -309,7 +331,7 @@ class GalaxyRecord:
             return tuple(np.shape(value.data))
         return None
 
-    def band(self, name):
+    def band(self, name: str) -> CCDData:
         """Return one band of the image stack as `~astropy.nddata.CCDData`.
 
         Parameters
@@ -322,18 +344,19 @@ class GalaxyRecord:
         image : `~astropy.nddata.CCDData`
             The band's data with unit, mask, uncertainty and WCS.
         """
-        if name not in self.bands:
+        img = self.images
+        if img is None or name not in self.bands:  # no images: no bands
             msg = f"record {self.id!r} has no band {name!r}; bands are {self.bands}"
             raise KeyError(msg)
         i = self.bands.index(name)
-        img = self.images
         unc = uncertainty_as_std(img.uncertainty)
         return CCDData(np.asarray(img.data[i], dtype=float), unit=img.unit,
                        mask=None if img.mask is None else np.asarray(img.mask)[i],
                        uncertainty=None if unc is None else StdDevUncertainty(unc[i]),
                        wcs=img.wcs, meta={"band": name})
 
-    def as_arrays(self, kind="images", *, map_names=None):
+    def as_arrays(self, kind: str = "images", *, map_names: Sequence[str] | None = None,
+                  ) -> tuple[NDArray[np.float32], NDArray[np.bool_], NDArray[np.float32] | None]:
         """Return ``(data, mask, std)`` arrays of shape ``(C, ny, nx)`` for training.
 
         Parameters
@@ -373,7 +396,8 @@ class GalaxyRecord:
             mask = np.stack([np.zeros(self.maps[n].data.shape, bool) if self.maps[n].mask is None
                              else np.asarray(self.maps[n].mask, bool) for n in names])
             stds = [uncertainty_as_std(self.maps[n].uncertainty) for n in names]
-            std = None if any(s is None for s in stds) else np.stack(stds)
+            std = (None if any(s is None for s in stds)
+                   else np.stack([s for s in stds if s is not None]))
         else:
             msg = f"kind: expected 'images', 'cube' or 'maps', got {kind!r}"
             raise ValueError(msg)

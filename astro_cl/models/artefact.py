@@ -8,6 +8,8 @@ file, see `astro_cl.training.checkpoints`) holds, besides the network weights:
 - ``contract``: the `~astro_cl.models.contract.InputContract` (data kind,
   channels, bands, wavelength coverage, pixel scale, unit);
 - ``provenance``: the training configuration and survey parameters as given;
+- in the header, beside the model parameters, the training settings
+  (`~astro_cl.training.TrainerConfig`), restored as ``trainer_``;
 - ``versions``: the versions of Python and of the main packages.
 
 `load_model` rebuilds the fitted encoder from such a file, whatever its
@@ -180,7 +182,8 @@ def load_model(path: str | Path, *, device: str = "cpu", **overrides: Any) -> An
         raise CheckpointError(msg)
     name = load_checkpoint(path)["header"]["model"]
     try:
-        cls = get_component_class("encoder", name)
+        # Any: load() is what the built-in encoders offer, not part of the Encoder interface
+        cls: Any = get_component_class("encoder", name)
     except UnknownComponentError as exc:
         msg = f"{path}: holds a {name!r} model, which no installed plugin provides ({exc})"
         raise CheckpointError(msg) from None
@@ -241,6 +244,11 @@ def write_model_card(encoder: Any, path: str | Path) -> Path:
     shown = {k: v for k, v in params.items() if k not in ("augmenter", "progress", "device")}
     lines.append("- model parameters: " + ", ".join(f"{k}={v!r}" for k, v in
                                                     sorted(shown.items())))
+    trainer = getattr(encoder, "trainer_", None)
+    if trainer is not None:
+        settings = {k: v for k, v in trainer.get_params(deep=False).items() if k != "progress"}
+        lines.append("- training settings: " + ", ".join(f"{k}={v!r}" for k, v in
+                                                         sorted(settings.items())))
     lines += ["", "## Versions", ""]
     versions = getattr(encoder, "versions_", None) or package_versions()
     lines += [f"- {k}: {v}" for k, v in versions.items()]

@@ -4,9 +4,17 @@ This module does not import torch; concrete encoders build their networks
 lazily, so that registering and listing them stays cheap.
 """
 
-from typing import ClassVar
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, ClassVar, Self
 
 from astro_cl.base import Component
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from astro_cl.data.batch import TensorBatch
+    from astro_cl.surveys.base import Survey
 
 __all__ = ["Encoder"]
 
@@ -23,7 +31,7 @@ class Encoder(Component):
     #: ``"embedding"`` for encoders that return vectors, ``"maps"`` for regressors.
     output_kind: ClassVar[str] = "embedding"
 
-    def fit(self, X, y=None, **fit_params):
+    def fit(self, X: Survey | TensorBatch, y: object = None, **fit_params: Any) -> Self:
         """Train the model.
 
         Parameters
@@ -41,7 +49,7 @@ class Encoder(Component):
         """
         raise NotImplementedError
 
-    def transform(self, X):
+    def transform(self, X: Survey | TensorBatch) -> np.ndarray:
         """Map inputs to embeddings (or maps).
 
         Parameters
@@ -54,7 +62,8 @@ class Encoder(Component):
         """
         raise NotImplementedError
 
-    def fit_transform(self, X, y=None, **fit_params):
+    def fit_transform(self, X: Survey | TensorBatch, y: object = None,
+                      **fit_params: Any) -> np.ndarray:
         """Fit, then transform the same data.
 
         Parameters

@@ -23,7 +23,20 @@ Example
         register(MySurvey)
 """
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
 import pluggy
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from astro_cl.augment.base import Augmenter
+    from astro_cl.base import Component
+    from astro_cl.models.base import Encoder
+    from astro_cl.surveys.base import Survey
+    from astro_cl.tasks.base import DownstreamTask
 
 __all__ = [
     "ENTRY_POINT_GROUP",
@@ -49,7 +62,7 @@ hookimpl = pluggy.HookimplMarker(PROJECT_NAME)
 
 
 @hookspec
-def astro_cl_register_surveys(register):
+def astro_cl_register_surveys(register: Callable[[type[Survey]], None]) -> None:
     """Register `~astro_cl.surveys.Survey` subclasses.
 
     Parameters
@@ -59,8 +72,10 @@ def astro_cl_register_surveys(register):
     """
 
 
+# register takes Preprocessor subclasses; the annotation names their base, as
+# preprocess.base imports the plugin machinery (naming it here would be a cycle)
 @hookspec
-def astro_cl_register_preprocessors(register):
+def astro_cl_register_preprocessors(register: Callable[[type[Component]], None]) -> None:
     """Register `~astro_cl.preprocess.Preprocessor` subclasses.
 
     Parameters
@@ -71,7 +86,7 @@ def astro_cl_register_preprocessors(register):
 
 
 @hookspec
-def astro_cl_register_augmenters(register):
+def astro_cl_register_augmenters(register: Callable[[type[Augmenter]], None]) -> None:
     """Register `~astro_cl.augment.Augmenter` subclasses.
 
     Parameters
@@ -82,7 +97,7 @@ def astro_cl_register_augmenters(register):
 
 
 @hookspec
-def astro_cl_register_encoders(register):
+def astro_cl_register_encoders(register: Callable[[type[Encoder]], None]) -> None:
     """Register `~astro_cl.models.Encoder` subclasses (contrastive encoders, regressors).
 
     Parameters
@@ -93,7 +108,7 @@ def astro_cl_register_encoders(register):
 
 
 @hookspec
-def astro_cl_register_tasks(register):
+def astro_cl_register_tasks(register: Callable[[type[DownstreamTask]], None]) -> None:
     """Register `~astro_cl.tasks.DownstreamTask` subclasses.
 
     Parameters

@@ -5,11 +5,25 @@ up a survey does not import torch (models and augmenters do). Classes can
 also be registered at run time, without a plugin (`register_component`).
 """
 
+from __future__ import annotations
+
 import threading
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Literal, TypeVar, overload
 
 from astro_cl.exceptions import PluginError, UnknownComponentError
+
+if TYPE_CHECKING:
+    import pluggy
+
+    from astro_cl.augment.base import Augmenter
+    from astro_cl.base import Component
+    from astro_cl.models.base import Encoder
+    from astro_cl.plugins.manager import PluginSource
+    from astro_cl.surveys.base import Survey
+    from astro_cl.tasks.base import DownstreamTask
 
 __all__ = [
     "KINDS",
@@ -30,8 +44,10 @@ __all__ = [
     "runtime_registrations",
 ]
 
+_C = TypeVar("_C", bound="type[Component]")
+
 #: kind -> (hook name, dotted path of the base class), in the order of the data flow
-KINDS = {
+KINDS: dict[str, tuple[str, str]] = {
     "survey": ("astro_cl_register_surveys", "astro_cl.surveys.base.Survey"),
     "preprocessor": ("astro_cl_register_preprocessors", "astro_cl.preprocess.base.Preprocessor"),
     "augmenter": ("astro_cl_register_augmenters", "astro_cl.augment.base.Augmenter"),
@@ -65,27 +81,27 @@ class ComponentInfo:
 
     kind: str
     name: str
-    cls: type
+    cls: type[Component]
     plugin: str
     distribution: str
     version: str
     builtin: bool
 
     @property
-    def description(self):
+    def description(self) -> str:
         """str: the class's one-line description."""
         text = getattr(self.cls, "description", "") or (self.cls.__doc__ or "").strip()
         return text.splitlines()[0] if text else ""
 
 
-def _import_base(path):
+def _import_base(path: str) -> type[Component]:
     import importlib
 
     module, _, attr = path.rpartition(".")
     return getattr(importlib.import_module(module), attr)
 
 
-def _check_class(kind, cls, who):
+def _check_class(kind: str, cls: object, who: str) -> str:
     """Raise `PluginError` unless ``cls`` is a named subclass of ``kind``'s interface."""
     base = _import_base(KINDS[kind][1])
     name = getattr(cls, "name", None) if isinstance(cls, type) else None
@@ -104,7 +120,7 @@ RUNTIME_DISTRIBUTION = "(registered at run time)"
 
 #: ``(kind, cls)`` registered with `register_component`, in order; every
 #: registry built in this process includes them, after the plugins' own.
-_RUNTIME = []
+_RUNTIME: list[tuple[str, type[Component]]] = []
 
 
 class Registry:
@@ -116,17 +132,17 @@ class Registry:
         Default: `~astro_cl.plugins.manager.build_plugin_manager`.
     """
 
-    def __init__(self, plugin_manager=None):
+    def __init__(self, plugin_manager: pluggy.PluginManager | None = None) -> None:
         if plugin_manager is None:
             from astro_cl.plugins.manager import build_plugin_manager
 
             plugin_manager = build_plugin_manager()
         self.plugin_manager = plugin_manager
-        self._kinds = {}
-        self._collecting = set()  # kinds whose hooks are running
+        self._kinds: dict[str, dict[str, ComponentInfo]] = {}
+        self._collecting: set[str] = set()  # kinds whose hooks are running
         self._lock = threading.RLock()
 
-    def components(self, kind):
+    def components(self, kind: str) -> dict[str, ComponentInfo]:
         """Return the registered components of one kind.
 
         Parameters
@@ -155,12 +171,12 @@ class Registry:
                     self._collecting.discard(kind)
             return self._kinds[kind]
 
-    def _collect(self, kind):
+    def _collect(self, kind: str) -> dict[str, ComponentInfo]:
         from astro_cl.plugins.manager import plugin_source
 
         pm = self.plugin_manager
         hook_name, _ = KINDS[kind]
-        found = {}
+        found: dict[str, ComponentInfo] = {}
         hook = getattr(pm.hook, hook_name)
         # Built-ins first, so that they keep their names; and one plugin at a
         # time, so that a raising hook only loses its own plugin.
@@ -170,9 +186,10 @@ class Registry:
             source = plugin_source(pm, impl.plugin)
             label = (f'plugin "{source.name}" (distribution {source.distribution} '
                      f"{source.version})")
-            staged = {}
+            staged: dict[str, ComponentInfo] = {}
 
-            def register(cls, _staged=staged, _label=label, _source=source):
+            def register(cls: type[Component], _staged: dict[str, ComponentInfo] = staged,
+                         _label: str = label, _source: PluginSource = source) -> None:
                 name = _check_class(kind, cls, _label)
                 if name in found or name in _staged:
                     other = (found.get(name) or _staged[name])
@@ -209,7 +226,7 @@ class Registry:
             found[cls.name] = _runtime_info(kind, cls)
         return dict(sorted(found.items()))
 
-    def add(self, kind, cls):
+    def add(self, kind: str, cls: type[Component]) -> ComponentInfo:
         """Register a class of ``kind`` in this registry only (see `register_component`).
 
         Parameters
@@ -246,7 +263,7 @@ class Registry:
             self._kinds[kind] = dict(sorted({**comps, name: info}.items()))
             return info
 
-    def get(self, kind, name):
+    def get(self, kind: str, name: str) -> type[Component]:
         """Return the class registered under a name.
 
         Parameters
@@ -272,23 +289,23 @@ class Registry:
             raise UnknownComponentError(msg) from None
 
 
-def _runtime_info(kind, cls):
+def _runtime_info(kind: str, cls: type[Component]) -> ComponentInfo:
     return ComponentInfo(kind, cls.name, cls, cls.__module__, RUNTIME_DISTRIBUTION, "", False)
 
 
-def _warn(message):
+def _warn(message: str) -> None:
     from astro_cl.exceptions import PluginWarning  # imports astropy: only now
 
     warnings.warn(message, PluginWarning, stacklevel=5)
 
 
-_registry = None
+_registry: Registry | None = None
 _registry_lock = threading.Lock()
 #: Set while this thread builds the process-wide registry (loading the plugins).
 _building = threading.local()
 
 
-def get_registry():
+def get_registry() -> Registry:
     """Return the process-wide `Registry`, building it on first use.
 
     Returns
@@ -312,7 +329,7 @@ def get_registry():
         return _registry
 
 
-def reset_registry():
+def reset_registry() -> None:
     """Forget the process-wide registry, so that plugins are loaded again on next use.
 
     Classes registered with `register_component` stay registered.
@@ -322,7 +339,7 @@ def reset_registry():
         _registry = None
 
 
-def available_components(kind):
+def available_components(kind: str) -> list[str]:
     """Return the registered names of one kind.
 
     Parameters
@@ -336,7 +353,7 @@ def available_components(kind):
     return list(get_registry().components(kind))
 
 
-def list_components(kinds=None):
+def list_components(kinds: Sequence[str] | None = None) -> list[ComponentInfo]:
     """Return every registered component with its provenance.
 
     Parameters
@@ -352,7 +369,29 @@ def list_components(kinds=None):
     return [info for kind in (kinds or KINDS) for info in reg.components(kind).values()]
 
 
-def get_component_class(kind, name):
+# the kinds whose interface this module may name (not "preprocessor": see
+# get_preprocessor) give their class type to a type checker
+@overload
+def get_component_class(kind: Literal["survey"], name: str) -> type[Survey]: ...
+
+
+@overload
+def get_component_class(kind: Literal["augmenter"], name: str) -> type[Augmenter]: ...
+
+
+@overload
+def get_component_class(kind: Literal["encoder"], name: str) -> type[Encoder]: ...
+
+
+@overload
+def get_component_class(kind: Literal["task"], name: str) -> type[DownstreamTask]: ...
+
+
+@overload
+def get_component_class(kind: str, name: str) -> type[Component]: ...
+
+
+def get_component_class(kind: str, name: str) -> type[Component]:
     """Return the class registered under ``name`` for ``kind``.
 
     Parameters
@@ -367,7 +406,7 @@ def get_component_class(kind, name):
     return get_registry().get(kind, name)
 
 
-def register_component(kind, cls):
+def register_component(kind: str, cls: _C) -> _C:
     """Register a component class at run time, without a plugin (usable as a decorator).
 
     For classes defined in a script or a notebook. The class is checked as a
@@ -405,7 +444,7 @@ def register_component(kind, cls):
     return cls
 
 
-def get_survey(name, **params):
+def get_survey(name: str, **params: Any) -> Survey:
     """Create and open a survey by name.
 
     Parameters
@@ -423,7 +462,7 @@ def get_survey(name, **params):
     return get_component_class("survey", name)(**params).open()
 
 
-def runtime_registrations():
+def runtime_registrations() -> tuple[tuple[str, type[Component]], ...]:
     """Return the classes registered with `register_component` in this process.
 
     Returns
@@ -434,7 +473,7 @@ def runtime_registrations():
     return tuple(_RUNTIME)
 
 
-def get_preprocessor(name, **params):
+def get_preprocessor(name: str, **params: Any) -> Component:
     """Create an (unfitted) preprocessor by name.
 
     Parameters
@@ -447,10 +486,12 @@ def get_preprocessor(name, **params):
     -------
     preprocessor : `~astro_cl.preprocess.Preprocessor`
     """
+    # typed as a Component: preprocess.base imports this module, so naming its
+    # Preprocessor here would close an import cycle (see get_preprocessor_class)
     return get_component_class("preprocessor", name)(**params)
 
 
-def get_augmenter(name, **params):
+def get_augmenter(name: str, **params: Any) -> Augmenter:
     """Create an augmenter by name.
 
     Parameters
@@ -466,7 +507,7 @@ def get_augmenter(name, **params):
     return get_component_class("augmenter", name)(**params)
 
 
-def get_encoder(name, **params):
+def get_encoder(name: str, **params: Any) -> Encoder:
     """Create an encoder by name.
 
     Parameters
@@ -482,7 +523,7 @@ def get_encoder(name, **params):
     return get_component_class("encoder", name)(**params)
 
 
-def get_task(name, **params):
+def get_task(name: str, **params: Any) -> DownstreamTask:
     """Create a downstream task by name.
 
     Parameters

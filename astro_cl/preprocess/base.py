@@ -8,10 +8,14 @@ directory holding ``preprocessor.json`` (name, parameters, versions, a
 checksum of the arrays) and ``state.npz`` (the fitted arrays); no pickle.
 """
 
+from __future__ import annotations
+
 import hashlib
 import io
 import json
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar, Self, TypeAlias, TypeVar, cast
 
 import numpy as np
 
@@ -19,12 +23,28 @@ from astro_cl.base import Component
 from astro_cl.exceptions import CheckpointError, UnknownComponentError, ValidationError
 from astro_cl.utils.io import atomic_write
 
+if TYPE_CHECKING:
+    import os
+
+    from numpy.typing import ArrayLike, NDArray
+
+    from astro_cl.data.record import GalaxyRecord
+    from astro_cl.surveys.base import Survey
+
+    # what fit / transform take: a survey, records, or arrays the subclass accepts
+    Inputs: TypeAlias = Survey | GalaxyRecord | Sequence[GalaxyRecord] | ArrayLike
+    # what transform returns: data, mask (True = bad) and std (or None)
+    Arrays: TypeAlias = tuple[NDArray[np.float32], NDArray[np.bool_], NDArray[np.float32] | None]
+
 __all__ = ["FORMAT_VERSION", "Preprocessor", "get_preprocessor_class", "register_preprocessor"]
 
 #: Version of the saved layout; bumped when it changes incompatibly.
 FORMAT_VERSION = 1
 
-def register_preprocessor(cls):
+_P = TypeVar("_P", bound="Preprocessor")
+
+
+def register_preprocessor(cls: type[_P]) -> type[_P]:
     """Register a `Preprocessor` subclass under its ``name``, at run time (usable as a decorator).
 
     A thin wrapper of `~astro_cl.plugins.registry.register_component` for
@@ -52,7 +72,7 @@ def register_preprocessor(cls):
     return register_component("preprocessor", cls)
 
 
-def get_preprocessor_class(name):
+def get_preprocessor_class(name: str) -> type[Preprocessor]:
     """Return the preprocessor class registered as ``name``.
 
     A thin wrapper of `~astro_cl.plugins.registry.get_component_class`
@@ -76,14 +96,15 @@ def get_preprocessor_class(name):
     from astro_cl.plugins.registry import available_components, get_component_class
 
     try:
-        return get_component_class("preprocessor", name)
+        # the registry checked at registration that it subclasses Preprocessor
+        return cast("type[Preprocessor]", get_component_class("preprocessor", name))
     except UnknownComponentError:
         msg = (f"unknown preprocessor {name!r}; available preprocessors: "
                f"{', '.join(available_components('preprocessor')) or 'none'}")
         raise ValidationError(msg) from None
 
 
-def _jsonable(value):
+def _jsonable(value: Any) -> Any:
     if isinstance(value, tuple):
         return [_jsonable(v) for v in value]
     if isinstance(value, list):
@@ -95,7 +116,7 @@ def _jsonable(value):
     return value
 
 
-def _arrays_digest(arrays):
+def _arrays_digest(arrays: Mapping[str, ArrayLike]) -> str:
     h = hashlib.sha256()
     for key in sorted(arrays):
         arr = np.ascontiguousarray(arrays[key])
@@ -116,26 +137,26 @@ class Preprocessor(Component):
     """
 
     #: Names of the fitted array attributes saved by `save`.
-    _state_arrays = ()
+    _state_arrays: ClassVar[tuple[str, ...]] = ()
     #: Version of this preprocessor's algorithm; a saved state with another
     #: version is refused on load.
-    version = 1
+    version: ClassVar[int] = 1
     #: Whether a fitted instance may transform records from several threads
     #: at once (see `~astro_cl.preprocess.PreprocessedCache.get_or_build`).
-    thread_safe = False
+    thread_safe: ClassVar[bool] = False
 
     # -- fitting -----------------------------------------------------------
     @property
-    def is_fitted(self):
+    def is_fitted(self) -> bool:
         """bool: whether `fit` has been called (or a state loaded)."""
         return all(getattr(self, name, None) is not None for name in self._state_arrays)
 
-    def _check_fitted(self):
+    def _check_fitted(self) -> None:
         if not self.is_fitted:
             msg = f"{type(self).__name__} is not fitted; call fit() or load() first"
             raise ValidationError(msg)
 
-    def fit(self, X, **kwargs):
+    def fit(self, X: Inputs, **kwargs: Any) -> Self:
         """Learn the transformation from training data.
 
         Parameters
@@ -156,15 +177,15 @@ class Preprocessor(Component):
             self._fit_arrays(X, **kwargs)
         return self
 
-    def _fit_records(self, records):
+    def _fit_records(self, records: Iterable[GalaxyRecord]) -> None:
         raise NotImplementedError
 
-    def _fit_arrays(self, X, **kwargs):
+    def _fit_arrays(self, X: Inputs, **kwargs: Any) -> None:
         msg = f"{type(self).__name__} cannot be fitted on {type(X).__name__}; give a survey"
         raise ValidationError(msg)
 
     # -- applying ----------------------------------------------------------
-    def transform_record(self, record):
+    def transform_record(self, record: GalaxyRecord) -> Arrays:
         """Transform one galaxy.
 
         Parameters
@@ -182,7 +203,7 @@ class Preprocessor(Component):
         """
         raise NotImplementedError
 
-    def transform(self, X, **kwargs):
+    def transform(self, X: Inputs, **kwargs: Any) -> Arrays:
         """Apply the fitted transformation.
 
         Parameters
@@ -204,14 +225,15 @@ class Preprocessor(Component):
         outs = [self.transform_record(rec) for rec in records]
         data = np.stack([o[0] for o in outs])
         mask = np.stack([o[1] for o in outs])
-        std = None if any(o[2] is None for o in outs) else np.stack([o[2] for o in outs])
+        std = (None if any(o[2] is None for o in outs)
+               else np.stack([o[2] for o in outs if o[2] is not None]))
         return data, mask, std
 
-    def _transform_arrays(self, X, **kwargs):
+    def _transform_arrays(self, X: Inputs, **kwargs: Any) -> Arrays:
         msg = f"{type(self).__name__} cannot transform {type(X).__name__}; give a survey or records"
         raise ValidationError(msg)
 
-    def fit_transform(self, X, **kwargs):
+    def fit_transform(self, X: Inputs, **kwargs: Any) -> Arrays:
         """Fit, then transform the same data.
 
         Parameters
@@ -227,7 +249,7 @@ class Preprocessor(Component):
         return self.fit(X, **kwargs).transform(X, **kwargs)
 
     # -- persistence --------------------------------------------------------
-    def state_dict(self):
+    def state_dict(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
         """Return the plain state: JSON-able header and the fitted arrays.
 
         Returns
@@ -253,7 +275,8 @@ class Preprocessor(Component):
         return header, arrays
 
     @classmethod
-    def from_state(cls, header, arrays, *, source="state"):
+    def from_state(cls, header: Mapping[str, Any], arrays: Mapping[str, ArrayLike], *,
+                   source: str = "state") -> Self:
         """Rebuild a fitted preprocessor from `state_dict` output.
 
         Parameters
@@ -276,7 +299,10 @@ class Preprocessor(Component):
         name = header.get("name")
         if cls is Preprocessor:
             try:
-                cls = get_preprocessor_class(name)
+                # a header without a name fails the lookup as an unknown name does
+                found = get_preprocessor_class(name)  # type: ignore[arg-type]
+                # when called on Preprocessor itself, Self is Preprocessor
+                cls = cast("type[Self]", found)
             except ValidationError as exc:
                 msg = f"{source}: {exc}"
                 raise CheckpointError(msg) from None
@@ -308,7 +334,7 @@ class Preprocessor(Component):
             setattr(obj, key, arrays[key])
         return obj
 
-    def save(self, path):
+    def save(self, path: str | os.PathLike[str]) -> Path:
         """Save the fitted preprocessor to a directory (JSON + npz, written atomically).
 
         Parameters
@@ -323,7 +349,8 @@ class Preprocessor(Component):
         path = Path(path)
         header, arrays = self.state_dict()
         buf = io.BytesIO()
-        np.savez(buf, **arrays)
+        # (numpy's stub fears a key named allow_pickle; the keys are _state_arrays)
+        np.savez(buf, **arrays)  # type: ignore[arg-type]
         with atomic_write(path / "state.npz", "wb") as fh:
             fh.write(buf.getvalue())
         with atomic_write(path / "preprocessor.json") as fh:
@@ -331,7 +358,7 @@ class Preprocessor(Component):
         return path
 
     @classmethod
-    def load(cls, path):
+    def load(cls, path: str | os.PathLike[str]) -> Self:
         """Load a preprocessor saved with `save`.
 
         Parameters
@@ -367,7 +394,7 @@ class Preprocessor(Component):
             raise CheckpointError(msg) from None
         return cls.from_state(header, arrays, source=str(path))
 
-    def fingerprint(self):
+    def fingerprint(self) -> str:
         """Return a hash of the configuration and fitted state (a cache key part).
 
         Returns
@@ -381,7 +408,7 @@ class Preprocessor(Component):
         return hashlib.sha256(text.encode()).hexdigest()
 
 
-def _as_records(X):
+def _as_records(X: object) -> Iterable[GalaxyRecord] | None:
     """Return an iterable of records for a survey or record sequence, else None."""
     from astro_cl.data.record import GalaxyRecord
     from astro_cl.surveys.base import Survey

@@ -1,7 +1,10 @@
 """The `Survey` interface: a catalogue plus lazily read galaxy records."""
 
+from __future__ import annotations
+
 import reprlib
-from typing import ClassVar
+from collections.abc import Iterator, Sequence
+from typing import TYPE_CHECKING, Any, ClassVar, Self
 
 import numpy as np
 from astropy.table import QTable
@@ -9,6 +12,9 @@ from astropy.table import QTable
 from astro_cl.base import Component
 from astro_cl.data.record import GalaxyRecord
 from astro_cl.exceptions import CatalogueError, SurveyError
+
+if TYPE_CHECKING:
+    from astro_cl.data.batch import TensorBatch
 
 __all__ = ["Survey"]
 
@@ -32,7 +38,7 @@ class Survey(Component):
     thread_safe: ClassVar[bool] = False
 
     # -- to implement ----------------------------------------------------
-    def _open(self):
+    def _open(self) -> QTable:
         """Read headers and the catalogue.
 
         Returns
@@ -42,7 +48,7 @@ class Survey(Component):
         """
         raise NotImplementedError
 
-    def _read_record(self, index):
+    def _read_record(self, index: int) -> GalaxyRecord:
         """Read the galaxy at catalogue row ``index``.
 
         Parameters
@@ -57,7 +63,7 @@ class Survey(Component):
         raise NotImplementedError
 
     # -- provided --------------------------------------------------------
-    def open(self):
+    def open(self) -> Self:
         """Open the survey now (read its catalogue) and return it.
 
         Returns
@@ -68,7 +74,7 @@ class Survey(Component):
         return self
 
     @property
-    def catalogue(self):
+    def catalogue(self) -> QTable:
         """`~astropy.table.QTable`: one row per galaxy, ``id`` first."""
         cat = self.__dict__.get("_catalogue_cache")
         if cat is None:
@@ -91,17 +97,17 @@ class Survey(Component):
             self.__dict__["_index"] = {k: i for i, k in enumerate(ids.tolist())}
         return cat
 
-    def _reset_derived(self):
+    def _reset_derived(self) -> None:
         # a parameter changed: the opened catalogue and its index are stale
         for key in ("_catalogue_cache", "_index", "_reader_cache"):
             self.__dict__.pop(key, None)
 
     @property
-    def ids(self):
+    def ids(self) -> list[str]:
         """List of str: galaxy ids in catalogue order."""
         return list(np.asarray(self.catalogue["id"]).tolist())
 
-    def fingerprint(self):
+    def fingerprint(self) -> dict[str, Any] | None:
         """Return what fully determines this survey's galaxies, if that is cheap to say.
 
         An optional hook for the preprocessed cache
@@ -121,22 +127,22 @@ class Survey(Component):
         return None
 
     @property
-    def meta(self):
+    def meta(self) -> dict[str, Any]:
         """dict: survey-level metadata (pixel scale, bands, provenance)."""
         return dict(self.catalogue.meta)
 
-    def __len__(self):
+    def __len__(self) -> int:
         return len(self.catalogue)
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[GalaxyRecord]:
         for i in range(len(self)):
             yield self[i]
 
-    def __contains__(self, galaxy_id):
+    def __contains__(self, galaxy_id: object) -> bool:
         _ = self.catalogue
         return str(galaxy_id) in self.__dict__["_index"]
 
-    def index_of(self, galaxy_id):
+    def index_of(self, galaxy_id: str) -> int:
         """Return the catalogue row of a galaxy id.
 
         Parameters
@@ -159,7 +165,7 @@ class Survey(Component):
             msg = f"survey {self.name!r} has no galaxy with id {galaxy_id!r} ({len(self)} galaxies)"
             raise KeyError(msg) from None
 
-    def __getitem__(self, key):
+    def __getitem__(self, key: int | np.integer | str) -> GalaxyRecord:
         if isinstance(key, (int, np.integer)):
             n = len(self)
             if not -n <= key < n:
@@ -174,7 +180,7 @@ class Survey(Component):
             raise SurveyError(msg)
         return record
 
-    def record(self, galaxy_id):
+    def record(self, galaxy_id: str | int) -> GalaxyRecord:
         """Return the record of one galaxy, by id or row number.
 
         Parameters
@@ -187,8 +193,9 @@ class Survey(Component):
         """
         return self[galaxy_id]
 
-    def to_tensors(self, ids=None, *, kind=None, map_names=None, targets=None,
-                   target_names=None):
+    def to_tensors(self, ids: Sequence[str] | None = None, *, kind: str | None = None,
+                   map_names: Sequence[str] | None = None, targets: str | None = None,
+                   target_names: Sequence[str] | None = None) -> TensorBatch:
         """Read records and stack them into a `~astro_cl.data.batch.TensorBatch`.
 
         Parameters
@@ -243,7 +250,7 @@ class Survey(Component):
         data = np.stack(datas)
         good = ~np.stack(masks)
         data = np.where(good, data, 0.0).astype(np.float32)
-        std = None if any(s is None for s in stds) else np.stack(stds)
+        std = None if any(s is None for s in stds) else np.stack([s for s in stds if s is not None])
         extra = {}
         if targets is not None:
             extra["targets"] = torch.from_numpy(np.stack(tgts))
@@ -256,8 +263,9 @@ class Survey(Component):
             meta={"survey": self.name, "kind": kind, **cube_meta(axes)}, **extra,
         )
 
-    def batches(self, batch_size, *, ids=None, shuffle=False, seed=None, drop_last=False,
-                **kwargs):
+    def batches(self, batch_size: int, *, ids: Sequence[str] | None = None, shuffle: bool = False,
+                seed: int | np.random.Generator | None = None, drop_last: bool = False,
+                **kwargs: Any) -> Iterator[TensorBatch]:
         """Iterate over the survey in batches of tensors.
 
         Parameters
@@ -282,14 +290,15 @@ class Survey(Component):
         if int(batch_size) < 1:
             msg = f"batch_size: expected a positive integer, got {batch_size!r}"
             raise ValueError(msg)
-        ids = np.asarray(self.ids if ids is None else [str(i) for i in ids])
+        order = np.asarray(self.ids if ids is None else [str(i) for i in ids])
         if shuffle:
-            ids = np.random.default_rng(seed).permutation(ids)
-        stop = len(ids) - (len(ids) % batch_size if drop_last else 0)
+            order = np.random.default_rng(seed).permutation(order)
+        stop = len(order) - (len(order) % batch_size if drop_last else 0)
         for start in range(0, stop, batch_size):
-            yield self.to_tensors(ids[start:start + batch_size].tolist(), **kwargs)
+            yield self.to_tensors(order[start:start + batch_size].tolist(), **kwargs)
 
-    def train_test_split(self, test_size=0.2, *, seed=None, stratify=None):
+    def train_test_split(self, test_size: float = 0.2, *, seed: int | None = None,
+                         stratify: str | None = None) -> tuple[list[str], list[str]]:
         """Split the galaxy ids into train and test lists.
 
         Parameters
@@ -312,7 +321,8 @@ class Survey(Component):
                                        stratify=strat)
         return list(train), list(test)
 
-    def __repr__(self):
+    def __repr__(self) -> str:
+        n: int | str
         try:
             n = len(self)
         except Exception:
