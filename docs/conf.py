@@ -85,7 +85,6 @@ sphinx_gallery_conf = {
         "../examples/getting_started",
         "../examples/studies",
         "../examples/extending",
-        "../examples/scaling",
     ],
     "image_scrapers": ("matplotlib", _figure_scraper),
     "matplotlib_animations": False,

@@ -1,16 +1,20 @@
-"""Renderers of the mock surveys: records, conservation, cube/image consistency, painting."""
+"""Renderers of the mock surveys: records, conservation, cube/image consistency, morphology."""
 
 import astropy.units as u
 import numpy as np
 import pytest
-from astropy.nddata import NDData
 
 from astro_cl.data.record import GalaxyRecord
 from astro_cl.surveys.ecalifa_mock import ECALIFAMockSurvey
 from astro_cl.surveys.mock import spectra
 from astro_cl.surveys.mock.population import draw_galaxy
-from astro_cl.surveys.mock.render import CubeRenderer, ImageRenderer
-from astro_cl.surveys.mock.structure import build_state, compose, state_from_maps
+from astro_cl.surveys.mock.render import (
+    CubeRenderer,
+    ImageRenderer,
+    dust_expansion,
+    weight_factors,
+)
+from astro_cl.surveys.mock.structure import build_state
 from astro_cl.surveys.sdss_mock import SDSSMockSurvey
 
 
@@ -70,6 +74,42 @@ def test_compact_galaxy_holds_its_total_mass():
     assert np.log10(total) == pytest.approx(params["log_mass_total"], abs=0.0043)  # 1 %
 
 
+def test_bar_and_arms_keep_the_mass():
+    """Bars are normalised analytically and arms average to zero around the disc."""
+    base = draw_galaxy(0, 4) | {"z": 0.03, "bt": 0.1, "bar_frac": 0.0, "arms": 0}
+    barred = base | {"bar": 2, "bar_frac": 0.15, "bar_len": 0.8, "bar_q": 0.3, "bar_angle": 30.0,
+                     "arms": 2, "arm_pitch": 15.0, "arm_amp_mass": 0.2, "arm_amp_sf": 0.8,
+                     "arm_phase": 0.0}
+    masses = [build_state(p, (128, 128), 0.396).summary["log_Mass"] for p in (base, barred)]
+    assert masses[1] == pytest.approx(masses[0], abs=0.005)
+
+
+def test_spiral_arms_hold_the_young_stars():
+    """Arms are where star formation (H-alpha) concentrates, more than the mass does."""
+    p = draw_galaxy(0, 4) | {"z": 0.02, "bt": 0.05, "bar_frac": 0.0, "q_disc": 1.0, "arms": 2,
+                             "arm_pitch": 20.0, "arm_amp_mass": 0.1, "arm_amp_sf": 0.9,
+                             "arm_phase": 0.0, "clumps": [], "sfms_state": "BC",
+                             "log_sfr_total": 0.5, "log_mass_total": 10.3}
+    state = build_state(p, (64, 64), 0.5)
+    ha = state.lines10[:, list(spectra.LINES).index("Halpha")].reshape(64, 64)
+    mass = state.truth["stellar_mass"]
+    yy, xx = np.indices(mass.shape) - 31.5
+    ring = np.abs(np.hypot(xx, yy) - 14) < 0.5  # face-on: one radius, all azimuths
+
+    def contrast(m):
+        v = m[ring]
+        return v.max() / v.min()
+
+    # measured: SFR 29, H-alpha 8.4 (dust in the arms tempers it), mass 1.5
+    assert contrast(state.truth["sfr"]) > 10 * contrast(mass)
+    assert contrast(ha) > 2 * contrast(mass)
+    assert contrast(mass) > 1.2
+    # the young stars are where the lines are: lower light-weighted age on the arms
+    arm = ring & (ha > np.percentile(ha[ring], 75))
+    inter = ring & (ha < np.percentile(ha[ring], 25))
+    assert state.truth["age_lw"][arm].mean() < 0.8 * state.truth["age_lw"][inter].mean()
+
+
 def test_cube_through_r_band_matches_image():
     params = draw_galaxy(1, 7) | {"z": 0.06}
     ir, cr = ImageRenderer(noise=False), CubeRenderer(noise=False)
@@ -79,6 +119,24 @@ def test_cube_through_r_band_matches_image():
     for b, band in ((1, "g"), (2, "r")):
         via_cube = spectra.maggies_matrix(spec[None], cr.wave, band)[0] * 1e9
         assert via_cube == pytest.approx(img[b].sum(), rel=0.03)
+
+
+def test_cube_factorisations_are_accurate():
+    """Low-rank weights (1e-4) and dust expansion (1e-3) reproduce the direct spectra."""
+    params = draw_galaxy(0, 2)
+    cr = CubeRenderer(noise=False, psf_fwhm=1e-3, hexagon=False, star_rate=0)
+    state = build_state(params, (16, 16), cr.pixel_scale)
+    a, mix = weight_factors(state.weights)
+    rel = np.linalg.norm(state.weights - a @ mix, axis=1) / np.linalg.norm(state.weights, axis=1)
+    assert rel.max() <= 1e-4 and mix.shape[0] < state.weights.shape[1]
+    direct = ((state.weights @ spectra.observed_templates(state.z, cr.wave))
+              * spectra.attenuation(state.z, cr.wave, state.av_stellar)[np.arange(256), :])
+    g, _ = dust_expansion(state.z, cr.wave, state.av_stellar)
+    assert g.shape[1] <= 6
+    lines = spectra.line_profiles(state.z, np.append(cr.wave - 1, cr.wave[-1] + 1), cr.fwhm)
+    model = cr.render(state)["model"].reshape(cr.n_wave, -1).T * 1e-16
+    stars = model - state.lines10 @ (lines * spectra._dimming(state.z))
+    assert np.max(np.abs(stars - direct) / direct.max(axis=1, keepdims=True)) < 2e-3
 
 
 def test_noise_matches_uncertainty():
@@ -91,8 +149,10 @@ def test_noise_matches_uncertainty():
 
 
 def test_truth_is_what_made_the_pixels():
-    """The H-alpha flux in the cube is the Kennicutt flux of the truth SFR map, attenuated."""
-    params = draw_galaxy(3, 1) | {"log_sfr_total": 0.3, "log_mass_total": 10.0}
+    """The cube's H-alpha flux is the Kennicutt flux of the truth SFR map plus the diffuse gas
+    of evolved stars, both attenuated, within 10 per cent."""
+    params = draw_galaxy(3, 1) | {"log_sfr_total": 0.3, "log_mass_total": 10.0,
+                                  "sfms_state": "BC"}
     cr = CubeRenderer(noise=False, hexagon=False, star_rate=0)
     state = build_state(params, (40, 40), cr.pixel_scale)
     cube = cr.render(state)["model"].sum(axis=(1, 2)).astype(float) * 1e-16
@@ -104,37 +164,19 @@ def test_truth_is_what_made_the_pixels():
     att = 10 ** (-0.4 * state.av_gas * spectra.calzetti_k(6562.8) / 4.05)
     dl_cm = spectra.luminosity_distance(state.z) * 3.0856775814913673e24
     expected = np.sum(sfr_pix * att) / 10**spectra.KENNICUTT_HA / (4 * np.pi * dl_cm**2)
-    assert measured == pytest.approx(expected, rel=0.1)
+    i_ha = list(spectra.LINES).index("Halpha")
+    dig = state.lines10_dig[:, i_ha].sum() * spectra._dimming(state.z)
+    assert 0 < dig < 0.1 * expected  # a star-forming galaxy: the old stars' gas is minor
+    assert measured == pytest.approx(expected + dig, rel=0.1)
 
 
-def test_compose_hits_target_ssfr():
-    b = spectra.load_basis()
-    ssfr = np.array([1e-12, 1e-11, 1e-10, 5e-10])
-    mix = compose(ssfr, np.zeros(4), np.full(4, 0.8))
-    achieved = (mix @ b.m300) / 3e8 / (mix @ b.mremain)
-    assert np.allclose(achieved, ssfr, rtol=1e-6)
-    assert np.allclose(mix.sum(axis=1), 1)
-
-
-def test_paint_external_truth():
-    yy, xx = np.indices((32, 32))
-    r = np.hypot(yy - 15.5, xx - 15.5)
-    mass = 1e9 * np.exp(-r / 4)  # Msun/kpc2
-    age = 4.8 + 1.5 * (r < 6)  # Gyr: old centre, younger disc (within the basis range)
-    maps = {"stellar_mass": NDData(mass, unit=u.Msun / u.kpc**2),
-            "age_mw": NDData(age, unit=u.Gyr),
-            "sfr": NDData(mass * 1e-10, unit=u.Msun / u.yr / u.kpc**2)}
-    state = state_from_maps(maps, z=0.03, pixel_scale=0.396)
-    assert np.allclose(state.truth["stellar_mass"], mass, rtol=1e-6)
-    assert np.allclose(state.truth["age_mw"], age, atol=0.05)
-    assert np.allclose(state.truth["sfr"], mass * 1e-10, rtol=1e-3)
-    out = ImageRenderer(noise=False, star_rate=0).render(state)
-    assert out["model"].shape == (5, 32, 32) and np.all(np.isfinite(out["model"]))
-
-
-def test_paint_rejects_bad_units():
-    from astro_cl.exceptions import ValidationError
-
-    maps = {"stellar_mass": NDData(np.ones((4, 4)), unit=u.Jy)}
-    with pytest.raises(ValidationError, match="stellar_mass"):
-        state_from_maps(maps, z=0.03, pixel_scale=0.396)
+def test_quenched_galaxies_shine_by_their_old_stars():
+    """Red-sequence H-alpha is mostly the evolved stars' diffuse gas: EW 0.5-1.5 A, LINER-like."""
+    params = draw_galaxy(0, 0) | {"sfms_state": "RS", "log_mass_total": 10.8,
+                                  "log_sfr_total": -2.3, "t_quench": 5.0}
+    state = build_state(params, (32, 32), 0.5)
+    i_ha = list(spectra.LINES).index("Halpha")
+    frac = state.lines10_dig[:, i_ha].sum() / state.lines10[:, i_ha].sum()
+    assert frac > 0.5
+    assert -1.6 < state.summary["EW_Ha_cen"] < -0.4
+    assert state.summary["log_NII_Ha_cen"] > -0.1

@@ -24,6 +24,10 @@ def add_arguments(parser):
     parser.add_argument("--seed", type=int, default=0, help="seed of the augmented views")
     parser.add_argument("--cache-dir", default=None,
                         help="cache the preprocessed inputs here (default: a temporary folder)")
+    from astro_cl.cli.preprocess import add_executor_arguments
+
+    # without --executor: one process, as before; with it, shards on workers, resumable
+    add_executor_arguments(parser)
 
 
 def write_embeddings(table, out):
@@ -80,8 +84,29 @@ def run(args):
     if args.n_views < 1:
         msg = f"--n-views: expected a positive integer, got {args.n_views}"
         raise ValidationError(msg)
-    table = model.embed(survey_from_args(args), n_views=args.n_views, seed=args.seed,
-                        cache_dir=args.cache_dir)
-    stem = write_embeddings(table, args.out)
+    if args.executor is None:
+        if args.scheduler is not None:
+            msg = "--scheduler: needs --executor dask"
+            raise ValidationError(msg)
+        table = model.embed(survey_from_args(args), n_views=args.n_views, seed=args.seed,
+                            cache_dir=args.cache_dir)
+        stem = write_embeddings(table, args.out)
+    else:
+        import shutil
+        from pathlib import Path
+
+        from astro_cl.scaling import embed_survey
+
+        out = Path(args.out)
+        work = (out.with_suffix("") if out.suffix in (".ecsv", ".fits") else out)
+        work = work.with_name(f"{work.name}.parts")  # resumed from, removed once written
+        table, summary = embed_survey(args.model, survey_from_args(args), work_dir=work,
+                                      executor=args.executor, workers=args.workers,
+                                      scheduler=args.scheduler, n_views=args.n_views,
+                                      seed=args.seed, cache_dir=args.cache_dir,
+                                      on_error=args.on_error)
+        print(summary)
+        stem = write_embeddings(table, args.out)
+        shutil.rmtree(work, ignore_errors=True)
     print(f"wrote {len(table)} embeddings to {stem}.ecsv and {stem}.fits")
     return 0

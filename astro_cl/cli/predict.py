@@ -18,6 +18,10 @@ def add_arguments(parser):
                         help="model file of a map regressor (cnn-regressor)")
     add_survey_arguments(parser)
     parser.add_argument("--out", required=True, help="output directory (<id>.maps.fits per galaxy)")
+    from astro_cl.cli.preprocess import add_executor_arguments
+
+    # without --executor: one process, as before; with it, shards on workers, resumable
+    add_executor_arguments(parser)
 
 
 def run(args):
@@ -47,6 +51,22 @@ def run(args):
     survey = survey_from_args(args)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
+    if args.executor is not None:
+        import shutil
+
+        from astro_cl.scaling import predict_survey
+
+        work = out / ".parts"  # resumed from, removed once every map is written
+        ids, summary = predict_survey(args.model, survey, out, work_dir=work,
+                                      executor=args.executor, workers=args.workers,
+                                      scheduler=args.scheduler, on_error=args.on_error)
+        print(summary)
+        shutil.rmtree(work, ignore_errors=True)
+        print(f"wrote {len(ids)} map files to {out}")
+        return 0
+    if args.scheduler is not None:
+        msg = "--scheduler: needs --executor dask"
+        raise ValidationError(msg)
     for gid, maps in zip(survey.ids, model.predict_maps(survey), strict=True):
         write_maps(out / f"{gid}.maps.fits", maps,
                    header={"OBJECT": gid, "MODEL": model.name, "ASTROCL": __version__})

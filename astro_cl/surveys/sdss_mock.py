@@ -57,6 +57,8 @@ class SDSSMockSurvey(MockSurvey):
     default_kind = "images"
     reader_class = ("astro_cl.surveys.sdss", "SDSSSurvey")
     pixel_scale = 0.396
+    #: SDSS main sample: flux-limited (r < 17.77) at 0.005 < z < 0.08.
+    selection = "flux"
 
     def __init__(self, *, n=100, seed=0, size=64, path=None, twin=None, noise=True,
                  star_rate=0.3, bad_column_rate=0.05):

@@ -47,6 +47,7 @@ __all__ = [
     "bootstrap_balanced_accuracy",
     "embedding_figure",
     "evaluate_sample",
+    "fit_simclr",
     "gz1_views",
     "knn_predict",
     "load_gz1",
@@ -237,6 +238,46 @@ def knn_predict(train_x, train_y, test_x, *, k=15, n_classes=3):
     np.add.at(votes, (np.arange(len(test_x))[:, None], train_y[idx]), 1.0)
     prior = np.bincount(train_y, minlength=n_classes) / len(train_y)
     return np.argmax(votes / k / np.maximum(prior, 1e-12), axis=1)
+
+
+_TRAINER_KEYS = ("optimizer", "lr", "weight_decay", "schedule", "epochs", "batch_size",
+                 "validation_fraction", "patience", "seed", "device", "checkpoint_dir",
+                 "progress", "num_threads", "precision")
+
+
+def fit_simclr(batch, params, epochs):
+    """Build a `~astro_cl.models.simclr.SimCLR` from ``params`` and train it for ``epochs``.
+
+    The one place the experiment scripts build a model. ``params`` mixes the
+    network's parameters and the training settings; the training settings are
+    given to the constructor when SimCLR still takes them there, else to
+    ``fit`` as its ``trainer``.
+
+    Parameters
+    ----------
+    batch : `~astro_cl.data.batch.TensorBatch`
+        The training images.
+    params : dict
+        Network parameters (backbone, width, pooling, augmenter, ...) and
+        training settings (lr, batch_size, schedule, seed, ...).
+    epochs : int
+        Training epochs; 0 gives the seeded initial weights.
+
+    Returns
+    -------
+    encoder : `~astro_cl.models.simclr.SimCLR`
+        Fitted.
+    """
+    import inspect
+
+    from astro_cl.models.simclr import SimCLR
+
+    params = {**params, "epochs": int(epochs)}
+    if "epochs" in inspect.signature(SimCLR.__init__).parameters:
+        return SimCLR(**params).fit(batch)
+    trainer = {k: v for k, v in params.items() if k in _TRAINER_KEYS}
+    return SimCLR(**{k: v for k, v in params.items() if k not in _TRAINER_KEYS}).fit(
+        batch, trainer=trainer)
 
 
 def _folds(labels, n_splits, seed):
@@ -470,7 +511,6 @@ threads, supervised_epochs, progress
     import torch
 
     from astro_cl.data.batch import TensorBatch
-    from astro_cl.models.simclr import SimCLR
 
     t0 = time.perf_counter()
     torch.set_num_threads(int(threads))
@@ -498,9 +538,9 @@ threads, supervised_epochs, progress
               "seed": int(seed), "num_threads": int(threads), "progress": progress,
               "device": "cpu"}
     t1 = time.perf_counter()
-    trained = SimCLR(epochs=int(epochs), **params).fit(batch)   # every image, labels unused
+    trained = fit_simclr(batch, params, epochs)   # every image, labels unused
     t_train = time.perf_counter() - t1
-    random = SimCLR(epochs=0, **params).fit(batch)              # same seeded init, no training
+    random = fit_simclr(batch, params, 0)         # same seeded init, no training
 
     if readout not in _READOUTS:
         msg = f"readout: expected one of {_READOUTS}, got {readout!r}"
@@ -602,7 +642,6 @@ def supervised_reference(batch, labels, folds, params, *, epochs=30, batch_size=
     import torch.nn.functional as F
     from tqdm.auto import tqdm
 
-    from astro_cl.models.simclr import SimCLR
 
     labels = np.asarray(labels)
     target = torch.as_tensor(labels, dtype=torch.long)
@@ -612,7 +651,7 @@ def supervised_reference(batch, labels, folds, params, *, epochs=30, batch_size=
     n_classes = len(CLASS_NAMES)
     for fold, (train, test) in enumerate(tqdm(folds, desc="supervised reference",
                                               disable=not progress)):
-        init = SimCLR(epochs=0, **{**params, "progress": False}).fit(batch)
+        init = fit_simclr(batch, {**params, "progress": False}, 0)
         trunk = init.module_.backbone
         with torch.no_grad():  # in eval mode: the probe leaves the batch-norm statistics alone
             probe = batch.index(slice(0, 1))

@@ -15,7 +15,8 @@ from astropy.wcs import WCS
 
 from astro_cl.utils.io import atomic_path
 
-__all__ = ["celestial_wcs", "cube_wcs", "write_catalogue", "write_cube", "write_image"]
+__all__ = ["califa_wcs_header", "celestial_wcs", "cube_wcs", "write_catalogue", "write_cube",
+           "write_image"]
 
 
 def celestial_wcs(ra, dec, shape, pixel_scale):
@@ -68,7 +69,38 @@ def cube_wcs(ra, dec, shape, pixel_scale, wave_start, wave_step):
     return w
 
 
+def califa_wcs_header(wcs):
+    """Return the cube WCS as header cards in CALIFA's layout: the spectral axis in Angstrom.
+
+    `astropy.wcs.WCS.to_header` writes wavelength axes in metres
+    (``CRVAL3 = 3.749E-07``); CALIFA V500 cubes carry ``CRVAL3 = 3749``,
+    ``CDELT3 = 2``, ``CUNIT3 = 'Angstrom'``, which tools read without units.
+
+    Parameters
+    ----------
+    wcs : `~astropy.wcs.WCS`
+        3-D WCS (`cube_wcs`).
+
+    Returns
+    -------
+    header : `~astropy.io.fits.Header`
+    """
+    import astropy.units as u
+
+    hdr = wcs.to_header()
+    factor = u.Unit(str(hdr.get("CUNIT3", "m")).strip() or "m").to(u.AA)
+    comments = {"CRVAL3": "[Angstrom] wavelength at CRPIX3", "CDELT3": "[Angstrom] step",
+                "CD3_3": "[Angstrom] step"}
+    for key, comment in comments.items():
+        if key in hdr:
+            hdr[key] = (round(float(hdr[key]) * factor, 9), comment)
+    hdr["CUNIT3"] = "Angstrom"
+    return hdr
+
+
 def _write_hdus(path, hdus):
+    # NEXTEND lets readers detect a file cut at an extension boundary.
+    hdus[0].header["NEXTEND"] = (len(hdus) - 1, "number of extensions")
     with atomic_path(path) as tmp:
         target = tmp.with_name(tmp.name + (".gz" if str(path).endswith(".gz") else ".fits"))
         fits.HDUList(hdus).writeto(target, overwrite=True)
@@ -93,7 +125,7 @@ def write_cube(path, out, wcs, *, name, redshift, psf_fwhm, header=None):
     header : dict, optional
         Extra primary-header cards.
     """
-    hdr = wcs.to_header()
+    hdr = califa_wcs_header(wcs)
     hdr["BUNIT"] = "1E-16 erg/s/cm^2/Angstrom"
     hdr["OBJECT"] = name
     hdr["PSF_FWHM"] = (float(psf_fwhm), "PSF FWHM [arcsec]")
@@ -101,7 +133,7 @@ def write_cube(path, out, wcs, *, name, redshift, psf_fwhm, header=None):
     hdr["ORIGIN"] = "astro_cl ecalifa-mock"
     for k, v in (header or {}).items():
         hdr[k] = v
-    ext = wcs.to_header()
+    ext = califa_wcs_header(wcs)
     hdus = [fits.PrimaryHDU(out["flux"], header=hdr),
             fits.ImageHDU(out["error"], header=ext, name="ERROR"),
             fits.ImageHDU(out["errweight"], name="ERRWEIGHT"),

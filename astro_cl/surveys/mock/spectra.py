@@ -1,33 +1,11 @@
-"""Spectral model of the mock galaxies: a real template basis, dust, emission lines, filters.
+"""Spectral model of the mock galaxies: dust, emission lines, filters, cosmology.
 
-Basis
------
-The stellar continuum is a non-negative combination of the five templates of
-kcorrect v5 (``kcorrect/data/templates/kcorrect-default-v4.fits``; Blanton &
-Roweis 2007, AJ 133, 734; BSD-3 licence). Each template is a fixed mixture of
-Bruzual & Charlot (2003) simple stellar populations, normalised to one solar
-mass *formed*, given as the flux density (erg/s/cm^2/A) seen from 10 pc. The
-file gives, per template, the surviving stellar mass (``MREMAIN``), the
-metallicity (``METS``, mass fraction Z) and the fraction of the mass formed in
-the last 300 Myr (``M300``) and 1 Gyr (``M1000``).
-
-kcorrect's templates carry no ages. We define them from the star-formation
-history bins the file does give, assuming a constant star-formation rate inside
-each bin ([0, 0.3], [0.3, 1] and [1, 13.7] Gyr ago): the mass-weighted age of a
-template is ``sum(f_bin * mid_bin)`` with bin mid-points 0.15, 0.65 and 7.35 Gyr.
-The star-formation rate of a mixture is the mass formed in the last 300 Myr
-divided by 300 Myr. The light-weighted age weights the template ages by each
-template's intrinsic 5635 A flux density (Pipe3D's normalisation window).
-These definitions are applied to the weights that produce the pixels, so the
-truth is exactly what made the data.
-
-The templates contain nebular emission lines; they are clipped to the
-surrounding continuum (absorption features are kept) and replaced by our own
-lines (`LINES`), whose fluxes follow from the local SFR and gas metallicity:
+The stellar continuum comes from the basis of `~astro_cl.surveys.mock.ssp`
+(the MaStar SSP grid; `load_basis` here returns it). The emission lines
+(`LINES`) have fluxes that follow from the local SFR and gas metallicity:
 
 * H-alpha luminosity from the SFR (Kennicutt & Evans 2012, ARA&A 50, 531;
-  Kroupa IMF, close to the Chabrier IMF of the templates):
-  ``L(Ha) = SFR / 10**-41.27 erg/s``;
+  Kroupa IMF): ``L(Ha) = SFR / 10**-41.27 erg/s``;
 * H-beta = H-alpha / 2.86 (case B, 10^4 K);
 * [NII]6584/H-alpha from 12+log(O/H) through the N2 calibration of Pettini &
   Pagel (2004, MNRAS 348, L59): ``12+log(O/H) = 8.90 + 0.57 N2``;
@@ -43,30 +21,39 @@ Filters are the SDSS ugriz response curves shipped with kcorrect (1.3 airmass).
 """
 
 import functools
-from dataclasses import dataclass
+import importlib.util
 from pathlib import Path
 
 import numpy as np
 from scipy.special import erf
 
 __all__ = [
-    "AGE_BIN_MIDPOINTS",
     "KENNICUTT_HA",
     "LINES",
-    "SpectralBasis",
+    "Z_SUN",
+    "attenuation",
+    "attenuation_nodes",
+    "band_grid",
+    "band_weights",
     "calzetti_k",
     "cosmology_tables",
+    "kpc_per_arcsec",
+    "line_band_response",
+    "line_profiles",
     "line_ratios",
     "load_basis",
     "load_filter",
+    "luminosity_distance",
+    "maggies_matrix",
+    "observed_templates",
+    "photometric_basis",
+    "rest_frame_weights",
     "sdss_bands",
 ]
 
-#: Mid-points (Gyr) of the star-formation history bins [0, 0.3], [0.3, 1], [1, 13.7] Gyr.
-AGE_BIN_MIDPOINTS = np.array([0.15, 0.65, 7.35])
 #: log10 of the H-alpha SFR calibration (Msun/yr per erg/s), Kennicutt & Evans (2012).
 KENNICUTT_HA = -41.27
-#: Solar metallicity (mass fraction) of the Bruzual & Charlot (2003) tracks.
+#: Solar metallicity (mass fraction) of the mocks' [Z/H] scale (Maraston 2005; BC03).
 Z_SUN = 0.02
 #: Emission lines: name -> rest air wavelength in Angstrom.
 LINES = {
@@ -82,9 +69,12 @@ _MAGGY_FNU = 3631e-23  # erg/s/cm^2/Hz of zero AB magnitude
 
 
 def _kcorrect_data():
-    import kcorrect
-
-    return Path(kcorrect.__file__).resolve().parent / "data"
+    # located, not imported: importing kcorrect imports matplotlib.pyplot (seconds)
+    spec = importlib.util.find_spec("kcorrect")
+    if spec is None or not spec.submodule_search_locations:
+        msg = "the kcorrect package (SDSS filters and templates of the mocks) is not installed"
+        raise ModuleNotFoundError(msg)
+    return Path(next(iter(spec.submodule_search_locations))).resolve() / "data"
 
 
 def _clip_emission(wave, flux, half_width=14.0):
@@ -102,79 +92,16 @@ def _clip_emission(wave, flux, half_width=14.0):
     return out
 
 
-@dataclass(frozen=True)
-class SpectralBasis:
-    """The template basis and the per-template quantities the truth is computed from.
-
-    Attributes
-    ----------
-    wave : `numpy.ndarray`
-        Rest-frame air wavelength in Angstrom, shape ``(n_wave,)``.
-    flux : `numpy.ndarray`
-        Continuum flux density at 10 pc per solar mass formed, erg/s/cm^2/A,
-        shape ``(n_templates, n_wave)``, emission lines removed.
-    mremain : `numpy.ndarray`
-        Surviving stellar mass per solar mass formed.
-    metallicity : `numpy.ndarray`
-        Metallicity Z (mass fraction).
-    m300, m1000 : `numpy.ndarray`
-        Fractions of the formed mass formed in the last 300 Myr and 1 Gyr.
-    age_mw : `numpy.ndarray`
-        Formed-mass-weighted age of each template, Gyr.
-    f5635 : `numpy.ndarray`
-        Intrinsic flux density at 5635 A (mean over 5585-5685 A) per solar mass formed.
-    source : str
-        File the basis was read from.
-    """
-
-    wave: np.ndarray
-    flux: np.ndarray
-    mremain: np.ndarray
-    metallicity: np.ndarray
-    m300: np.ndarray
-    m1000: np.ndarray
-    age_mw: np.ndarray
-    f5635: np.ndarray
-    source: str
-
-    @property
-    def n_templates(self):
-        """int: number of templates."""
-        return self.flux.shape[0]
-
-    @property
-    def log_z(self):
-        """`numpy.ndarray`: log10(Z / Zsun) of each template."""
-        return np.log10(self.metallicity / Z_SUN)
-
-
-@functools.lru_cache(maxsize=1)
 def load_basis():
-    """Load the kcorrect template basis (cached).
+    """Return the spectral basis of the mocks (see `astro_cl.surveys.mock.ssp.load_basis`).
 
     Returns
     -------
-    basis : `SpectralBasis`
+    basis : `~astro_cl.surveys.mock.ssp.SpectralBasis`
     """
-    from astropy.io import fits
+    from astro_cl.surveys.mock import ssp
 
-    path = _kcorrect_data() / "templates" / "kcorrect-default-v4.fits"
-    with fits.open(path, memmap=False) as hdul:
-        wave = np.asarray(hdul["FLUX"].data["wave"][0], dtype=float)
-        flux = np.asarray(hdul["FLUX"].data["flux"][0], dtype=float)
-        mremain = np.asarray(hdul["MREMAIN"].data, float) / np.asarray(hdul["INTSFH"].data, float)
-        mets = np.asarray(hdul["METS"].data, float)
-        m300 = np.clip(np.asarray(hdul["M300"].data, float), 0, 1)
-        m1000 = np.clip(np.asarray(hdul["M1000"].data, float), 0, 1)
-    keep = (wave > 2500) & (wave < 12000)
-    wave, flux = wave[keep], flux[:, keep]
-    flux = _clip_emission(wave, flux)
-    fractions = np.stack([m300, np.clip(m1000 - m300, 0, 1), 1 - np.maximum(m1000, m300)])
-    age = AGE_BIN_MIDPOINTS @ fractions
-    win = (wave > 5585) & (wave < 5685)
-    f5635 = flux[:, win].mean(axis=1)
-    return SpectralBasis(wave=wave, flux=flux, mremain=mremain, metallicity=mets, m300=m300,
-                         m1000=m1000, age_mw=age, f5635=f5635, source=str(path))
+    return ssp.load_basis()
 
 
 @functools.lru_cache(maxsize=8)
@@ -338,8 +265,8 @@ def attenuation_nodes(av_max, step=0.1):
     return np.arange(0.0, max(av_max, 0.0) + step + 1e-9, step)
 
 
-def continuum_components(z, wave_obs, nodes):
-    """Observed continuum of every (template, attenuation node) pair on a wavelength grid.
+def observed_templates(z, wave_obs):
+    """Return the basis templates redshifted and dimmed onto an observed wavelength grid.
 
     Parameters
     ----------
@@ -347,21 +274,106 @@ def continuum_components(z, wave_obs, nodes):
         Redshift.
     wave_obs : `numpy.ndarray`
         Observed wavelengths (Angstrom).
-    nodes : `numpy.ndarray`
-        Stellar V-band attenuations.
 
     Returns
     -------
-    comps : `numpy.ndarray`
-        Shape ``(n_templates * n_nodes, n_wave)``, erg/s/cm^2/A per solar mass
-        formed, template-major (row ``k * n_nodes + j``).
+    flux : `numpy.ndarray`
+        ``(n_templates, n_wave)`` observed flux density (erg/s/cm^2/A) per
+        solar mass formed, without dust.
     """
     basis = load_basis()
-    rest = wave_obs / (1 + z)
-    flux = np.stack([np.interp(rest, basis.wave, f) for f in basis.flux])
-    flux *= _dimming(z) / (1 + z)
-    att = 10 ** (-0.4 * np.outer(nodes, calzetti_k(rest) / 4.05))
-    return (flux[:, None, :] * att[None]).reshape(-1, wave_obs.size)
+    rest = np.asarray(wave_obs, float) / (1 + z)
+    step = basis.wave[1] - basis.wave[0]
+    if np.allclose(np.diff(basis.wave), step):
+        # uniform grid: one gather for every template (np.interp per template is slower)
+        pos = np.clip((rest - basis.wave[0]) / step, 0, basis.wave.size - 1 - 1e-9)
+        i = pos.astype(int)
+        w = pos - i
+        flux = basis.flux[:, i] * (1 - w) + basis.flux[:, i + 1] * w
+    else:
+        flux = np.stack([np.interp(rest, basis.wave, f) for f in basis.flux])
+    return flux * (_dimming(z) / (1 + z))
+
+
+@functools.lru_cache(maxsize=1)
+def photometric_basis(step=4.0):
+    """Return the basis binned to ``step`` Angstrom (block means), for broad-band fluxes.
+
+    Parameters
+    ----------
+    step : float, optional
+        A multiple of the basis's own uniform step.
+
+    Returns
+    -------
+    wave : `numpy.ndarray`
+    flux : `numpy.ndarray`
+        ``(n_templates, n_wave)``.
+    """
+    basis = load_basis()
+    native = basis.wave[1] - basis.wave[0]
+    k = max(round(step / native), 1)
+    n = basis.wave.size // k * k
+    wave = basis.wave[:n].reshape(-1, k).mean(axis=1)
+    flux = basis.flux[:, :n].reshape(basis.n_templates, -1, k).mean(axis=2)
+    wave.flags.writeable = flux.flags.writeable = False
+    return wave, flux
+
+
+def rest_frame_weights(z, wave_obs, weights, grid):
+    """Move weights on an observed grid onto a uniform rest-frame grid.
+
+    ``sum_i weights_i F(wave_obs_i / (1 + z))``, with ``F`` linearly
+    interpolated on ``grid``, equals ``F[start:start + len(rest)] @ rest``:
+    the interpolation, transposed.
+
+    Parameters
+    ----------
+    z : float
+    wave_obs : `numpy.ndarray`
+        Observed wavelengths (Angstrom).
+    weights : `numpy.ndarray`
+        One weight per observed wavelength.
+    grid : `numpy.ndarray`
+        Uniform rest-frame wavelength grid.
+
+    Returns
+    -------
+    start : int
+        First grid pixel that the weights touch.
+    rest : `numpy.ndarray`
+        Weights on the grid pixels ``start, start + 1, ...``.
+    """
+    step = grid[1] - grid[0]
+    pos = np.clip((np.asarray(wave_obs, float) / (1 + z) - grid[0]) / step,
+                  0, grid.size - 1 - 1e-9)
+    i = pos.astype(int)
+    f = pos - i
+    start = int(i.min())
+    n = int(i.max()) - start + 2
+    rest = (np.bincount(i - start, weights * (1 - f), minlength=n)
+            + np.bincount(i + 1 - start, weights * f, minlength=n))
+    return start, rest
+
+
+def attenuation(z, wave_obs, nodes):
+    """Transmission of the stellar continuum for each V-band attenuation node.
+
+    Parameters
+    ----------
+    z : float
+    wave_obs : `numpy.ndarray`
+        Observed wavelengths (Angstrom).
+    nodes : `numpy.ndarray`
+        Stellar A_V (mag).
+
+    Returns
+    -------
+    transmission : `numpy.ndarray`
+        ``(n_nodes, n_wave)``, Calzetti et al. (2000) curve in the rest frame.
+    """
+    rest = np.asarray(wave_obs, float) / (1 + z)
+    return np.exp(-0.4 * np.log(10) / 4.05 * np.outer(nodes, calzetti_k(rest)))
 
 
 def line_profiles(z, wave_edges, fwhm):
@@ -403,12 +415,28 @@ def maggies_matrix(spectra, wave, band):
     maggies : `numpy.ndarray`
         Shape ``spectra.shape[:-1]``.
     """
+    return spectra @ band_weights(wave, band)
+
+
+def band_weights(wave, band):
+    """Weights that turn a spectrum into AB maggies in an SDSS band: ``maggies = f @ weights``.
+
+    Parameters
+    ----------
+    wave : `numpy.ndarray`
+        Wavelength grid (Angstrom), increasing.
+    band : str
+
+    Returns
+    -------
+    weights : `numpy.ndarray`
+        Per wavelength, maggies per erg/s/cm^2/A.
+    """
     fw, fr = load_filter(band)
     resp = np.interp(wave, fw, fr, left=0.0, right=0.0)
     dw = np.gradient(wave)
-    num = spectra @ (resp * wave * dw)
     den = np.sum(_MAGGY_FNU * _C_AA / wave**2 * resp * wave * dw)
-    return num / den
+    return resp * wave * dw / den
 
 
 def band_grid(band, step=2.0):

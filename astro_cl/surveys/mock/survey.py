@@ -7,7 +7,9 @@ depends on ``(seed, i)``, never on the worker that made it.
 """
 
 import concurrent.futures as cf
-import os
+import functools
+import hashlib
+import inspect
 from pathlib import Path
 
 import astropy.units as u
@@ -20,12 +22,62 @@ from astro_cl.surveys.base import Survey
 from astro_cl.surveys.mock import io as mock_io
 from astro_cl.surveys.mock.population import draw_galaxy, galaxy_seed, twin_population
 from astro_cl.surveys.mock.structure import MAP_UNITS, build_state
+from astro_cl.utils.cpus import available_cpus
 from astro_cl.utils.parallel import imap_ordered
 
-__all__ = ["MockSurvey", "catalogue_from_rows"]
+__all__ = ["MockSurvey", "catalogue_from_rows", "mock_model_version"]
 
-#: Threads simulating the galaxies behind an in-memory mock catalogue.
-_CATALOGUE_WORKERS = max(1, min(2, os.cpu_count() or 1))
+#: Threads simulating the galaxies behind an in-memory mock catalogue; None:
+#: the CPUs this process may use (`~astro_cl.utils.available_cpus`), at most 2.
+_CATALOGUE_WORKERS = None
+
+
+def _catalogue_workers():
+    if _CATALOGUE_WORKERS is not None:
+        return _CATALOGUE_WORKERS
+    return min(2, available_cpus())
+
+
+@functools.cache
+def mock_model_version(survey_cls=None):
+    """Return the version of astro_cl's mock model: a digest of what the mock galaxies depend on.
+
+    The digest covers the files of :mod:`astro_cl.surveys.mock` (sources and
+    data), the module defining ``survey_cls`` (its renderer and record
+    layout), and the versions of the packages whose data give the spectra
+    (kcorrect's filters; sdss-mangadap's MaStar SSP grid, or its absence). Any
+    change to these changes the version, so cached data of an older model is
+    never reused.
+
+    Parameters
+    ----------
+    survey_cls : type, optional
+        A `MockSurvey` subclass.
+
+    Returns
+    -------
+    version : str
+        ``"sha256:<hex digest>"``.
+    """
+    from importlib.metadata import PackageNotFoundError, version
+
+    # the package's sources and any data files shipped beside them
+    files = sorted(p for p in Path(__file__).parent.iterdir()
+                   if p.is_file() and p.suffix not in (".pyc", ".pyo"))
+    if survey_cls is not None:
+        files.append(Path(inspect.getfile(survey_cls)))
+    digest = hashlib.sha256()
+    for source in files:
+        digest.update(source.name.encode() + b"\0" + source.read_bytes())
+    try:
+        digest.update(f"kcorrect {version('kcorrect')}".encode())
+    except PackageNotFoundError:  # pragma: no cover - a dependency
+        pass
+    try:  # the MaStar SSP grid; without it the mocks fall back to kcorrect's templates
+        digest.update(f"sdss-mangadap {version('sdss-mangadap')}".encode())
+    except PackageNotFoundError:
+        digest.update(b"sdss-mangadap absent")
+    return f"sha256:{digest.hexdigest()}"
 
 _COLUMNS = [
     ("id", None), ("ID", None), ("Name", None), ("RA", u.deg), ("DEC", u.deg), ("z", None),
@@ -101,6 +153,8 @@ class MockSurvey(Survey):
 
     #: ``(module, class)`` of the real-format reader used when ``path`` is given.
     reader_class = ("", "")
+    #: Population selection (`~astro_cl.surveys.mock.population.SELECTIONS`).
+    selection = "diameter"
 
     @property
     def thread_safe(self):
@@ -130,7 +184,8 @@ class MockSurvey(Survey):
     def _params(self, index):
         if self.twin is not None:
             return self._twin_params()[index]
-        return draw_galaxy(self.seed, index, fov_arcsec=self.fov_arcsec)
+        return draw_galaxy(self.seed, index, fov_arcsec=self.fov_arcsec,
+                           selection=self.selection)
 
     def _state(self, params):
         return build_state(params, (self.size, self.size), self.pixel_scale)
@@ -138,23 +193,22 @@ class MockSurvey(Survey):
     def _rng(self, index):
         return np.random.default_rng(galaxy_seed(self.seed, index, 1))
 
-    def cache_token(self):
-        """Return what fully determines the generated data, for the preprocessed cache.
+    def fingerprint(self):
+        """Return what fully determines the generated galaxies, for the preprocessed cache.
 
-        A mock generated in memory is a pure function of its parameters and of
-        the generator's code, so the cache can key on those instead of
-        rendering every galaxy to hash its pixels. With ``path`` set, the files
-        are what counts and this returns None.
+        A mock generated in memory is a pure function of its parameters (the
+        seed among them) and of astro_cl's mock model, so the cache keys on
+        those instead of building the catalogue (which simulates every
+        galaxy) to list its ids, or rendering every galaxy to hash its pixels.
+        With ``path`` set, the files are what counts and this returns None, as
+        it does for a twin catalogue given as a table rather than a file.
 
         Returns
         -------
-        token : dict or None
-            The survey's parameters (the twin catalogue by checksum) and a
-            digest of the mock package's source files.
+        fingerprint : dict or None
+            ``survey``, ``class``, ``params`` (the twin catalogue by checksum)
+            and ``model_version`` (see `mock_model_version`).
         """
-        import hashlib
-        from pathlib import Path
-
         from astro_cl.utils.io import file_checksum
 
         if self.path is not None:
@@ -162,11 +216,12 @@ class MockSurvey(Survey):
         params = {k: (str(v) if isinstance(v, Path) else v)
                   for k, v in self.get_params(deep=False).items()}
         if self.twin is not None:
+            if not isinstance(self.twin, (str, Path)):
+                return None
             params["twin"] = file_checksum(self.twin)
-        code = hashlib.sha256()
-        for source in sorted(Path(__file__).parent.glob("*.py")):
-            code.update(source.read_bytes())
-        return {"mock": self.name, "params": params, "code_sha256": code.hexdigest()}
+        cls = type(self)
+        return {"survey": self.name, "class": f"{cls.__module__}.{cls.__qualname__}",
+                "params": params, "model_version": mock_model_version(cls)}
 
     # -- Survey interface --------------------------------------------------------
     def _reader(self):
@@ -190,7 +245,8 @@ class MockSurvey(Survey):
             raise SurveyError(msg)
         # each row simulates its galaxy's maps: threads overlap the NumPy work,
         # and a row depends only on its index, so the table is the same for any count
-        workers = _CATALOGUE_WORKERS if n >= 4 * _CATALOGUE_WORKERS else 1
+        workers = _catalogue_workers()
+        workers = workers if n >= 4 * workers else 1
         rows = list(imap_ordered(self._catalogue_row, range(n), workers=workers))
         return catalogue_from_rows(rows, meta=self._meta())
 
@@ -232,7 +288,7 @@ class MockSurvey(Survey):
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
         n = self._n()
-        workers = max(1, min(int(workers or 1), os.cpu_count() or 1, n))
+        workers = max(1, min(int(workers or 1), available_cpus(), n))
         rows = [None] * n
         bar = tqdm(total=n, desc=f"{self.name} -> {directory}", disable=not progress)
         if workers == 1:
