@@ -40,6 +40,8 @@ _LAZY = {
     "Augmenter": "astro_cl.augment.base",
     "Compose": "astro_cl.augment.compose",
     "Encoder": "astro_cl.models.base",
+    "TorchEncoder": "astro_cl.models.torch_encoder",
+    "TrainerConfig": "astro_cl.training.settings",
     "DownstreamTask": "astro_cl.tasks.base",
     "get_survey": "astro_cl.plugins.registry",
     "get_preprocessor": "astro_cl.plugins.registry",

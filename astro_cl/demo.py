@@ -211,7 +211,7 @@ def run_demo(out, *, size="small", seed=0, catalogue=None, check=False, progress
     3. `~astro_cl.surveys.sdss_mock.SDSSMockSurvey` and
        `~astro_cl.studies.run_picasso_study`: images scaled with
        `~astro_cl.preprocess.images.ImageScaler` and cached with their maps,
-       `~astro_cl.models.unet.CNNRegressor` trained with
+       `~astro_cl.models.regressor.CNNRegressor` trained with
        `~astro_cl.augment.presets.picasso_augmentations`, maps of the
        held-out galaxies measured by `~astro_cl.tasks.MapMetrics`;
     4. the report: `~astro_cl.studies.assemble_report` and

@@ -2,7 +2,7 @@
 
 Writes ``--n`` small cubes in the real eCALIFA layout (``<name>.V500.drscube.fits``
 with PRIMARY flux, ERROR and BADPIX HDUs and a spectral WCS) into a temporary
-directory, fits the `~astro_cl.preprocess.ecalifa.CubePCA` preprocessing once,
+directory, fits the `~astro_cl.preprocess.cube_pca.CubePCA` preprocessing once,
 then times
 
 * one epoch without a cache: read every FITS cube, build its record, preprocess;

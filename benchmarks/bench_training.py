@@ -157,8 +157,8 @@ def _network(kind, shape):
 
 
 def _loss(kind, augment):
+    from astro_cl.models.regressor import _RegressionLoss
     from astro_cl.models.simclr import _ContrastiveLoss
-    from astro_cl.models.unet import _RegressionLoss
 
     aug = None
     if augment:
@@ -205,8 +205,8 @@ def bare_step(kind, shape, source, batch, warmup, steps):
 
 def epoch(kind, shape, source, batch, warmup, steps, prefetch=True):
     """Time the Trainer's epoch after ``warmup`` steps; also time the data work alone."""
+    from astro_cl.models.regressor import CNNRegressor
     from astro_cl.models.simclr import SimCLR
-    from astro_cl.models.unet import CNNRegressor
     from astro_cl.training.trainer import Trainer
 
     marks = {}
@@ -223,7 +223,7 @@ def epoch(kind, shape, source, batch, warmup, steps, prefetch=True):
                       seed=0, device="cpu", progress=False, callbacks=[mark],
                       prefetch=prefetch,  # with the prefetch threads the estimator uses
                       prefetch_threads=(SimCLR if kind == "simclr" else CNNRegressor)
-                      ._prefetch_threads)
+                      .prefetch_threads)
     trainer.fit(source)
     dt = (marks["end"][0] - marks["start"][0]) / steps
     cpu = (marks["end"][1] - marks["start"][1]) / steps

@@ -195,14 +195,15 @@ def _simclr(tmp_path):
     from astro_cl.data.batch import TensorBatch
     from astro_cl.models.simclr import SimCLR
 
-    encoder = SimCLR(width=1 / 16, hidden=(8,), embedding_dim=4, epochs=1, batch_size=8,
-                     augmenter=RandomFlip(), progress=False)
-    return encoder, (TensorBatch.from_arrays(_blobs(8, 2, 16)),), {"expected_rows": 8}
+    encoder = SimCLR(width=1 / 16, hidden=(8,), embedding_dim=4, augmenter=RandomFlip())
+    return encoder, (TensorBatch.from_arrays(_blobs(8, 2, 16)),), {
+        "expected_rows": 8,
+        "fit_params": {"trainer": {"epochs": 1, "batch_size": 8, "progress": False}}}
 
 
 @factory("encoder", "cnn-regressor")
 def _cnn_regressor(tmp_path):
-    from astro_cl.models.unet import CNNRegressor
+    from astro_cl.models.regressor import CNNRegressor
     from astro_cl.surveys.memory import InMemorySurvey
 
     images = _blobs(4, 3, 16)
@@ -210,9 +211,10 @@ def _cnn_regressor(tmp_path):
                             maps={"stellar_mass": NDData(1e8 * image[0].clip(0),
                                                          unit=u.Msun / u.kpc**2)})
                for i, image in enumerate(images)]
-    encoder = CNNRegressor(width=1 / 16, epochs=1, batch_size=4, validation_fraction=0.0,
-                           progress=False)
-    return encoder, (InMemorySurvey(records=records),), {"expected_rows": 4}
+    encoder = CNNRegressor(width=1 / 16)
+    trainer = {"epochs": 1, "batch_size": 4, "validation_fraction": 0.0, "progress": False}
+    return encoder, (InMemorySurvey(records=records),), {"expected_rows": 4,
+                                                         "fit_params": {"trainer": trainer}}
 
 
 # -- tasks -------------------------------------------------------------------

@@ -18,7 +18,7 @@ WORKER = textwrap.dedent("""
     import numpy as np
     import torch
     from astro_cl.data.batch import TensorBatch
-    from astro_cl.models.unet import CNNRegressor
+    from astro_cl.models.regressor import CNNRegressor
     from astro_cl.training.distributed import destroy_distributed
 
     out = sys.argv[1]
@@ -45,8 +45,9 @@ WORKER = textwrap.dedent("""
     if info.distributed:
         torch.distributed.all_reduce(grad)
         grad /= info.world_size
-    reg = CNNRegressor(width=1 / 16, epochs=2, batch_size=8, lr=1e-2, border=1,
-                       validation_fraction=0.25, progress=False, seed=5, device="cpu").fit(batch)
+    reg = CNNRegressor(width=1 / 16, border=1).fit(batch, trainer={
+        "epochs": 2, "batch_size": 8, "lr": 1e-2, "validation_fraction": 0.25,
+        "progress": False, "seed": 5, "device": "cpu"})
     # SimCLR end to end: NT-Xent on embeddings gathered over the ranks, global batch
     # norm. The views must not depend on the sharding (the trainer seeds each rank's
     # augmentations differently), so this test-only augmenter is deterministic: the
@@ -67,14 +68,14 @@ WORKER = textwrap.dedent("""
 
     from astro_cl.models.simclr import SimCLR
     views = FixedViews()
-    sim = SimCLR(width=1 / 16, hidden=(256,), embedding_dim=8, dropout=0.0, augmenter=views,
-                 optimizer="sgd", lr=0.005, schedule=None, epochs=2, batch_size=8,
-                 validation_fraction=0.25, patience=None, progress=False, seed=5,
-                 device="cpu").fit(batch)
+    sim = SimCLR(width=1 / 16, hidden=(256,), embedding_dim=8, dropout=0.0, augmenter=views)
+    sim.fit(batch, trainer={"optimizer": "sgd", "lr": 0.005, "schedule": None, "epochs": 2,
+                            "batch_size": 8, "validation_fraction": 0.25, "patience": None,
+                            "progress": False, "seed": 5, "device": "cpu"})
     # one gradient of the SimCLR loss at the initial weights, averaged as DDP does
-    sim0 = SimCLR(**{**sim.get_params(), "epochs": 0}).fit(batch)
+    sim0 = SimCLR(**sim.get_params()).fit(batch, trainer=sim.trainer_.set_params(epochs=0))
     net0 = convert_batchnorm(sim0.module_).train()
-    loss0 = sim0._loss()
+    loss0 = sim0.build_loss(sim0.info_)
     prepared = loss0.prepare(batch.index(idx), torch.Generator().manual_seed(0))
     loss0.compute(net0, prepared).backward()
     sim_grad = torch.cat([p.grad.reshape(-1) for p in net0.parameters()])

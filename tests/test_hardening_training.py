@@ -13,8 +13,9 @@ torch = pytest.importorskip("torch")
 
 from astro_cl.data.batch import TensorBatch  # noqa: E402
 from astro_cl.exceptions import ValidationError  # noqa: E402
+from astro_cl.models.regressor import CNNRegressor  # noqa: E402
 from astro_cl.models.simclr import SimCLR  # noqa: E402
-from astro_cl.models.unet import CNNRegressor  # noqa: E402
+from astro_cl.training import TrainerConfig  # noqa: E402
 from astro_cl.training.checkpoints import make_header  # noqa: E402
 from astro_cl.training.data import InMemorySource  # noqa: E402
 from astro_cl.training.trainer import Trainer  # noqa: E402
@@ -34,14 +35,35 @@ def maps_batch(n=3, size=16, seed=0, masked_inputs=False, masked_targets=False):
                                    target_mask=np.full(t.shape, masked_targets))
 
 
+class _Small:
+    """A small model and the training settings ``fit`` gives it."""
+
+    def __init__(self, model, trainer):
+        self.model = model
+        self.trainer = trainer
+
+    def fit(self, X):
+        return self.model.fit(X, trainer=self.trainer)
+
+
+def _split(kw):
+    """Model parameters and training settings of mixed keywords."""
+    settings = set(TrainerConfig.settings())
+    return ({k: v for k, v in kw.items() if k not in settings},
+            {k: v for k, v in kw.items() if k in settings})
+
+
 def small_simclr(**kw):
-    return SimCLR(**{"width": 1 / 16, "hidden": (16,), "epochs": 1, "batch_size": 3,
-                     "progress": False, **kw})
+    params, settings = _split(kw)
+    return _Small(SimCLR(**{"width": 1 / 16, "hidden": (16,), **params}),
+                  {"epochs": 1, "batch_size": 3, "progress": False, **settings})
 
 
 def small_unet(**kw):
-    return CNNRegressor(**{"width": 1 / 16, "epochs": 1, "batch_size": 2,
-                           "validation_fraction": 0.0, "progress": False, **kw})
+    params, settings = _split(kw)
+    return _Small(CNNRegressor(**{"width": 1 / 16, **params}),
+                  {"epochs": 1, "batch_size": 2, "validation_fraction": 0.0, "progress": False,
+                   **settings})
 
 
 # -- item 6: values that make no sense ----------------------------------------------
@@ -57,7 +79,9 @@ def small_unet(**kw):
 ])
 def test_simclr_refuses_nonsense_when_fitting(params, needle):
     model = small_simclr(**params)  # construction only stores (scikit-learn's rule)
-    with pytest.raises(ValidationError, match="^SimCLR: ") as info:
+    # model parameters are named as the model's, training settings as the trainer's
+    where = "^SimCLR.fit: trainer: " if _split(params)[1] else "^SimCLR: "
+    with pytest.raises(ValidationError, match=where) as info:
         model.fit(images())
     assert needle in str(info.value)
 

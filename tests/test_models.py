@@ -12,8 +12,8 @@ from astro_cl.augment.base import Augmenter  # noqa: E402
 from astro_cl.data.batch import TensorBatch  # noqa: E402
 from astro_cl.data.record import GalaxyRecord  # noqa: E402
 from astro_cl.models.backbones import ConvBackbone, ResNetBackbone, UNet  # noqa: E402
+from astro_cl.models.regressor import CNNRegressor  # noqa: E402
 from astro_cl.models.simclr import SimCLR  # noqa: E402
-from astro_cl.models.unet import CNNRegressor  # noqa: E402
 from astro_cl.surveys.memory import InMemorySurvey  # noqa: E402
 
 
@@ -126,9 +126,11 @@ def test_simclr_loss_falls_and_outputs():
     batch = TensorBatch.from_arrays(data, ids=[f"g{i}" for i in range(16)])
     losses = []
     enc = SimCLR(width=1 / 16, hidden=(32, 16), embedding_dim=8, augmenter=NoiseFlip(),
-                 epochs=6, lr=3e-3, patience=None, progress=False, seed=1, dropout=0.0)
-    enc.fit(batch, callbacks=[lambda tr, ev, info: losses.append(info["loss"])
-                               if ev == "step_end" else None])
+                 dropout=0.0)
+    enc.fit(batch, trainer={"epochs": 6, "lr": 3e-3, "patience": None, "progress": False,
+                            "seed": 1},
+            callbacks=[lambda tr, ev, info: losses.append(info["loss"])
+                       if ev == "step_end" else None])
     assert losses[-1] < losses[0]
     emb = enc.transform(batch)
     assert emb.shape == (16, 8) and emb.dtype == np.float32
@@ -147,9 +149,9 @@ def test_simclr_check_encoder():
     testing = pytest.importorskip("astro_cl.testing")
     data, _ = _blobs(8, 2, 16)
     batch = TensorBatch.from_arrays(data)
-    testing.check_encoder(SimCLR(width=1 / 16, hidden=(8,), embedding_dim=4, epochs=1,
-                                 augmenter=NoiseFlip(), progress=False), batch,
-                          expected_rows=8)
+    testing.check_encoder(SimCLR(width=1 / 16, hidden=(8,), embedding_dim=4,
+                                 augmenter=NoiseFlip()), batch, expected_rows=8,
+                          fit_params={"trainer": {"epochs": 1, "progress": False}})
 
 
 def _regression_survey(n=12, size=20, seed=0):
@@ -175,11 +177,12 @@ def _regression_survey(n=12, size=20, seed=0):
 def test_cnn_regressor_fit_predict_maps():
     survey = _regression_survey()
     losses = []
-    reg = CNNRegressor(width=1 / 16, lr=3e-3, epochs=4, batch_size=4, border=2,
-                       validation_fraction=0.0, progress=False, predict_uncertainty=True,
-                       schedule="constant", augmenter=NoiseFlip(sigma=0.01))
-    reg.fit(survey, callbacks=[lambda tr, ev, info: losses.append(info["loss"])
-                               if ev == "step_end" else None])
+    reg = CNNRegressor(width=1 / 16, border=2, predict_uncertainty=True,
+                       augmenter=NoiseFlip(sigma=0.01))
+    reg.fit(survey, trainer={"lr": 3e-3, "epochs": 4, "batch_size": 4, "validation_fraction": 0.0,
+                             "progress": False, "schedule": "constant"},
+            callbacks=[lambda tr, ev, info: losses.append(info["loss"])
+                       if ev == "step_end" else None])
     assert np.mean(losses[-3:]) < np.mean(losses[:3])
     maps = reg.predict_maps(survey)
     assert len(maps) == len(survey)
@@ -196,12 +199,13 @@ def test_cnn_regressor_needs_targets():
     from astro_cl.exceptions import ValidationError
 
     with pytest.raises(ValidationError, match="no targets"):
-        CNNRegressor(width=1 / 16, epochs=1, progress=False).fit(TensorBatch.from_arrays(data))
+        CNNRegressor(width=1 / 16).fit(TensorBatch.from_arrays(data),
+                                       trainer={"epochs": 1, "progress": False})
 
 
 def test_models_module_is_torch_free():
     import subprocess
 
-    code = ("import sys, astro_cl.models, astro_cl.models.simclr, astro_cl.models.unet; "
+    code = ("import sys, astro_cl.models, astro_cl.models.simclr, astro_cl.models.regressor; "
             "assert 'torch' not in sys.modules, 'torch imported'")
     subprocess.run([sys.executable, "-c", code], check=True)

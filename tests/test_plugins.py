@@ -145,7 +145,7 @@ def test_register_component_refuses_clashes_and_wrong_classes(runtime_registrati
     namespace = {}
     exec(textwrap.dedent(PLAIN_PREPROCESSOR.format(cls="Clash", name="cube-pca")), namespace)
     with pytest.raises(PluginError, match="'cube-pca' of .*Clash is already taken by "
-                                          "astro_cl.preprocess.ecalifa.CubePCA"):
+                                          "astro_cl.preprocess.cube_pca.CubePCA"):
         register_component("preprocessor", namespace["Clash"])
     with pytest.raises(PluginError, match="does not subclass astro_cl.preprocess.base"):
         register_component("preprocessor", dict)
@@ -206,7 +206,8 @@ def test_example_plugin_is_discovered_through_its_entry_point(site, tmp_path):
         install_fake_distribution(site, "astro-cl-toy", {"toy": "astro_cl_toy"})
         toy = {i.name: i for i in list_components() if i.distribution == "astro-cl-toy"}
         assert {(i.kind, n) for n, i in toy.items()} == {
-            ("survey", "toy"), ("preprocessor", "toy-percentile"), ("augmenter", "toy-gain")}
+            ("survey", "toy"), ("preprocessor", "toy-percentile"), ("augmenter", "toy-gain"),
+            ("encoder", "toy-autoencoder"), ("task", "toy-isolation")}
         info = toy["toy"]
         assert (info.distribution, info.version, info.builtin) == ("astro-cl-toy", "0.1.0", False)
         make_toy_data(tmp_path / "toy")
@@ -235,7 +236,9 @@ def test_cli_lists_and_reads_a_separately_installed_plugin(tmp_path):
     toy = [line.split()[:4] for line in out.stdout.splitlines() if "astro-cl-toy" in line]
     assert toy == [["survey", "toy", "astro-cl-toy", "0.1.0"],
                    ["preprocessor", "toy-percentile", "astro-cl-toy", "0.1.0"],
-                   ["augmenter", "toy-gain", "astro-cl-toy", "0.1.0"]], out.stdout
+                   ["augmenter", "toy-gain", "astro-cl-toy", "0.1.0"],
+                   ["encoder", "toy-autoencoder", "astro-cl-toy", "0.1.0"],
+                   ["task", "toy-isolation", "astro-cl-toy", "0.1.0"]], out.stdout
     assert "in-memory" in out.stdout and " cube-pca " in out.stdout
 
 

@@ -9,7 +9,7 @@ from specutils import Spectrum
 from astro_cl.data.record import GalaxyRecord, ObservingMeta
 from astro_cl.exceptions import CheckpointError, ValidationError
 from astro_cl.preprocess import CubePCA, ImageScaler, Preprocessor, build_preprocessor
-from astro_cl.preprocess.ecalifa import _fill_along, _nanmedian, der_snr, resample_spectra
+from astro_cl.preprocess.cube_pca import _fill_along, _nanmedian, der_snr, resample_spectra
 from astro_cl.surveys.memory import InMemorySurvey
 
 FLUX_UNIT = u.Unit("1e-16 erg / (s cm2 Angstrom)")

@@ -23,7 +23,7 @@ from astro_cl.data.batch import TensorBatch, cube_meta, without_cube_meta  # noq
 from astro_cl.data.record import GalaxyRecord, ObservingMeta  # noqa: E402
 from astro_cl.exceptions import SurveyError, ValidationError  # noqa: E402
 from astro_cl.preprocess import CubePCA  # noqa: E402
-from astro_cl.preprocess.ecalifa import WavelengthCoverageWarning  # noqa: E402
+from astro_cl.preprocess.cube_pca import WavelengthCoverageWarning  # noqa: E402
 from astro_cl.surveys.memory import InMemorySurvey  # noqa: E402
 
 FLUX_UNIT = u.Unit("1e-16 erg / (s cm2 Angstrom)")
@@ -203,9 +203,8 @@ def test_simclr_trains_on_raw_cubes_with_per_view_preprocessing(survey):
     pre = CubePCA(n_components=3, fit_snr=10.0, seed=0)
     views = PreprocessedViews(preprocessor=pre, cube_augmenter=VelocityShift(velocity=(-80, 80)),
                               image_augmenter=RandomFlip())
-    enc = SimCLR(width=1 / 16, hidden=(8,), embedding_dim=4, epochs=1, augmenter=views,
-                 progress=False, seed=0)
-    enc.fit(survey, preprocessor=pre)
+    enc = SimCLR(width=1 / 16, hidden=(8,), embedding_dim=4, augmenter=views)
+    enc.fit(survey, preprocessor=pre, trainer={"epochs": 1, "progress": False, "seed": 0})
     assert pre.is_fitted and enc.info_["in_channels"] == pre.n_channels
     emb = enc.transform(survey)  # raw cubes go through the saved preprocessor
     assert emb.shape == (4, 4) and np.isfinite(emb).all()

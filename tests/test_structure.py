@@ -217,6 +217,17 @@ def test_the_augmenter_interface_and_the_chain_name_no_concrete_augmenter():
         assert not edges[module] & steps, (module, sorted(edges[module] & steps))
 
 
+def test_models_sit_on_training_and_training_knows_no_model():
+    # the model layer (networks, losses) uses the training layer (trainer,
+    # settings, checkpoints); the trainer builds no model, so the two never
+    # stack on each other
+    _, edges, _ = GRAPH
+    up = sorted(f"{m} -> {t}" for m, targets in edges.items() if m.startswith("astro_cl.training")
+                for t in targets if t.startswith("astro_cl.models"))
+    assert not up, up
+    assert any(t.startswith("astro_cl.training") for t in edges["astro_cl.models.torch_encoder"])
+
+
 def _write_package(root, files):
     for rel, source in files.items():
         path = root / rel

@@ -10,8 +10,8 @@ torch = pytest.importorskip("torch")
 
 from astro_cl.data.batch import TensorBatch  # noqa: E402
 from astro_cl.exceptions import CheckpointError  # noqa: E402
+from astro_cl.models.regressor import CNNRegressor  # noqa: E402
 from astro_cl.models.simclr import SimCLR  # noqa: E402
-from astro_cl.models.unet import CNNRegressor  # noqa: E402
 from astro_cl.training.checkpoints import (  # noqa: E402
     load_checkpoint,
     make_header,
@@ -194,12 +194,16 @@ def test_encoder_save_load_roundtrip(tmp_path):
     t = np.exp(rng.normal(size=(6, 2, 16, 16))).astype(np.float32)
     batch = TensorBatch.from_arrays(x, targets=t, target_mask=np.zeros(t.shape, bool),
                                     meta={"target_names": ["a", "b"], "target_units": ["Gyr", ""]})
-    reg = CNNRegressor(width=1 / 16, epochs=1, batch_size=3, validation_fraction=0.0,
-                       progress=False, checkpoint_dir=tmp_path / "run").fit(batch)
+    reg = CNNRegressor(width=1 / 16).fit(batch, trainer={
+        "epochs": 1, "batch_size": 3, "validation_fraction": 0.0, "progress": False,
+        "checkpoint_dir": tmp_path / "run"})
     reg.save(tmp_path / "m.pt")
     back = CNNRegressor.load(tmp_path / "m.pt")
     np.testing.assert_array_equal(reg.transform(batch), back.transform(batch))
     assert back.info_["target_names"] == ["a", "b"]
+    # the training settings travel with the model; the rest are the model's defaults
+    assert back.trainer_.batch_size == 3 and back.trainer_.lr == 1e-5
+    assert back.trainer_.checkpoint_dir == str(tmp_path / "run")
     # the trainer's rolling checkpoint is loadable as a model too
     again = CNNRegressor.load(tmp_path / "run" / "last.pt")
     assert again.transform(batch).shape == (6, 2, 16, 16)

@@ -1,8 +1,13 @@
-"""Encoders: trainable models (contrastive encoders and map regressors)."""
+"""Encoders: trainable models (contrastive encoders and map regressors).
+
+`TorchEncoder` is the base of models made of a torch network and a loss
+(`~astro_cl.models.simclr.SimCLR`, `~astro_cl.models.regressor.CNNRegressor`,
+plugins' models); training settings are a `~astro_cl.training.TrainerConfig`.
+"""
 
 from astro_cl.models.base import Encoder
 
-__all__ = ["Encoder", "InputContract", "load_model"]
+__all__ = ["Encoder", "InputContract", "TorchEncoder", "load_model"]
 
 
 def __getattr__(name):
@@ -11,6 +16,10 @@ def __getattr__(name):
         from astro_cl.models.artefact import load_model
 
         return load_model
+    if name == "TorchEncoder":
+        from astro_cl.models.torch_encoder import TorchEncoder
+
+        return TorchEncoder
     if name == "InputContract":
         from astro_cl.models.contract import InputContract
 

@@ -6,8 +6,8 @@ from astro_cl.plugins.hookspecs import hookimpl
 @hookimpl
 def astro_cl_register_encoders(register):
     """Register astro_cl's own encoders."""
+    from astro_cl.models.regressor import CNNRegressor
     from astro_cl.models.simclr import SimCLR
-    from astro_cl.models.unet import CNNRegressor
 
     register(SimCLR)
     register(CNNRegressor)

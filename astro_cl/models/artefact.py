@@ -150,7 +150,9 @@ def load_model(path: str | Path, *, device: str = "cpu", **overrides: Any) -> An
     device : str, optional
         Where to put the network.
     **overrides
-        Model parameters replacing the stored ones (e.g. ``augmenter``).
+        Model parameters replacing the stored ones (e.g. ``augmenter``); for
+        a `~astro_cl.models.TorchEncoder` also ``trainer``, a dict of training
+        settings replacing the saved ones (e.g. ``{"precision": "fp32"}``).
 
     Returns
     -------

@@ -30,8 +30,8 @@ from torch import nn
 
 from astro_cl.utils.tensors import fill_pixels
 
-__all__ = ["ContrastiveNet", "ConvBackbone", "DenseHead", "MaskedGlobalPool", "ResNetBackbone",
-           "UNet", "build_backbone", "scale_width"]
+__all__ = ["UNET_UPSAMPLING", "ContrastiveNet", "ConvBackbone", "DenseHead", "MaskedGlobalPool",
+           "ResNetBackbone", "UNet", "build_backbone", "icnr_", "scale_width"]
 
 
 def scale_width(channels, width):
@@ -436,12 +436,117 @@ def _double_conv(cin, cout, batch_norm):
     return nn.Sequential(*layers)
 
 
+#: Upsampling layers of the U-Net decoder (`UNet` ``upsample``).
+UNET_UPSAMPLING = ("subpixel", "resize", "transpose")
+
+
+def icnr_(weight, scale=2, init=None):
+    """Fill a sub-pixel convolution weight in place with ICNR (Aitken et al. 2017).
+
+    A convolution producing ``C * scale**2`` channels followed by
+    `~torch.nn.PixelShuffle` gives every output pixel of a ``scale x scale``
+    cell its own kernel. Initialised independently, the kernels differ and the
+    upsampled map starts with a periodic pattern of period ``scale`` (the
+    checkerboard). ICNR draws ``C`` kernels and gives each of them to all
+    ``scale**2`` sub-pixels, so that the layer starts as a convolution followed
+    by nearest-neighbour upsampling: no checkerboard at initialisation.
+
+    Parameters
+    ----------
+    weight : `torch.Tensor`
+        ``(C * scale**2, C_in, k, k)`` convolution weight (modified in place).
+    scale : int, optional
+        Upsampling factor of the pixel shuffle.
+    init : callable, optional
+        Initialiser of the ``(C, C_in, k, k)`` sub-kernel (default: PyTorch's
+        default of `~torch.nn.Conv2d`, Kaiming uniform with ``a = sqrt(5)``).
+
+    Returns
+    -------
+    weight : `torch.Tensor`
+    """
+    import math
+
+    n_out = weight.shape[0]
+    sub = scale * scale
+    if n_out % sub:
+        msg = (f"icnr_: the weight's {n_out} output channels are not a multiple of "
+               f"scale**2 = {sub}")
+        raise ValueError(msg)
+    kernel = weight.new_empty((n_out // sub, *weight.shape[1:]))
+    if init is None:
+        nn.init.kaiming_uniform_(kernel, a=math.sqrt(5))
+    else:
+        init(kernel)
+    with torch.no_grad():
+        # PixelShuffle reads output channel c * scale**2 + s for sub-pixel s of channel c
+        weight.copy_(kernel.repeat_interleave(sub, dim=0))
+    return weight
+
+
+class _SubPixelUp(nn.Module):
+    """x2 upsampling by a 1x1 convolution to 4x the channels and a pixel shuffle (ICNR).
+
+    With a 1x1 kernel this is the same map as a 2x2, stride-2 transposed
+    convolution (same parameters, same FLOPs); only the ICNR initialisation
+    differs, and weights of such a transposed convolution load into it exactly
+    (`_load_from_state_dict`), so U-Nets saved with transposed convolutions
+    still load and predict the same.
+    """
+
+    def __init__(self, cin, cout):
+        super().__init__()
+        self.conv = nn.Conv2d(cin, 4 * cout, 1)
+        icnr_(self.conv.weight, 2)
+        with torch.no_grad():
+            self.conv.bias.copy_(self.conv.bias[::4].repeat_interleave(4))
+        self.shuffle = nn.PixelShuffle(2)
+
+    def forward(self, x):
+        return self.shuffle(self.conv(x))
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        weight = state_dict.get(prefix + "weight")
+        if weight is not None and weight.ndim == 4 and prefix + "conv.weight" not in state_dict:
+            # a ConvTranspose2d(cin, cout, 2, stride=2): out[o, 2h+i, 2w+j] = sum_c
+            # in[c, h, w] T[c, o, i, j]; the pixel shuffle reads channel o*4 + 2i + j
+            cin, cout = weight.shape[:2]
+            state_dict[prefix + "conv.weight"] = (
+                state_dict.pop(prefix + "weight").permute(1, 2, 3, 0).reshape(4 * cout, cin, 1, 1))
+            bias = state_dict.pop(prefix + "bias", None)
+            if bias is not None:
+                state_dict[prefix + "conv.bias"] = bias.repeat_interleave(4)
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
+
+class _ResizeUp(nn.Module):
+    """x2 nearest-neighbour upsampling then a 3x3 convolution (Odena et al. 2016)."""
+
+    def __init__(self, cin, cout):
+        super().__init__()
+        self.conv = nn.Conv2d(cin, cout, 3, padding=1)
+
+    def forward(self, x):
+        return self.conv(F.interpolate(x, scale_factor=2, mode="nearest"))
+
+
+def _upsampler(mode, cin, cout):
+    if mode == "subpixel":
+        return _SubPixelUp(cin, cout)
+    if mode == "resize":
+        return _ResizeUp(cin, cout)
+    if mode == "transpose":
+        return nn.ConvTranspose2d(cin, cout, 2, stride=2)
+    msg = f"UNet upsample: expected one of {UNET_UPSAMPLING}, got {mode!r}"
+    raise ValueError(msg)
+
+
 class UNet(nn.Module):
     """The PICASSSO U-Net: images to property maps.
 
     Four levels of two 3x3 convolutions (64/128/256/512 channels times
-    ``width``) with 2x2 max-pooling down, a bottom level (1024), transposed
-    convolutions up with skip connections, and a 1x1 output convolution.
+    ``width``) with 2x2 max-pooling down, a bottom level (1024), x2
+    upsampling with skip connections, and a 1x1 output convolution.
     Inputs of any size are zero-padded to a multiple of ``2**levels`` and the
     output is cropped back, so the output has the input's height and width.
 
@@ -459,14 +564,31 @@ class UNet(nn.Module):
         Width multiplier.
     batch_norm : bool, optional
         Batch norm after each convolution.
+    upsample : {"subpixel", "resize", "transpose"}, optional
+        The decoder's x2 upsampling. ``"subpixel"`` (default): a 1x1
+        convolution to four times the channels and a pixel shuffle,
+        initialised with ICNR (`icnr_`; Aitken et al. 2017): the cost of
+        PICASSSO's transposed convolution without its checkerboard.
+        ``"resize"``: nearest-neighbour upsampling then a 3x3 convolution
+        (Odena et al. 2016), checkerboard-free by construction, about a third
+        more FLOPs for the whole network. ``"transpose"``: PICASSSO's 2x2,
+        stride-2 transposed convolution, whose independently initialised
+        sub-pixel kernels leave a checkerboard in the predicted maps.
+
+    Notes
+    -----
+    ``"subpixel"`` and ``"transpose"`` have the same parameters: the weights
+    of a U-Net saved with transposed convolutions load into the default
+    decoder and give the same outputs.
     """
 
     def __init__(self, in_channels, out_channels, *, channels=(64, 128, 256, 512), bottom=1024,
-                 width=1.0, batch_norm=True):
+                 width=1.0, batch_norm=True, upsample="subpixel"):
         super().__init__()
         chans = [scale_width(c, width) for c in channels]
         cb = scale_width(bottom, width)
         self.levels = len(chans)
+        self.upsample = upsample
         self.down = nn.ModuleList()
         cin = int(in_channels)
         for c in chans:
@@ -477,7 +599,7 @@ class UNet(nn.Module):
         self.up_conv = nn.ModuleList()
         cin = cb
         for c in reversed(chans):
-            self.up.append(nn.ConvTranspose2d(cin, c, 2, stride=2))
+            self.up.append(_upsampler(upsample, cin, c))
             self.up_conv.append(_double_conv(2 * c, c, batch_norm))
             cin = c
         self.out = nn.Conv2d(cin, int(out_channels), 1)

@@ -208,8 +208,16 @@ class InputContract:
 
         if not self.unit:
             return
-        expected = u.Unit(self.unit)
         got = u.dimensionless_unscaled if unit is None else unit
+        if _unit_string(got) == self.unit:
+            return  # also for units astropy cannot parse by name (a plugin's u.def_unit)
+        try:
+            expected = u.Unit(self.unit)
+        except ValueError:
+            msg = (f"{where}: {what} unit {_unit_string(got) or 'dimensionless'!r} differs from "
+                   f"the training unit {self.unit!r}, which astropy does not know by that name "
+                   "(enable it with astropy.units.add_enabled_units)")
+            raise ValidationError(msg) from None
         try:
             got.to(expected, equivalencies=u.spectral_density(1 * u.AA))
         except u.UnitConversionError:

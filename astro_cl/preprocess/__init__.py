@@ -9,7 +9,7 @@ through the ``astro_cl_register_preprocessors`` hook.
 from astro_cl.exceptions import ValidationError
 from astro_cl.preprocess.base import Preprocessor, get_preprocessor_class, register_preprocessor
 from astro_cl.preprocess.cache import CachedArrays, PreprocessedCache
-from astro_cl.preprocess.ecalifa import CubePCA
+from astro_cl.preprocess.cube_pca import CubePCA
 from astro_cl.preprocess.images import ImageScaler
 
 __all__ = [

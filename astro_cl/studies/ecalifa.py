@@ -21,9 +21,29 @@ the report::
     study.report("ecalifa-out/report")
 """
 
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, ClassVar
+
 import numpy as np
 
-from astro_cl.studies.report import check_acceptance, describe_augmenter
+from astro_cl.studies.report import MAP_CHECKS, check_acceptance, describe_augmenter
+
+if TYPE_CHECKING:
+    import os
+    from pathlib import Path
+
+    from astropy.table import QTable
+    from matplotlib.figure import Figure
+
+    from astro_cl.augment.base import Augmenter
+    from astro_cl.data.batch import BatchSource
+    from astro_cl.models.simclr import SimCLR
+    from astro_cl.preprocess.cube_pca import CubePCA
+    from astro_cl.studies.results import TaskResults
+    from astro_cl.studies.sources import SourceView
+    from astro_cl.surveys.base import Survey
 
 __all__ = ["ECALIFA_PROPERTIES", "ECALIFAStudy", "run_ecalifa_study"]
 
@@ -35,11 +55,11 @@ ECALIFA_PROPERTIES = ("EW_Ha_cen", "type", "ZH_LW_Re_fit", "Age_LW_Re_fit", "Sig
                       "inclination")
 
 
-def _query_ids(cat, seed):
+def _query_ids(cat: QTable, seed: int | None) -> list[str]:
     """One blue-cloud, one green-valley, one red-sequence galaxy and one at random."""
     rng = np.random.default_rng(seed)
     ids = np.asarray(cat["id"] if "id" in cat.colnames else cat["Name"]).astype(str)
-    chosen = []
+    chosen: list[str] = []
     if "sfms_class" in cat.colnames:
         classes = np.asarray(cat["sfms_class"]).astype(str)
         for c in ("BC", "GV", "RS"):
@@ -52,7 +72,7 @@ def _query_ids(cat, seed):
     return chosen
 
 
-def _thumbnails(source, ids):
+def _thumbnails(source: BatchSource, ids: Sequence[str]) -> dict[str, np.ndarray]:
     """Luminosity-channel thumbnails (log L, masked spaxels at the floor) of some galaxies."""
     all_ids = list(source.ids)
     rows = np.asarray([all_ids.index(i) for i in ids], dtype=int)
@@ -67,14 +87,20 @@ def _thumbnails(source, ids):
     return out
 
 
-def _no_stage(name):
+def _no_stage(name: str) -> None:
     """Default stage callback: announce nothing."""
 
 
-def run_ecalifa_study(survey, out, *, pca=None, pca_fit_galaxies=30, simclr=None, n_views=1,
-                      augmenter=None, max_shift=None, properties=None, task_params=None,
-                      ablation=True, seed=0, threads=None, device=None, progress=True,
-                      stage=None, provenance=None):
+def run_ecalifa_study(survey: Survey, out: str | os.PathLike[str], *,
+                      pca: Mapping[str, Any] | None = None, pca_fit_galaxies: int = 30,
+                      simclr: Mapping[str, Any] | None = None, n_views: int = 1,
+                      augmenter: Augmenter | None = None, max_shift: int | None = None,
+                      properties: Sequence[str] | None = None,
+                      task_params: Mapping[str, Mapping[str, Any]] | None = None,
+                      ablation: bool = True, seed: int = 0, threads: int | None = None,
+                      device: str | None = None, progress: bool = True,
+                      stage: Callable[[str], object] | None = None,
+                      provenance: Mapping[str, Any] | None = None) -> ECALIFAStudy:
     """Run the eCALIFA contrastive study on an IFU survey.
 
     Parameters
@@ -91,7 +117,9 @@ def run_ecalifa_study(survey, out, *, pca=None, pca_fit_galaxies=30, simclr=None
     pca_fit_galaxies : int, optional
         Galaxies (evenly spaced in the survey) the PCA is fitted on.
     simclr : dict, optional
-        Parameters of `~astro_cl.models.simclr.SimCLR` (width, epochs, ...).
+        Parameters of `~astro_cl.models.simclr.SimCLR` (width, ...) and training
+        settings (`~astro_cl.training.TrainerConfig`: epochs, batch_size, lr, ...)
+        over its study defaults.
     n_views : int, optional
         Augmented views per galaxy in the embedding (their median, as the study).
     augmenter : `~astro_cl.augment.Augmenter`, optional
@@ -133,7 +161,7 @@ def run_ecalifa_study(survey, out, *, pca=None, pca_fit_galaxies=30, simclr=None
     from astro_cl.augment.presets import ecalifa_views
     from astro_cl.models.simclr import SimCLR
     from astro_cl.preprocess.cache import PreprocessedCache
-    from astro_cl.preprocess.ecalifa import CubePCA
+    from astro_cl.preprocess.cube_pca import CubePCA
     from astro_cl.studies.results import run_tasks
     from astro_cl.studies.sources import SourceView
     from astro_cl.tasks import PropertyCorrelation, compare_rankings
@@ -143,7 +171,7 @@ def run_ecalifa_study(survey, out, *, pca=None, pca_fit_galaxies=30, simclr=None
     out = Path(out)
     models_dir = out / "models"
     threads = threads or max(1, min(2, os.cpu_count() or 1))
-    model_args = {"seed": seed, "num_threads": threads, "progress": progress}
+    model_args: dict[str, Any] = {"seed": seed, "num_threads": threads, "progress": progress}
     if device is not None:
         model_args["device"] = device
     cat = survey.catalogue
@@ -165,9 +193,10 @@ def run_ecalifa_study(survey, out, *, pca=None, pca_fit_galaxies=30, simclr=None
     stage("training SimCLR with the eCALIFA augmentations")
     shift = max(1, int(cubes.shape[-1]) // 12) if max_shift is None else int(max_shift)
     views = ecalifa_views(max_shift=shift) if augmenter is None else augmenter
-    simclr_params = dict(simclr or {})
-    encoder = SimCLR(augmenter=views, **model_args, **simclr_params)
-    encoder.fit(images)
+    simclr_params, settings = SimCLR.split_settings(dict(simclr or {}))
+    trainer = {**model_args, **settings}
+    encoder = SimCLR(augmenter=views, **simclr_params)
+    encoder.fit(images, trainer=trainer)
     encoder.save(models_dir / "simclr.pt")
     embeddings = encoder.embed(images, n_views=int(n_views), seed=seed)
 
@@ -177,7 +206,7 @@ def run_ecalifa_study(survey, out, *, pca=None, pca_fit_galaxies=30, simclr=None
     else:
         props = list(properties)
     queries = _query_ids(cat, seed)
-    params = {
+    params: dict[str, dict[str, Any]] = {
         "property-correlation": {"properties": props, "seed": seed},
         "property-regression": {"properties": None if props is None else
                                 [p for p in props if p != "type"], "seed": seed},
@@ -200,7 +229,7 @@ def run_ecalifa_study(survey, out, *, pca=None, pca_fit_galaxies=30, simclr=None
         n_chan = int(cubes.shape[1])
         no_lum = SourceView(cubes, channels=list(range(1, n_chan)),
                             meta={"channels_dropped": [0]})
-        encoder_nl = SimCLR(augmenter=views, **model_args, **simclr_params).fit(no_lum)
+        encoder_nl = SimCLR(augmenter=views, **simclr_params).fit(no_lum, trainer=trainer)
         emb_nl = encoder_nl.embed(no_lum, n_views=int(n_views), seed=seed)
         corr_nl = PropertyCorrelation(**{**params["property-correlation"], "projection": None})
         corr_nl.fit(emb_nl, cat)
@@ -253,10 +282,11 @@ class ECALIFAStudy:
     """
 
     #: Short name of the study, for combined reports.
-    label = "contrastive study (eCALIFA)"
+    label: ClassVar[str] = "contrastive study (eCALIFA)"
 
-    def __init__(self, *, survey, pca, images, encoder, embeddings, results, queries,
-                 settings):
+    def __init__(self, *, survey: Survey, pca: CubePCA, images: SourceView, encoder: SimCLR,
+                 embeddings: QTable, results: TaskResults, queries: Sequence[str],
+                 settings: Mapping[str, Any]) -> None:
         self.survey = survey
         self.pca = pca
         self.images = images
@@ -265,21 +295,21 @@ class ECALIFAStudy:
         self.results = results
         self.queries = list(queries)
         self.settings = dict(settings)
-        self.encoder_no_luminosity = None
-        self.ranking_no_luminosity = None
-        self.ablation = None
+        self.encoder_no_luminosity: SimCLR | None = None
+        self.ranking_no_luminosity: QTable | None = None
+        self.ablation: QTable | None = None
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return (f"<ECALIFAStudy: {len(self.embeddings)} galaxies of {self.survey.name}, "
                 f"tables {list(self.report_tables())}>")
 
     @property
-    def ranking(self):
+    def ranking(self) -> QTable:
         """`~astropy.table.QTable`: the property ranking (best first)."""
         return self.results.tables["property-correlation"]
 
     @property
-    def history(self):
+    def history(self) -> dict[str, list[dict[str, Any]]]:
         """The training records of the encoder(s): model name -> list of per-epoch dicts."""
         hist = {"simclr": [dict(r) for r in getattr(self.encoder, "history_", [])]}
         if self.encoder_no_luminosity is not None:
@@ -287,7 +317,7 @@ class ECALIFAStudy:
                                             getattr(self.encoder_no_luminosity, "history_", [])]
         return hist
 
-    def report_tables(self):
+    def report_tables(self) -> dict[str, QTable]:
         """Return the tables of the study by name.
 
         Returns
@@ -302,7 +332,7 @@ class ECALIFAStudy:
             tables["ablation-rankings"] = self.ablation
         return tables
 
-    def write(self, folder):
+    def write(self, folder: str | os.PathLike[str]) -> Path:
         """Write the results folder (``astro-cl report FOLDER`` draws it again).
 
         Parameters
@@ -328,7 +358,7 @@ class ECALIFAStudy:
         return folder
 
     # -- what the report says -----------------------------------------------------
-    def overview(self):
+    def overview(self) -> list[tuple[str, str]]:
         """Say what was done: data, preprocessing, augmentations, model, training, tasks.
 
         Returns
@@ -354,7 +384,8 @@ class ECALIFAStudy:
                 + ("; channel 0 = log luminosity" if p["luminosity_channel"] else "")
                 + ("; channels standardised" if p["standardize"] else "")
                 + f": {shape[0]} channels of {shape[1]} x {shape[2]} spaxels, cached on disk")
-        enc = self.encoder.get_params(deep=False)
+        enc = {**self.encoder.get_params(deep=False),
+               **self.encoder.trainer_.get_params(deep=False)}
         model = (f"SimCLR: {enc['backbone']} backbone at width {enc['width']:g}, dense head "
                  f"{tuple(enc['hidden'])} -> {enc['embedding_dim']}-d embedding"
                  + (f", projection head {enc['projection_head']}" if enc.get("projection_head")
@@ -376,7 +407,7 @@ class ECALIFAStudy:
                 ("augmentations", describe_augmenter(s["augmenter"])), ("model", model),
                 ("training", train), ("tasks", tasks)]
 
-    def notes(self):
+    def notes(self) -> list[tuple[str, str]]:
         """Return the warnings to show first (see `~astro_cl.studies.TaskResults.notes`).
 
         Returns
@@ -385,7 +416,7 @@ class ECALIFAStudy:
         """
         return self.results.notes()
 
-    def headline(self):
+    def headline(self) -> list[dict[str, Any]]:
         """Return the headline rows: the tasks' and the ablation's, beside the study's findings.
 
         Returns
@@ -402,7 +433,7 @@ class ECALIFAStudy:
                          "criterion": "", "passed": None})
         return rows
 
-    def checks(self):
+    def checks(self) -> dict[str, dict[str, Any]]:
         """Return the study's `~astro_cl.studies.ACCEPTANCE` checks.
 
         Returns
@@ -413,9 +444,9 @@ class ECALIFAStudy:
         from astro_cl.studies.report import acceptance_values
 
         values = acceptance_values(self.results.tables)
-        return check_acceptance({k: v for k, v in values.items() if k != "sigma_stellar_mass"})
+        return check_acceptance({k: v for k, v in values.items() if k not in MAP_CHECKS})
 
-    def figures(self):
+    def figures(self) -> tuple[dict[str, Figure], dict[str, str]]:
         """Draw the study's figures.
 
         Returns
@@ -439,7 +470,8 @@ class ECALIFAStudy:
                              "(log luminosity).")
         return out, caps
 
-    def report(self, folder, *, title="eCALIFA contrastive study"):
+    def report(self, folder: str | os.PathLike[str], *,
+               title: str = "eCALIFA contrastive study") -> Path:
         """Write the study's HTML report.
 
         Parameters

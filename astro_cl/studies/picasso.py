@@ -2,7 +2,7 @@
 
 `run_picasso_study` takes an image survey whose records carry truth maps (the
 ``sdss-mock`` survey, or any survey with ``maps``), scales and caches the
-images with their maps, trains the U-Net (`~astro_cl.models.unet.CNNRegressor`)
+images with their maps, trains the U-Net (`~astro_cl.models.regressor.CNNRegressor`)
 with the study's augmentations on a training split, predicts the maps of the
 held-out galaxies and measures them as the study did
 (`~astro_cl.tasks.MapMetrics`: bias and scatter of the quantity integrated
@@ -20,9 +20,37 @@ within two half-mass radii, beside the study's numbers). The returned
     study.report("picasso-out/report")
 """
 
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, ClassVar
+
 import numpy as np
 
-from astro_cl.studies.report import acceptance_values, check_acceptance, describe_augmenter
+from astro_cl.studies.report import (
+    MAP_CHECKS,
+    acceptance_values,
+    check_acceptance,
+    describe_augmenter,
+)
+
+if TYPE_CHECKING:
+    import os
+    from pathlib import Path
+
+    import astropy.units as u
+    from astropy.nddata import NDData
+    from astropy.table import QTable
+    from matplotlib.figure import Figure
+    from numpy.typing import ArrayLike
+
+    from astro_cl.augment.base import Augmenter
+    from astro_cl.models.regressor import CNNRegressor
+    from astro_cl.preprocess.cache import CachedArrays
+    from astro_cl.preprocess.images import ImageScaler
+    from astro_cl.surveys.base import Survey
+    from astro_cl.tasks.base import TaskOutputs
+    from astro_cl.tasks.maps import MapMetrics
 
 __all__ = ["PICASSSO_TARGETS", "PicassoStudy", "run_picasso_study"]
 
@@ -32,7 +60,7 @@ PICASSSO_TARGETS = ("stellar_mass", "metallicity", "age_mw", "sfr", "gas_mass",
                     "gas_metallicity")
 
 
-def _to_unit(nd, unit):
+def _to_unit(nd: NDData, unit: u.UnitBase) -> NDData:
     """Return an NDData map converted to ``unit`` (data, uncertainty and meta)."""
     from astropy.nddata import NDData, StdDevUncertainty
 
@@ -43,13 +71,18 @@ def _to_unit(nd, unit):
                   uncertainty=unc, meta=dict(nd.meta))
 
 
-def _no_stage(name):
+def _no_stage(name: str) -> None:
     """Default stage callback: announce nothing."""
 
 
-def run_picasso_study(survey, out, *, targets=PICASSSO_TARGETS, unet=None, test_fraction=0.2,
-                      scaler=None, n_scale=100, augmenter=None, seed=0, threads=None,
-                      device=None, progress=True, stage=None):
+def run_picasso_study(survey: Survey, out: str | os.PathLike[str], *,
+                      targets: Sequence[str] = PICASSSO_TARGETS,
+                      unet: Mapping[str, Any] | None = None, test_fraction: float = 0.2,
+                      scaler: Mapping[str, Any] | None = None, n_scale: int = 100,
+                      augmenter: Augmenter | None = None, seed: int = 0,
+                      threads: int | None = None, device: str | None = None,
+                      progress: bool = True,
+                      stage: Callable[[str], object] | None = None) -> PicassoStudy:
     """Run the PICASSSO image-to-maps study on an image survey with truth maps.
 
     Parameters
@@ -62,8 +95,9 @@ def run_picasso_study(survey, out, *, targets=PICASSSO_TARGETS, unet=None, test_
     targets : sequence of str, optional
         Maps to predict.
     unet : dict, optional
-        Parameters of `~astro_cl.models.unet.CNNRegressor` (the study's by
-        default: 13 epochs, batches of 16, lr 1e-5 / 10 after epochs 8 and 10).
+        Parameters of `~astro_cl.models.regressor.CNNRegressor` and training
+        settings (`~astro_cl.training.TrainerConfig`), the study's by default:
+        13 epochs, batches of 16, lr 1e-5 / 10 after epochs 8 and 10.
     test_fraction : float, optional
         Fraction of the galaxies held out for the measurement.
     scaler : dict, optional
@@ -92,7 +126,7 @@ def run_picasso_study(survey, out, *, targets=PICASSSO_TARGETS, unet=None, test_
     from pathlib import Path
 
     from astro_cl.augment.presets import picasso_augmentations
-    from astro_cl.models.unet import CNNRegressor
+    from astro_cl.models.regressor import CNNRegressor
     from astro_cl.preprocess.cache import PreprocessedCache
     from astro_cl.preprocess.images import ImageScaler
     from astro_cl.studies.sources import SourceView
@@ -123,12 +157,12 @@ def run_picasso_study(survey, out, *, targets=PICASSSO_TARGETS, unet=None, test_
 
     stage("training the U-Net (cnn-regressor) and predicting held-out maps")
     augmenter = picasso_augmentations() if augmenter is None else augmenter
-    model_args = {"seed": seed, "num_threads": threads, "progress": progress}
+    model_args: dict[str, Any] = {"seed": seed, "num_threads": threads, "progress": progress}
     if device is not None:
         model_args["device"] = device
-    regressor = CNNRegressor(augmenter=augmenter, target_names=tuple(targets), **model_args,
-                             **(unet or {}))
-    regressor.fit(train)
+    unet_params, settings = CNNRegressor.split_settings(dict(unet or {}))
+    regressor = CNNRegressor(augmenter=augmenter, target_names=tuple(targets), **unet_params)
+    regressor.fit(train, trainer={**model_args, **settings})
     regressor.save(models_dir / "unet.pt")
     # the maps the network was trained against, from the cache (no re-simulation)
     truth = cutouts.target_maps(test_rows)
@@ -155,7 +189,7 @@ class PicassoStudy:
         The cached scaled images with their maps.
     train_rows, test_rows : `numpy.ndarray`
         Rows of ``cutouts`` used for training and held out.
-    regressor : `~astro_cl.models.unet.CNNRegressor`
+    regressor : `~astro_cl.models.regressor.CNNRegressor`
         The trained U-Net.
     truth, predicted : list of dict of str to `~astropy.nddata.NDData`
         True and predicted maps of the held-out galaxies (in the same units).
@@ -166,10 +200,12 @@ class PicassoStudy:
     """
 
     #: Short name of the study, for combined reports.
-    label = "maps study (PICASSSO)"
+    label: ClassVar[str] = "maps study (PICASSSO)"
 
-    def __init__(self, *, survey, scaler, cutouts, train_rows, test_rows, regressor, truth,
-                 predicted, metrics, settings):
+    def __init__(self, *, survey: Survey, scaler: ImageScaler, cutouts: CachedArrays,
+                 train_rows: ArrayLike, test_rows: ArrayLike, regressor: CNNRegressor,
+                 truth: list[dict[str, NDData]], predicted: list[dict[str, NDData]],
+                 metrics: MapMetrics, settings: Mapping[str, Any]) -> None:
         self.survey = survey
         self.scaler = scaler
         self.cutouts = cutouts
@@ -182,49 +218,87 @@ class PicassoStudy:
         self.settings = dict(settings)
         self.table = metrics.evaluate()
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return (f"<PicassoStudy: {len(self.train_rows)} training and {len(self.test_rows)} "
                 f"held-out galaxies of {self.survey.name}>")
 
     @property
-    def test_ids(self):
+    def test_ids(self) -> list[str]:
         """The ids (list of str) of the held-out galaxies."""
         ids = list(self.cutouts.ids)
         return [ids[i] for i in self.test_rows]
 
     @property
-    def history(self):
+    def history(self) -> dict[str, list[dict[str, Any]]]:
         """The U-Net's training record: ``{"unet": list of per-epoch dicts}``."""
         return {"unet": [dict(r) for r in getattr(self.regressor, "history_", [])]}
 
-    def report_tables(self):
+    def galaxy_table(self) -> QTable:
+        """Return one row per held-out galaxy: its id and the measurement's per-galaxy columns.
+
+        Returns
+        -------
+        table : `~astropy.table.QTable`
+            ``id`` and the columns of `~astro_cl.tasks.MapMetrics.galaxy_columns`
+            (half-mass radius, axis ratio, ``delta_<quantity>`` in dex).
+        """
+        from astropy.table import QTable
+
+        table = QTable({"id": self.test_ids})
+        columns = self.metrics.galaxy_columns()
+        for col in ([] if columns is None else columns.colnames):
+            table[col] = columns[col]
+        return table
+
+    def outputs(self) -> TaskOutputs:
+        """Return what the measurement left, for its figure and headline hooks.
+
+        Returns
+        -------
+        outputs : `~astro_cl.tasks.TaskOutputs`
+        """
+        from astro_cl.tasks.base import TaskOutputs
+
+        return TaskOutputs(name=self.metrics.name, table=self.table,
+                           tables=dict(self.metrics.extra_tables()),
+                           galaxies=self.galaxy_table(), findings=self.metrics.findings(),
+                           params=self.metrics.get_params(deep=False))
+
+    def report_tables(self) -> dict[str, QTable]:
         """Return the study's tables by name.
 
         Returns
         -------
         tables : dict of str to `~astropy.table.QTable`
-            ``map-metrics``.
+            ``map-metrics``, ``map-metrics-galaxies`` (`galaxy_table`) and the
+            measurement's extra tables.
         """
-        return {"map-metrics": self.table}
+        return {"map-metrics": self.table, "map-metrics-galaxies": self.galaxy_table(),
+                **self.metrics.extra_tables()}
 
-    def checks(self):
-        """Return the study's `~astro_cl.studies.ACCEPTANCE` check (stellar-mass scatter).
+    def checks(self) -> dict[str, dict[str, Any]]:
+        """Return the study's checks of `~astro_cl.studies.ACCEPTANCE` (`MAP_CHECKS`).
+
+        The stellar-mass scatter, and the scatter of the mass-weighted age and
+        metallicity over a constant prediction's.
 
         Returns
         -------
         checks : dict of str to dict
         """
-        value = acceptance_values(self.report_tables())["sigma_stellar_mass"]
-        return check_acceptance({"sigma_stellar_mass": value})
+        values = acceptance_values(self.report_tables())
+        return check_acceptance({k: values[k] for k in MAP_CHECKS})
 
-    def overview(self):
+    def overview(self) -> list[tuple[str, str]]:
         """Say what was done: data, preprocessing, augmentations, model, training, tasks.
 
         Returns
         -------
         items : list of (str, str)
         """
-        s, p = self.settings, self.regressor.get_params(deep=False)
+        s = self.settings
+        p = {**self.regressor.get_params(deep=False),
+             **self.regressor.trainer_.get_params(deep=False)}
         shape = s["image_shape"]
         data = (f"{len(self.cutouts)} images of the {self.survey.name!r} survey "
                 f"({getattr(self.survey, 'description', '')}), {shape[0]} bands of "
@@ -251,12 +325,16 @@ class PicassoStudy:
         tasks = ("MapMetrics on the held-out galaxies: per galaxy the quantity integrated "
                  "within an ellipse of 2 half-mass radii fitted to the true stellar-mass map, "
                  "delta = log10(true / predicted); mu (bias) and sigma (scatter) over "
-                 "galaxies, in dex, beside the PICASSSO numbers")
+                 "galaxies, in dex, beside the scatter of a constant prediction (one value "
+                 "for every pixel) and, for the quantities integrated as PICASSSO defined "
+                 "them (sums; metal mass Z M and age x M for metallicity and age), beside "
+                 "PICASSSO's numbers; mass-weighted mean ages and metallicities have no "
+                 "published counterpart")
         return [("data", data), ("preprocessing", prep),
                 ("augmentations", describe_augmenter(s["augmenter"])), ("model", model),
                 ("training", train), ("tasks", tasks)]
 
-    def notes(self):
+    def notes(self) -> list[tuple[str, str]]:
         """Return the warnings to show first (none).
 
         Returns
@@ -265,32 +343,22 @@ class PicassoStudy:
         """
         return []
 
-    def headline(self):
-        """Return the headline rows: the maps' scatter and bias beside PICASSSO's.
+    def headline(self) -> list[dict[str, Any]]:
+        """Return the headline rows: the checks, then every quantity's scatter, bias and skill.
 
         Returns
         -------
         rows : list of dict
         """
-        rows = []
+        rows: list[dict[str, Any]] = []
         for c in self.checks().values():
             rows.append({"result": c["description"], "value": c["value"],
                          "reference": c["study"], "criterion": f"{c['sense']} {c['threshold']:g}",
                          "passed": c["passed"]})
-        for r in self.table:
-            name = str(r["property"])
-            if name == "stellar_mass":
-                continue
-            sigma, mu = float(r["sigma"].value), float(r["mu"].value)
-            ref_s, ref_m = float(r["study_sigma"].value), float(r["study_mu"].value)
-            ref = (f"sigma {ref_s:.3f}, mu {ref_m:+.3f} dex" if np.isfinite(ref_s)
-                   else "not measured")
-            rows.append({"result": f"{name} within 2 R_half: scatter sigma (bias mu)",
-                         "value": f"{sigma:.3f} ({mu:+.3f}) dex", "reference": ref,
-                         "criterion": "", "passed": None})
+        rows.extend(type(self.metrics).headline(self.outputs()))
         return rows
 
-    def figures(self):
+    def figures(self) -> tuple[dict[str, Figure], dict[str, str]]:
         """Draw the training curves and the maps of a typical and the worst held-out galaxy.
 
         Returns
@@ -300,13 +368,17 @@ class PicassoStudy:
         """
         from astro_cl.report import figures as F
 
-        figs, caps = {}, {}
+        figs: dict[str, Figure] = {}
+        caps: dict[str, str] = {}
         hist = self.history["unet"]
         if hist:
             figs["training curves: unet"] = F.plot_training_curves(hist,
                                                                    title="training of the U-Net")
             caps["training curves: unet"] = ("Per-epoch training record of the U-Net: loss, "
                                              "learning rate, epoch time and throughput.")
+        task_figs, task_caps = type(self.metrics).figures(self.outputs())
+        figs.update(task_figs)
+        caps.update(task_caps)
         delta = self.metrics.delta_.get("stellar_mass")
         ids = self.test_ids
         if delta is not None and np.isfinite(delta).any():
@@ -315,14 +387,19 @@ class PicassoStudy:
             picks = [int(order[n_ok // 2]), int(order[max(0, n_ok - 1)])]
             for label, i in zip(("typical", "worst"), dict.fromkeys(picks), strict=False):
                 key = f"maps: {label} held-out galaxy {ids[i]}"
+                border = int(getattr(self.regressor, "border", 0) or 0)
                 figs[key] = F.plot_map_panels(self.truth[i], self.predicted[i],
-                                              names=list(self.predicted[i]))
+                                              names=list(self.predicted[i]), border=border)
                 caps[key] = (f"The {label} held-out galaxy by its stellar-mass error "
                              f"(delta = {delta[i]:+.3f} dex): true (left), predicted (middle) "
-                             "and residual maps (right), log10 for linear maps.")
+                             "and residual maps (right), log10 for linear maps."
+                             + (f" Grey: the outer {border} pixels, which the loss leaves out "
+                                "(as PICASSSO's): the network is not trained there."
+                                if border else ""))
         return figs, caps
 
-    def report(self, folder, *, title="PICASSSO maps study"):
+    def report(self, folder: str | os.PathLike[str], *,
+               title: str = "PICASSSO maps study") -> Path:
         """Write the study's HTML report.
 
         Parameters

@@ -9,6 +9,7 @@ or version fails with a message naming both.
 """
 
 import json
+import os
 import pickletools
 import warnings
 import zipfile
@@ -34,7 +35,7 @@ def jsonable(value):
     """Return a JSON-serialisable description of a configuration value.
 
     Components become ``{"name": ..., "params": {...}}``; tuples become lists;
-    other objects their ``repr``.
+    paths strings; other objects their ``repr``.
 
     Parameters
     ----------
@@ -48,6 +49,8 @@ def jsonable(value):
 
     if value is None or isinstance(value, (bool, int, float, str)):
         return value
+    if isinstance(value, os.PathLike):
+        return os.fspath(value)
     if isinstance(value, dict):
         return {str(k): jsonable(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
@@ -60,7 +63,7 @@ def jsonable(value):
     return repr(value)
 
 
-def make_header(model_name, config):
+def make_header(model_name, config, *, trainer=None):
     """Return the header of a checkpoint.
 
     Parameters
@@ -69,14 +72,20 @@ def make_header(model_name, config):
         Registered name of the model (e.g. ``"simclr"``).
     config : dict
         Model configuration (made JSON-serialisable).
+    trainer : dict, optional
+        Training settings (`~astro_cl.training.TrainerConfig` parameters).
 
     Returns
     -------
     header : dict
-        ``format``, ``astro_cl_version``, ``model`` and ``config`` (a JSON string).
+        ``format``, ``astro_cl_version``, ``model``, ``config`` and, with
+        ``trainer``, ``trainer`` (JSON strings).
     """
-    return {"format": FORMAT_VERSION, "astro_cl_version": _version(), "model": str(model_name),
-            "config": json.dumps(jsonable(config), sort_keys=True)}
+    header = {"format": FORMAT_VERSION, "astro_cl_version": _version(),
+              "model": str(model_name), "config": json.dumps(jsonable(config), sort_keys=True)}
+    if trainer is not None:
+        header["trainer"] = json.dumps(jsonable(trainer), sort_keys=True)
+    return header
 
 
 def save_checkpoint(path, state, header):
@@ -271,10 +280,13 @@ def load_checkpoint(path, *, model_name=None, map_location="cpu", check_version=
                "pass check_version=False to try anyway)")
         raise CheckpointError(msg)
     header = dict(header)
-    try:
-        header["config"] = json.loads(header.get("config") or "{}")
-    except json.JSONDecodeError as exc:
-        msg = f"{path}: checkpoint header 'config' is not valid JSON ({exc})"
-        raise CheckpointError(msg) from exc
+    for key in ("config", "trainer"):  # "trainer": written since TrainerConfig
+        if key not in header and key == "trainer":
+            continue
+        try:
+            header[key] = json.loads(header.get(key) or "{}")
+        except (TypeError, json.JSONDecodeError) as exc:
+            msg = f"{path}: checkpoint header {key!r} is not valid JSON ({exc})"
+            raise CheckpointError(msg) from exc
     ckpt["header"] = header
     return ckpt

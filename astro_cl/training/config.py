@@ -21,13 +21,17 @@ Layout (see ``examples/configs/*.toml``)::
     name = "simclr"
     width = 1.0
 
-    [optimizer]           # merged into the model parameters
+    [optimizer]           # training settings (astro_cl.training.TrainerConfig)
     name = "adam"         # -> optimizer
     lr = 8e-4
 
-    [training]            # merged into the model parameters, except:
+    [training]            # training settings (TrainerConfig), except:
     epochs = 50           #   output (final model file) and kind/targets (data reading)
     output = "runs/simclr/model.pt"
+
+The ``[optimizer]`` and ``[training]`` settings replace those of the model's
+``default_trainer()`` one by one (a key left out keeps the model's study
+default); ``bf16 = true`` is read as ``precision = "bf16"``.
 
 Command-line overrides use dotted keys: ``--set model.width=0.5``,
 ``--set training.epochs=3``; values are parsed as TOML (strings may be bare).
@@ -150,11 +154,14 @@ def build_run(config):
     -------
     run : dict
         ``survey``, ``data`` (what to pass to ``encoder.fit``), ``encoder``,
-        ``output`` (path of the final model file or None), ``preprocessor``
-        (unfitted, or None), ``cache_dir`` (where preprocessed inputs are
-        cached) and ``provenance`` (the configuration as given).
+        ``trainer`` (the `~astro_cl.training.TrainerConfig` to pass to
+        ``encoder.fit``; None for an encoder without ``default_trainer``,
+        which then takes the settings as its own parameters), ``output``
+        (path of the final model file or None), ``preprocessor`` (unfitted,
+        or None), ``cache_dir`` (where preprocessed inputs are cached) and
+        ``provenance`` (the configuration as given).
     """
-    from astro_cl.plugins.registry import get_component_class, get_survey
+    from astro_cl.plugins.registry import get_survey
     from astro_cl.training.schema import validate_config
 
     validate_config(config)  # again: a configuration may be built in Python
@@ -168,14 +175,10 @@ def build_run(config):
     output = training.pop("output", None)
     kind = training.pop("kind", None)
     targets = training.pop("targets", None)
-    model_cfg = dict(config["model"])
-    name = model_cfg.pop("name")
     opt = dict(config.get("optimizer", {}))
     if "name" in opt:
         opt["optimizer"] = opt.pop("name")
-    params = {**model_cfg, **opt, **training}
-    if kind is not None:
-        params.setdefault("kind", kind)
+    params = dict(config["model"])
     # -- augmentation and preprocessor. [[augment.cube_steps]] run on the raw cubes
     # before the preprocessor, which then runs on every view (astro_cl.augment.
     # PreprocessedViews, holding this same preprocessor object, fitted by encoder.fit)
@@ -192,26 +195,53 @@ def build_run(config):
         if augmenter is not None:
             params["augmenter"] = augmenter
     # -- end of augmentation and preprocessor
-    cls = get_component_class("encoder", name)
-    valid = set(cls._param_names())
-    bad = sorted(set(params) - valid)
-    if bad:
-        msg = (f"{config.get('_path', 'config')}: {bad} are not parameters of encoder {name!r}; "
-               f"valid: {sorted(valid)}")
-        raise ValidationError(msg)
-    encoder = cls(**params)
-    if targets is not None and "target_names" in valid and params.get("target_names") is None:
-        encoder.set_params(target_names=tuple([targets] if isinstance(targets, str)
-                                              else targets))
+    encoder, trainer = _encoder_and_trainer(params, {**opt, **training}, kind=kind,
+                                            targets=targets,
+                                            where=config.get("_path", "config"))
     survey_name = config["survey"]["name"]
     provenance = {
         "config_file": config.get("_path"),
         "config": {k: v for k, v in config.items() if not k.startswith("_")},
         "survey": {"name": survey_name, **survey_cfg},
     }
-    cache_dir = Path(params.get("checkpoint_dir") or ".") / "cache"
-    return {"survey": survey, "data": survey, "encoder": encoder, "output": output,
-            "preprocessor": preprocessor, "cache_dir": cache_dir, "provenance": provenance}
+    checkpoint_dir = trainer.checkpoint_dir if trainer is not None else getattr(
+        encoder, "checkpoint_dir", None)
+    cache_dir = Path(checkpoint_dir or ".") / "cache"
+    return {"survey": survey, "data": survey, "encoder": encoder, "trainer": trainer,
+            "output": output, "preprocessor": preprocessor, "cache_dir": cache_dir,
+            "provenance": provenance}
+
+
+def _encoder_and_trainer(params, settings, *, kind, targets, where):
+    """Build the encoder of ``[model]`` and the `TrainerConfig` of the training settings.
+
+    An encoder without ``default_trainer`` (not a `~astro_cl.models.TorchEncoder`)
+    takes the settings as its own parameters, and no `TrainerConfig` is built.
+    """
+    from astro_cl.plugins.registry import get_component_class
+    from astro_cl.training.settings import TrainerConfig
+
+    params = dict(params)
+    name = params.pop("name")
+    cls = get_component_class("encoder", name)
+    valid = set(cls._param_names())
+    if kind is not None and "kind" in valid:
+        params.setdefault("kind", kind)
+    uses_trainer = callable(getattr(cls, "default_trainer", None))
+    if not uses_trainer:
+        params.update(settings)
+    bad = sorted(set(params) - valid)
+    if bad:
+        msg = f"{where}: {bad} are not parameters of encoder {name!r}; valid: {sorted(valid)}"
+        raise ValidationError(msg)
+    encoder = cls(**params)
+    if targets is not None and "target_names" in valid and params.get("target_names") is None:
+        encoder.set_params(target_names=tuple([targets] if isinstance(targets, str)
+                                              else targets))
+    if not uses_trainer:
+        return encoder, None
+    return encoder, TrainerConfig.from_spec(settings, defaults=encoder.default_trainer(),
+                                            where=f"{where}: [training]")
 
 
 def train_from_config(config, *, resume=False, fast_dev_run=False, output=None):
@@ -243,6 +273,8 @@ def train_from_config(config, *, resume=False, fast_dev_run=False, output=None):
     run = build_run(config)
     provenance = dict(run["provenance"], fast_dev_run=bool(fast_dev_run))
     fit_params = {"resume": resume, "provenance": provenance}
+    if run["trainer"] is not None:
+        fit_params["trainer"] = run["trainer"]
     if run["preprocessor"] is not None:
         fit_params.update(preprocessor=run["preprocessor"],
                           cache_dir=None if fast_dev_run else run["cache_dir"])
@@ -254,7 +286,9 @@ def train_from_config(config, *, resume=False, fast_dev_run=False, output=None):
         if output and fast_dev_run:
             # never overwrite a trained model with a plumbing check
             output = Path(output).with_name(f"{Path(output).stem}-fast-dev-run.pt")
-    if output and init_distributed(getattr(encoder, "device", None)).is_main:
+    device = getattr(run["trainer"], "device", None) if run["trainer"] is not None \
+        else getattr(encoder, "device", None)
+    if output and init_distributed(device).is_main:
         encoder.save(output)
     encoder.output_path_ = None if not output else Path(output)
     return encoder

@@ -23,9 +23,10 @@ message naming the key, the value and what was expected::
 
     c.toml: training.epochs = 'ten': expected an integer >= 0
 
-The torch encoders call `validate_params` at the start of ``fit`` (as
-scikit-learn does): constructing ``SimCLR(width=-1)`` succeeds, fitting it
-raises `~astro_cl.exceptions.ValidationError`.
+The torch models and `~astro_cl.training.TrainerConfig` call
+`validate_params` at the start of ``fit`` (as scikit-learn does):
+constructing ``SimCLR(width=-1)`` succeeds, fitting it raises
+`~astro_cl.exceptions.ValidationError`.
 
 This module does not import torch (only a `Device` check of a device other
 than the CPU does).
@@ -37,12 +38,14 @@ import os
 from collections.abc import Mapping
 
 from astro_cl.exceptions import ValidationError
+from astro_cl.training.precision import PRECISIONS
 
 __all__ = [
     "OPTIMIZERS",
     "SCHEDULES",
     "SCHEDULE_PRESETS",
     "TRAINER_CONSTRAINTS",
+    "TRAINER_SETTINGS",
     "Device",
     "InstanceOf",
     "Interval",
@@ -50,9 +53,11 @@ __all__ = [
     "Schedule",
     "SequenceOf",
     "check_device",
+    "normalise_trainer_settings",
     "param_constraints",
     "validate_config",
     "validate_params",
+    "validate_trainer_settings",
 ]
 
 #: Optimisers the trainer knows (`~astro_cl.training.trainer.Trainer`); case-insensitive.
@@ -339,7 +344,8 @@ class Device:
 
 _PATH = InstanceOf(str, os.PathLike, description="a path")
 
-#: Constraints of the parameters `~astro_cl.training.trainer.Trainer` takes from an encoder.
+#: Constraints of the settings of `~astro_cl.training.trainer.Trainer` (and of
+#: `~astro_cl.training.TrainerConfig`).
 TRAINER_CONSTRAINTS = {
     "optimizer": [Options(*OPTIMIZERS, case_sensitive=False)],
     "lr": [Interval(float, 0, None)],
@@ -359,12 +365,87 @@ TRAINER_CONSTRAINTS = {
     "checkpoint_dir": [None, _PATH],
     "progress": [bool],
     "num_threads": [None, Interval(int, 1, None)],
-    "bf16": [bool],
+    "precision": [Options(*PRECISIONS)],
     "prefetch": [bool],
     "prefetch_threads": [None, Interval(int, 1, None)],
     "fused": [None, bool],
     "max_batches": [None, Interval(int, 1, None)],
 }
+
+#: The training settings a model is fitted with (`~astro_cl.training.TrainerConfig`).
+TRAINER_SETTINGS = ("optimizer", "lr", "weight_decay", "schedule", "epochs", "batch_size",
+                    "validation_fraction", "patience", "seed", "device", "checkpoint_dir",
+                    "progress", "num_threads", "precision")
+
+
+def normalise_trainer_settings(settings, *, where="trainer"):
+    """Return a dict of training settings with the ``bf16`` alias turned into ``precision``.
+
+    ``bf16 = true`` / ``false``, the name of the setting in earlier
+    configurations, becomes ``precision = "bf16"`` / ``"fp32"``.
+
+    Parameters
+    ----------
+    settings : dict
+    where : str, optional
+        Names the settings in error messages.
+
+    Returns
+    -------
+    settings : dict
+        A new dict.
+
+    Raises
+    ------
+    astro_cl.exceptions.ValidationError
+        If ``bf16`` is not a bool or contradicts ``precision``.
+    """
+    out = dict(settings)
+    if "bf16" not in out:
+        return out
+    bf16 = out.pop("bf16")
+    if not _accepts(bool, bf16):
+        msg = f"{where}: bf16 = {bf16!r}: expected true or false (or use precision)"
+        raise ValidationError(msg)
+    precision = "bf16" if bf16 else "fp32"
+    if out.get("precision", precision) != precision:
+        msg = (f"{where}: bf16 = {bool(bf16)} contradicts precision = {out['precision']!r}; "
+               "give only precision")
+        raise ValidationError(msg)
+    out["precision"] = precision
+    return out
+
+
+def validate_trainer_settings(settings, *, where="", keys=None):
+    """Check training settings (`TRAINER_SETTINGS`) against `TRAINER_CONSTRAINTS`.
+
+    Parameters
+    ----------
+    settings : dict
+        Setting name -> value.
+    where : str, optional
+        Prefix of messages.
+    keys : dict of str to str, optional
+        How each setting is spelled to the user (e.g. ``"lr"`` ->
+        ``"optimizer.lr"``).
+
+    Raises
+    ------
+    astro_cl.exceptions.ValidationError
+        Naming the key, the value and what was expected.
+    """
+    keys = keys or {}
+    prefix = f"{where}: " if where else ""
+    for name, value in settings.items():
+        key = keys.get(name, name)
+        if name not in TRAINER_SETTINGS:
+            msg = (f"{prefix}{key} is not a training setting; valid settings are "
+                   f"{sorted(TRAINER_SETTINGS)}")
+            raise ValidationError(msg)
+        problem = _problem(TRAINER_CONSTRAINTS[name], value)
+        if problem is not None:
+            msg = f"{prefix}{key} = {value!r}: {problem}"
+            raise ValidationError(msg)
 
 
 def _accepts(alternative, value):
@@ -489,11 +570,12 @@ def validate_params(cls, params, *, where="", keys=None, numbers_only=False, fal
 
     Examples
     --------
-    >>> from astro_cl.models.simclr import SimCLR
-    >>> validate_params(SimCLR, {"epochs": "ten"}, where="SimCLR")
+    >>> from astro_cl.training import TrainerConfig
+    >>> validate_params(TrainerConfig, {"epochs": "ten"}, where="c.toml",
+    ...                 keys={"epochs": "training.epochs"})
     Traceback (most recent call last):
     ...
-    astro_cl.exceptions.ValidationError: SimCLR: epochs = 'ten': expected an integer >= 0
+    astro_cl.exceptions.ValidationError: c.toml: training.epochs = 'ten': expected an integer >= 0
     """
     keys = keys or {}
     prefix = f"{where}: " if where else ""
@@ -552,8 +634,10 @@ def validate_config(config):
     Checks that the survey, preprocessor, augmenters and encoder are
     registered, that every key is one of their parameters, and that each value
     has the type and range the parameter accepts (see `validate_params`). The
-    ``[optimizer]`` and ``[training]`` keys are checked as the encoder's
-    trainer parameters (``optimizer.name`` as its ``optimizer``).
+    ``[optimizer]`` and ``[training]`` keys are checked as the settings of
+    `~astro_cl.training.TrainerConfig` (``optimizer.name`` as its
+    ``optimizer``, ``training.bf16`` as its ``precision``), or, for an encoder
+    without ``default_trainer``, as its own parameters.
 
     Parameters
     ----------
@@ -599,19 +683,39 @@ def validate_config(config):
     model = _table(config, "model", where)
     ecls = get_component_class("encoder", _name(model, "model", where))
     model.pop("name")
+    _validate_model_and_trainer(ecls, model, _table(config, "optimizer", where),
+                                _table(config, "training", where), where)
+
+
+def _validate_model_and_trainer(ecls, model, optimizer, training, where):
+    """Check [model] against the encoder and [optimizer] + [training] against TrainerConfig."""
+    uses_trainer = callable(getattr(ecls, "default_trainer", None))
     names = set(param_constraints(ecls))
-    params, keys = {}, {}
-    for key, value in model.items():
-        params[key], keys[key] = value, f"model.{key}"
-    for key, value in _table(config, "optimizer", where).items():
+    params = dict(model)
+    keys = {key: f"model.{key}" for key in model}
+    settings, setting_keys = {}, {}
+    for key, value in optimizer.items():
         name = "optimizer" if key == "name" else key
-        params[name], keys[name] = value, f"optimizer.{key}"
-    for key, value in _table(config, "training", where).items():
-        if key in _RUN_KEYS and key not in names:  # read by build_run, not the encoder
+        settings[name], setting_keys[name] = value, f"optimizer.{key}"
+    for key, value in training.items():
+        if key in _RUN_KEYS and (uses_trainer or key not in names):  # read by build_run
             problem = _problem(_RUN_KEYS[key], value)
             if problem is not None:
                 msg = f"{where}: training.{key} = {value!r}: {problem}"
                 raise ValidationError(msg)
             continue
-        params[key], keys[key] = value, f"training.{key}"
-    validate_params(ecls, params, where=where, keys=keys, fallback=TRAINER_CONSTRAINTS)
+        settings[key], setting_keys[key] = value, f"training.{key}"
+    if not uses_trainer:  # an encoder that takes its training settings as parameters
+        validate_params(ecls, {**params, **settings}, where=where,
+                        keys={**keys, **setting_keys}, fallback=TRAINER_CONSTRAINTS)
+        return
+    misplaced = sorted(k for k in params if k not in names and k in TRAINER_SETTINGS)
+    if misplaced:
+        msg = (f"{where}: {', '.join(keys[k] for k in misplaced)}: training settings belong "
+               f"in [training] (or [optimizer]), not in [model]")
+        raise ValidationError(msg)
+    validate_params(ecls, params, where=where, keys=keys)
+    if "bf16" in settings:
+        setting_keys.setdefault("precision", setting_keys["bf16"])
+        settings = normalise_trainer_settings(settings, where=f"{where}: {setting_keys['bf16']}")
+    validate_trainer_settings(settings, where=where, keys=setting_keys)

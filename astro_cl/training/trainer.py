@@ -5,8 +5,8 @@
 ``loss_fn(module, batch, generator) -> scalar tensor``. It provides Adam/AdamW,
 learning-rate schedules, a validation split, early stopping, atomic
 checkpoints every epoch and on Ctrl-C, bit-for-bit resumption, a tqdm progress
-bar, a CSV history, bf16 autocast and data-parallel training under
-``torchrun``.
+bar, a CSV history, bfloat16 autocast (`astro_cl.training.precision`) and
+data-parallel training under ``torchrun``.
 
 Speed: while the network trains on step ``s``, a background thread reads batch
 ``s + 1`` from the source and, when the loss function offers a
@@ -30,6 +30,7 @@ import threading
 import time
 import warnings
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -43,6 +44,7 @@ from astro_cl.training.distributed import (
     init_distributed,
     shard_indices,
 )
+from astro_cl.training.precision import precision_forward, resolve_precision
 from astro_cl.training.schema import TRAINER_CONSTRAINTS, Schedule, validate_params
 from astro_cl.utils.io import atomic_write, remove_stale_temp_files
 
@@ -138,6 +140,26 @@ def _set_numpy_state(saved):
                          "has_gauss": int(saved["has_gauss"]), "gauss": float(saved["gauss"])})
 
 
+@dataclass
+class _Run:
+    """What the epochs of one `Trainer.fit` share."""
+
+    source: object
+    #: the network itself (weights, state dicts, train/eval mode)
+    module: torch.nn.Module
+    #: what the loss calls: the network, wrapped for data parallelism and precision
+    forward: object
+    optimizer: torch.optim.Optimizer
+    train_idx: torch.Tensor
+    val_idx: torch.Tensor
+    batch_size: int
+    device: torch.device
+    dist: object
+    tqdm: object
+    #: best monitored loss so far: loss, epoch, bad (epochs without improvement), state
+    best: dict
+
+
 class Trainer:
     """Optimise a module on a batch source.
 
@@ -197,8 +219,13 @@ class Trainer:
         Show a tqdm progress bar (rank 0 only).
     num_threads : int, optional
         Intra-op CPU threads during training (default: `default_num_threads`).
-    bf16 : bool, optional
-        Run forward passes under bfloat16 autocast.
+    precision : {"auto", "fp32", "bf16"}, optional
+        ``"bf16"``: the network's forward passes run under bfloat16 autocast,
+        with float32 weights and the loss computed in float32 on the
+        network's float32-cast outputs; ``"auto"``: bf16 where the device has
+        native bfloat16 arithmetic, else fp32 (see
+        `astro_cl.training.precision`). The precision used is kept as
+        ``precision_``.
     callbacks : sequence of callable, optional
         Called as ``callback(trainer, event, info)`` with ``event`` in
         ``"step_end"`` and ``"epoch_end"``.
@@ -231,7 +258,7 @@ class Trainer:
                  betas=(0.9, 0.999), schedule=None, epochs=10, batch_size=32, drop_last=False,
                  validation_fraction=0.0, patience=None, min_delta=0.0, restore_best=True,
                  seed=0, device=None, checkpoint_dir=None, header=None, extra_state=None,
-                 progress=True, num_threads=None, bf16=False, callbacks=(), prefetch=True,
+                 progress=True, num_threads=None, precision="auto", callbacks=(), prefetch=True,
                  prefetch_threads=None, fused=None, max_batches=None):
         self.module = module
         self.loss_fn = loss_fn
@@ -254,7 +281,7 @@ class Trainer:
         self.extra_state = extra_state or {}
         self.progress = progress
         self.num_threads = num_threads
-        self.bf16 = bf16
+        self.precision = precision
         self.callbacks = list(callbacks)
         self.prefetch = prefetch
         self.prefetch_threads = prefetch_threads
@@ -312,15 +339,15 @@ class Trainer:
             n_val = 1
         return torch.as_tensor(np.sort(order[n_val:])), torch.as_tensor(np.sort(order[:n_val]))
 
-    def _autocast(self, device):
-        if not self.bf16:
-            return contextlib.nullcontext()
-        if device.type == "cuda" and not torch.cuda.is_bf16_supported():
+    def _resolve_precision(self, device):
+        """Set and return ``precision_``: the precision this run uses on ``device``."""
+        precision = resolve_precision(self.precision, device)
+        if precision == "bf16" and device.type == "cuda" and not torch.cuda.is_bf16_supported():
             warnings.warn("bf16 autocast requested but this GPU does not support bfloat16; "
-                          "training in float32", AstroCLWarning)
-            self.bf16 = False
-            return contextlib.nullcontext()
-        return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
+                          "training in float32", AstroCLWarning, stacklevel=3)
+            precision = "fp32"
+        self.precision_ = precision
+        return precision
 
     def _steps(self, n_train, batch_size):
         if self.drop_last and n_train >= batch_size:
@@ -478,43 +505,65 @@ class Trainer:
             raise ValueError(msg)
         self._check_signal(source, train_idx)
         optimizer = self._make_optimizer(module.parameters())
+        start_epoch, start_step, sums, best = self._start(module, optimizer, device, resume)
+        forward = precision_forward(self._parallel(module, device, dist_info),
+                                    self._resolve_precision(device), device)
+        run = _Run(source=source, module=module, forward=forward, optimizer=optimizer,
+                   train_idx=train_idx, val_idx=val_idx, batch_size=batch_size, device=device,
+                   dist=dist_info, tqdm=tqdm, best=best)
+        with self._sigint_handler():
+            stopped_early = self._run_epochs(run, start_epoch, start_step, sums)
+        if self.restore_best and best["state"] is not None:
+            module.load_state_dict(best["state"])
+        self.stopped_early_ = stopped_early
+        return self.history
+
+    def _start(self, module, optimizer, device, resume):
+        """Return the epoch, step, running sums and best-so-far record to start from.
+
+        From ``last.pt`` when resuming (weights, optimiser and random states
+        restored), else fresh, with the global random states seeded.
+        """
         self.history = []
-        best = {"loss": float("inf"), "epoch": -1, "bad": 0, "state": None}
-        start_epoch, start_step, sums = 0, 0, (0.0, 0, 0.0)
         ckpt = None
         if resume and self.checkpoint_path is not None and self.checkpoint_path.exists():
             ckpt = load_checkpoint(self.checkpoint_path, model_name=self.header.get("model"),
                                    map_location=device)
-        if ckpt is not None:
-            module.load_state_dict(ckpt["model_state"])
-            optimizer.load_state_dict(ckpt["optimizer_state"])
-            torch.set_rng_state(ckpt["rng"]["torch"].cpu())
-            _set_numpy_state(ckpt["rng"]["numpy"])
-            if torch.cuda.is_available() and ckpt["rng"]["cuda"]:
-                torch.cuda.set_rng_state_all([s.cpu() for s in ckpt["rng"]["cuda"]])
-            self.history = [dict(r) for r in ckpt["history"]]
-            b = ckpt["best"]
-            best = {"loss": b["loss"], "epoch": b["epoch"], "bad": b["bad_epochs"],
-                    "state": b["state"]}
-            start_epoch, start_step = int(ckpt["epoch"]), int(ckpt["step"])
-            r = ckpt["running"]
-            sums = (r["loss_sum"], r["count"], r["seconds"])
-        else:
+        if ckpt is None:
             torch.manual_seed(_mix(self.seed, 2))
             np.random.seed(_mix(self.seed, 3) % (2**32))  # noqa: NPY002
-        model = module
-        if dist_info.distributed:
-            ddp_kwargs = {"device_ids": [device]} if device.type == "cuda" else {}
-            # Buffers (batch-norm running statistics) are kept equal by
-            # DistributedBatchNorm itself; no per-forward broadcast is needed.
-            with warnings.catch_warnings():
-                warnings.filterwarnings("ignore", message=".*broadcast_buffers",
-                                        category=FutureWarning)
-                model = torch.nn.parallel.DistributedDataParallel(
-                    module, broadcast_buffers=False, **ddp_kwargs)
+            return 0, 0, (0.0, 0, 0.0), {"loss": float("inf"), "epoch": -1, "bad": 0,
+                                         "state": None}
+        module.load_state_dict(ckpt["model_state"])
+        optimizer.load_state_dict(ckpt["optimizer_state"])
+        torch.set_rng_state(ckpt["rng"]["torch"].cpu())
+        _set_numpy_state(ckpt["rng"]["numpy"])
+        if torch.cuda.is_available() and ckpt["rng"]["cuda"]:
+            torch.cuda.set_rng_state_all([s.cpu() for s in ckpt["rng"]["cuda"]])
+        self.history = [dict(r) for r in ckpt["history"]]
+        b, r = ckpt["best"], ckpt["running"]
+        best = {"loss": b["loss"], "epoch": b["epoch"], "bad": b["bad_epochs"], "state": b["state"]}
+        return (int(ckpt["epoch"]), int(ckpt["step"]),
+                (r["loss_sum"], r["count"], r["seconds"]), best)
 
-        handler_installed = False
-        previous_handler = None
+    @staticmethod
+    def _parallel(module, device, dist_info):
+        """Return the module wrapped for data-parallel training under torchrun (else as is)."""
+        if not dist_info.distributed:
+            return module
+        ddp_kwargs = {"device_ids": [device]} if device.type == "cuda" else {}
+        # Buffers (batch-norm running statistics) are kept equal by
+        # DistributedBatchNorm itself; no per-forward broadcast is needed.
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=".*broadcast_buffers",
+                                    category=FutureWarning)
+            return torch.nn.parallel.DistributedDataParallel(
+                module, broadcast_buffers=False, **ddp_kwargs)
+
+    @contextlib.contextmanager
+    def _sigint_handler(self):
+        """Turn a first Ctrl-C into `request_stop` (a checkpoint, then KeyboardInterrupt)."""
+        previous, installed = None, False
         # Only in the main thread, and not where SIGINT is deliberately ignored
         # (nohup, background jobs): then the process stays uninterruptible.
         if (threading.current_thread() is threading.main_thread()
@@ -523,115 +572,114 @@ class Trainer:
                 if self._stop_requested:  # second Ctrl-C: stop at once
                     raise KeyboardInterrupt
                 self._stop_requested = True
-            previous_handler = signal.signal(signal.SIGINT, _on_sigint)
-            handler_installed = True
+            previous = signal.signal(signal.SIGINT, _on_sigint)
+            installed = True
         self._stop_requested = False
-        stopped_early = False
         try:
-            last_epoch = int(self.epochs) if not self.max_batches else min(int(self.epochs), 1)
-            for epoch in range(start_epoch, last_epoch):
-                if best["bad"] >= (self.patience or math.inf):
-                    stopped_early = True
-                    break
-                stopped_early = self._epoch(model, module, optimizer, source, train_idx, val_idx,
-                                            batch_size, epoch, start_step, sums, best, device,
-                                            dist_info, tqdm)
-                start_step, sums = 0, (0.0, 0, 0.0)
-                if stopped_early:
-                    break
+            yield
         finally:
-            if handler_installed:
-                signal.signal(signal.SIGINT, previous_handler)
-        if self.restore_best and best["state"] is not None:
-            module.load_state_dict(best["state"])
-        self.stopped_early_ = stopped_early
-        return self.history
+            if installed:
+                signal.signal(signal.SIGINT, previous)
 
-    def _epoch(self, model, module, optimizer, source, train_idx, val_idx, batch_size, epoch,
-               start_step, sums, best, device, dist_info, tqdm):
+    def _run_epochs(self, run, start_epoch, start_step, sums):
+        """Train until the last epoch or early stopping; return whether it stopped early."""
+        last_epoch = int(self.epochs) if not self.max_batches else min(int(self.epochs), 1)
+        for epoch in range(start_epoch, last_epoch):
+            if run.best["bad"] >= (self.patience or math.inf):
+                return True
+            if self._epoch(run, epoch, start_step, sums):
+                return True
+            start_step, sums = 0, (0.0, 0, 0.0)
+        return False
+
+    def _epoch(self, run, epoch, start_step, sums):
+        """Train one epoch (from ``start_step``), validate, checkpoint; return whether to stop."""
         lr = float(self.lr) * lr_factor(self.schedule, epoch)
-        for group in optimizer.param_groups:
+        for group in run.optimizer.param_groups:
             group["lr"] = lr
-        order = torch.randperm(len(train_idx), generator=torch.Generator().manual_seed(
+        order = torch.randperm(len(run.train_idx), generator=torch.Generator().manual_seed(
             _mix(self.seed, 4, epoch)))
-        shuffled = train_idx[order]
-        n_steps = self._steps(len(train_idx), batch_size)
+        n_steps = self._steps(len(run.train_idx), run.batch_size)
         if self.max_batches:
             n_steps = min(n_steps, int(self.max_batches))
-        loss_sum, count, seconds = sums
-        bar = tqdm(total=n_steps, initial=start_step, desc=f"epoch {epoch + 1}/{self.epochs}",
-                   disable=not (self.progress and dist_info.is_main), leave=False,
-                   unit="step", dynamic_ncols=True)
-        world = dist_info.world_size
+        bar = run.tqdm(total=n_steps, initial=start_step, desc=f"epoch {epoch + 1}/{self.epochs}",
+                       disable=not (self.progress and run.dist.is_main), leave=False,
+                       unit="step", dynamic_ncols=True)
+        try:
+            loss_sum, count, seconds = self._train_steps(
+                run, epoch, lr, run.train_idx[order], range(start_step, n_steps), sums, bar)
+        finally:
+            bar.close()
+        train_loss = loss_sum / max(count, 1)
+        val_loss = self._validate(run)
+        monitored = val_loss if val_loss is not None else train_loss
+        best = run.best
+        if monitored < best["loss"] - float(self.min_delta):
+            best.update(loss=monitored, epoch=epoch, bad=0,
+                        state={k: v.detach().clone() for k, v in run.module.state_dict().items()})
+        else:
+            best["bad"] += 1
+        self.history.append({"epoch": epoch + 1, "lr": lr, "train_loss": train_loss,
+                             "val_loss": val_loss, "seconds": seconds,
+                             "images_per_s": count / seconds if seconds > 0 else float("nan")})
+        self._save(run.optimizer, epoch + 1, 0, (0.0, 0, 0.0), best)
+        self._callback("epoch_end", dict(self.history[-1]))
+        return self.patience is not None and best["bad"] >= int(self.patience)
+
+    def _split_loss(self):
+        """Return the loss's ``(prepare, compute)`` methods, or None if it has not both."""
         prepare = getattr(self.loss_fn, "prepare", None)
         compute = getattr(self.loss_fn, "compute", None)
-        split = callable(prepare) and callable(compute)
+        return (prepare, compute) if callable(prepare) and callable(compute) else None
+
+    def _loader(self, run, epoch, shuffled):
+        """Return ``load(step) -> (n_global, item, generator)``; runs in the prefetch thread.
+
+        ``item`` is the prepared batch (generator None) when the loss has a
+        ``prepare`` method, else the batch.
+        """
+        caller = threading.current_thread()
+        split = self._split_loss()
+        size, rank, world = run.batch_size, run.dist.rank, run.dist.world_size
 
         def load(step):
-            """Read (and prepare) the batch of a step; runs in the prefetch thread."""
             if self.prefetch_threads and threading.current_thread() is not caller:
                 # sets this thread's OpenMP/MKL count (and the process default,
                 # which fit() restores); the training thread keeps its own
                 torch.set_num_threads(int(self.prefetch_threads))
-            global_idx = shuffled[step * batch_size:(step + 1) * batch_size]
-            local_idx = shard_indices(global_idx, dist_info.rank, world)
-            batch = source.batch(local_idx).to(device)
-            gen = torch.Generator(device=device).manual_seed(
-                _mix(self.seed, 5, epoch, step, dist_info.rank))
-            if split:
-                return len(global_idx), prepare(batch, gen), None
+            global_idx = shuffled[step * size:(step + 1) * size]
+            batch = run.source.batch(shard_indices(global_idx, rank, world)).to(run.device)
+            gen = torch.Generator(device=run.device).manual_seed(
+                _mix(self.seed, 5, epoch, step, rank))
+            if split is not None:
+                return len(global_idx), split[0](batch, gen), None
             return len(global_idx), batch, gen
 
-        caller = threading.current_thread()
+        return load
+
+    def _train_steps(self, run, epoch, lr, shuffled, steps, sums, bar):
+        """Run the optimisation steps of an epoch; return the running (loss sum, count, s)."""
+        load = self._loader(run, epoch, shuffled)
         pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="astro-cl-prefetch") \
-            if self.prefetch and n_steps - start_step > 1 else None
+            if self.prefetch and len(steps) > 1 else None
         pending = None
-        module.train()
+        loss_sum, count, seconds = sums
+        run.module.train()
         t_log = 0.0
         try:
-            for step in range(start_step, n_steps):
+            for step in steps:
                 t0 = time.perf_counter()
-                if pending is not None:
-                    n_global, item, gen = pending.result()
-                else:
-                    n_global, item, gen = load(step)
+                n_global, item, gen = pending.result() if pending is not None else load(step)
                 pending = pool.submit(load, step + 1) \
-                    if pool is not None and step + 1 < n_steps else None
-                optimizer.zero_grad(set_to_none=True)
-                try:
-                    with self._autocast(device):
-                        loss = compute(model, item) if split else self.loss_fn(model, item, gen)
-                except ValueError as exc:
-                    if "more than 1 value per channel" not in str(exc):
-                        raise
-                    msg = (f"epoch {epoch + 1}, step {step + 1}: a batch of {n_global} "
-                           "galaxies is too small for the network's batch norm (one value per "
-                           "channel); train on more galaxies, a larger batch_size or larger "
-                           "images")
-                    raise ValidationError(msg) from None
-                loss_value = loss.detach().float().reshape(1)
-                if world > 1:
-                    loss_value = all_reduce_sum(loss_value) / world
-                # One host read per step: needed to stop *before* a non-finite
-                # update (free on CPU; on a GPU it waits for the forward pass).
-                value = float(loss_value.item())
-                if not math.isfinite(value):
-                    where = (f"; the last good checkpoint is {self.checkpoint_path}"
-                             if self.checkpoint_path is not None and self.checkpoint_path.exists()
-                             else "")
-                    msg = (f"training loss became {value} at epoch {epoch + 1}, step {step + 1} "
-                           f"(lr={lr:g}); stopping. Check the input data for NaN/inf, lower "
-                           f"the learning rate, or disable bf16{where}")
-                    raise NonFiniteLossError(msg)
-                loss.backward()
-                optimizer.step()
-                del loss, item
+                    if pool is not None and step + 1 < steps.stop else None
+                value = self._step(run, item, gen, n_global, epoch, step, lr)
+                del item  # free the batch before the next one is taken
                 t1 = time.perf_counter()
                 dt = t1 - t0
                 loss_sum += value * n_global
                 count += n_global
                 seconds += dt
-                if not bar.disable and (t1 - t_log > 0.5 or step + 1 == n_steps):
+                if not bar.disable and (t1 - t_log > 0.5 or step + 1 == steps.stop):
                     # throttled: formatting the bar text every step is wasted work
                     bar.set_postfix(loss=f"{value:.4g}", img_s=f"{n_global / dt:.1f}",
                                     refresh=False)
@@ -640,44 +688,64 @@ class Trainer:
                 if self.callbacks:
                     self._callback("step_end", {"epoch": epoch, "step": step, "loss": value})
                 if self._stop_requested:
-                    self._save(optimizer, epoch, step + 1, (loss_sum, count, seconds), best)
+                    self._save(run.optimizer, epoch, step + 1, (loss_sum, count, seconds),
+                               run.best)
                     raise KeyboardInterrupt
         finally:
             if pool is not None:
                 pool.shutdown(wait=True, cancel_futures=True)
-            bar.close()
-        train_loss = loss_sum / max(count, 1)
-        val_loss = self._validate(model, module, source, val_idx, batch_size, device, dist_info)
-        monitored = val_loss if val_loss is not None else train_loss
-        if monitored < best["loss"] - float(self.min_delta):
-            best.update(loss=monitored, epoch=epoch, bad=0,
-                        state={k: v.detach().clone() for k, v in module.state_dict().items()})
-        else:
-            best["bad"] += 1
-        self.history.append({"epoch": epoch + 1, "lr": lr, "train_loss": train_loss,
-                             "val_loss": val_loss, "seconds": seconds,
-                             "images_per_s": count / seconds if seconds > 0 else float("nan")})
-        self._save(optimizer, epoch + 1, 0, (0.0, 0, 0.0), best)
-        self._callback("epoch_end", dict(self.history[-1]))
-        return self.patience is not None and best["bad"] >= int(self.patience)
+        return loss_sum, count, seconds
 
-    def _validate(self, model, module, source, val_idx, batch_size, device, dist_info):
-        if len(val_idx) == 0:
+    def _step(self, run, item, gen, n_global, epoch, step, lr):
+        """One optimisation step on a loaded batch; return its loss (float, mean over ranks)."""
+        split = self._split_loss()
+        run.optimizer.zero_grad(set_to_none=True)
+        try:
+            loss = split[1](run.forward, item) if split is not None \
+                else self.loss_fn(run.forward, item, gen)
+        except ValueError as exc:
+            if "more than 1 value per channel" not in str(exc):
+                raise
+            msg = (f"epoch {epoch + 1}, step {step + 1}: a batch of {n_global} "
+                   "galaxies is too small for the network's batch norm (one value per "
+                   "channel); train on more galaxies, a larger batch_size or larger images")
+            raise ValidationError(msg) from None
+        loss_value = loss.detach().float().reshape(1)
+        if run.dist.world_size > 1:
+            loss_value = all_reduce_sum(loss_value) / run.dist.world_size
+        # One host read per step: needed to stop *before* a non-finite
+        # update (free on CPU; on a GPU it waits for the forward pass).
+        value = float(loss_value.item())
+        if not math.isfinite(value):
+            where = (f"; the last good checkpoint is {self.checkpoint_path}"
+                     if self.checkpoint_path is not None and self.checkpoint_path.exists()
+                     else "")
+            msg = (f"training loss became {value} at epoch {epoch + 1}, step {step + 1} "
+                   f"(lr={lr:g}, precision {self.precision_}); stopping. Check the input data "
+                   f"for NaN/inf, lower the learning rate, or train in fp32 (precision='fp32')"
+                   f"{where}")
+            raise NonFiniteLossError(msg)
+        loss.backward()
+        run.optimizer.step()
+        return value
+
+    def _validate(self, run):
+        if len(run.val_idx) == 0:
             return None
+        module, dist_info = run.module, run.dist
         module.eval()
         total = torch.zeros(2, dtype=torch.float64)
         with torch.no_grad():
-            n_val_steps = -(-len(val_idx) // batch_size)
+            n_val_steps = -(-len(run.val_idx) // run.batch_size)
             if self.max_batches:
                 n_val_steps = min(n_val_steps, int(self.max_batches))
             for step in range(n_val_steps):
-                global_idx = val_idx[step * batch_size:(step + 1) * batch_size]
+                global_idx = run.val_idx[step * run.batch_size:(step + 1) * run.batch_size]
                 local_idx = shard_indices(global_idx, dist_info.rank, dist_info.world_size)
-                batch = source.batch(local_idx).to(device)
-                gen = torch.Generator(device=device).manual_seed(
+                batch = run.source.batch(local_idx).to(run.device)
+                gen = torch.Generator(device=run.device).manual_seed(
                     _mix(self.seed, 6, step, dist_info.rank))
-                with self._autocast(device):
-                    loss = self.loss_fn(model, batch, gen)
+                loss = self.loss_fn(run.forward, batch, gen)
                 value = float(loss.detach().float().item())
                 total += torch.tensor([value * len(global_idx) / dist_info.world_size,
                                        len(global_idx) / dist_info.world_size],
@@ -685,4 +753,3 @@ class Trainer:
         total = all_reduce_sum(total)
         module.train()
         return float(total[0] / total[1])
-

@@ -100,9 +100,8 @@ augmenter = build_augmenter([
     {"name": "random-flip"},
     {"name": "gaussian-blur", "p": 0.3, "sigma": 1.0},
 ])
-encoder = SimCLR(width=0.25, epochs=5, batch_size=45, augmenter=augmenter, seed=0,
-                 progress=False)
-encoder.fit(batch)
+encoder = SimCLR(width=0.25, augmenter=augmenter)
+encoder.fit(batch, trainer={"epochs": 5, "batch_size": 45, "seed": 0, "progress": False})
 embeddings = encoder.embed(batch)
 print(embeddings.meta["survey"], embeddings["embedding"].shape)
 

@@ -82,9 +82,10 @@ augmenter = build_augmenter([
     {"name": "multiplicative-noise", "p": 0.5, "sn": [5, 20]},
 ])
 encoder = SimCLR(width=0.25,          # a real run: width=1 (64..512 channels)
-                 epochs=4,            # a real run: 50 with early stopping
-                 batch_size=32, augmenter=augmenter, seed=0, progress=False)
-encoder.fit(batch)
+                 augmenter=augmenter)
+# how to train: a dict of the settings that differ from the study's (or a
+# TrainerConfig); a real run: 50 epochs with early stopping, the defaults
+encoder.fit(batch, trainer={"epochs": 4, "batch_size": 32, "seed": 0, "progress": False})
 for row in encoder.history_:
     print(f"epoch {row['epoch']}: loss {row['train_loss']:.3f}")
 

@@ -1,32 +1,25 @@
-"""The PICASSSO map regressor (U-Net), registered as ``"cnn-regressor"``.
+"""The PICASSSO map regressor, registered as ``"cnn-regressor"``.
 
-This module does not import torch: the network `UNet` lives in
-`astro_cl.models.backbones` and is re-exported here on first access.
+`CNNRegressor` trains a U-Net (`astro_cl.models.backbones.UNet`) from images
+to resolved property maps. This module does not import torch; the network and
+the trainer are imported when the model is fitted or used.
 """
 
 import numpy as np
 
 from astro_cl.exceptions import ValidationError
-from astro_cl.models.simclr import _NetworkEncoder, _resolve_augmenter
+from astro_cl.models.torch_encoder import TorchEncoder
 from astro_cl.training.schema import Interval, SequenceOf
+from astro_cl.training.settings import TrainerConfig
 
-__all__ = ["CNNRegressor", "UNet"]  # noqa: F822 - UNet is resolved lazily (PEP 562)
-
-
-def __getattr__(name):
-    if name == "UNet":
-        from astro_cl.models.backbones import UNet
-
-        return UNet
-    msg = f"module {__name__!r} has no attribute {name!r}"
-    raise AttributeError(msg)
+__all__ = ["CNNRegressor"]
 
 
 #: Units of maps that are already logarithmic: regressed as they are, not as log10.
 _LOG_UNITS = ("dex", "mag", "dB")
 
 
-class CNNRegressor(_NetworkEncoder):
+class CNNRegressor(TorchEncoder):
     """U-Net from images (e.g. ugriz) to K resolved property maps.
 
     The network predicts log10 of each target map (maps that are already
@@ -41,8 +34,9 @@ class CNNRegressor(_NetworkEncoder):
     returned in the original units.
     With ``predict_uncertainty`` the network also predicts a
     per-pixel log-uncertainty and is trained with the Gaussian negative
-    log-likelihood. Defaults are PICASSSO's: Adam, lr 1e-5 divided by 10
-    after epochs 8 and 10, 13 epochs, batch 16, 20% validation.
+    log-likelihood. The defaults, and those of `default_trainer`, are
+    PICASSSO's: Adam, lr 1e-5 divided by 10 after epochs 8 and 10, 13 epochs,
+    batch 16, 20% validation.
 
     Parameters
     ----------
@@ -70,24 +64,22 @@ class CNNRegressor(_NetworkEncoder):
         Applied to each training batch (must transform targets alike).
     kind : str, optional
         Record field used as input when fitting on a survey (default images).
-    optimizer, lr, weight_decay, schedule, epochs, batch_size, validation_fraction, patience,\
-seed, device, checkpoint_dir, progress, num_threads, bf16
-        Trainer options, as for `~astro_cl.models.simclr.SimCLR`.
 
     Notes
     -----
-    The parameters are checked when fitting, as for
-    `~astro_cl.models.simclr.SimCLR`.
+    Training settings are given to `fit` as a
+    `~astro_cl.training.TrainerConfig` or a dict, e.g.
+    ``fit(survey, trainer={"epochs": 20, "lr": 1e-3})``. The parameters are
+    checked when fitting, as for `~astro_cl.models.simclr.SimCLR`.
     """
 
     name = "cnn-regressor"
     # its batch preparation (pixel-exact flips and turns, log10 of the maps) is
     # light and free of reductions: one thread for it, the cores for the U-Net
-    _prefetch_threads = 1
+    prefetch_threads = 1
     description = "U-Net from images to resolved property maps (PICASSSO), optional uncertainty."
     output_kind = "maps"
     _parameter_constraints = {
-        **_NetworkEncoder._parameter_constraints,
         "width": [Interval(float, 0, None, closed="neither")],
         "channels": [SequenceOf(Interval(int, 1, None), min_length=1)],
         "bottom": [Interval(int, 1, None)],
@@ -100,11 +92,7 @@ seed, device, checkpoint_dir, progress, num_threads, bf16
 
     def __init__(self, *, width=1.0, channels=(64, 128, 256, 512), bottom=1024, batch_norm=True,
                  target_names=None, linear_targets=None, predict_uncertainty=False,
-                 empty_weight=1e-3, border=4,
-                 augmenter=None, kind=None, optimizer="adam", lr=1e-5, weight_decay=0.0,
-                 schedule="multistep", epochs=13, batch_size=16, validation_fraction=0.2,
-                 patience=None, seed=0, device=None, checkpoint_dir=None, progress=True,
-                 num_threads=None, bf16=False):
+                 empty_weight=1e-3, border=4, augmenter=None, kind=None):
         self.width = width
         self.channels = channels
         self.bottom = bottom
@@ -116,41 +104,60 @@ seed, device, checkpoint_dir, progress, num_threads, bf16
         self.border = border
         self.augmenter = augmenter
         self.kind = kind
-        self.optimizer = optimizer
-        self.lr = lr
-        self.weight_decay = weight_decay
-        self.schedule = schedule
-        self.epochs = epochs
-        self.batch_size = batch_size
-        self.validation_fraction = validation_fraction
-        self.patience = patience
-        self.seed = seed
-        self.device = device
-        self.checkpoint_dir = checkpoint_dir
-        self.progress = progress
-        self.num_threads = num_threads
-        self.bf16 = bf16
+
+    def default_trainer(self):
+        """Return PICASSSO's training settings.
+
+        Returns
+        -------
+        trainer : `~astro_cl.training.TrainerConfig`
+            Adam, lr 1e-5 divided by 10 after epochs 8 and 10
+            (``"multistep"``), 13 epochs, batches of 16, 20% of the galaxies
+            for validation, no early stopping, seed 0.
+        """
+        return TrainerConfig(optimizer="adam", lr=1e-5, weight_decay=0.0, schedule="multistep",
+                             epochs=13, batch_size=16, validation_fraction=0.2, patience=None,
+                             seed=0)
 
     # -- data ---------------------------------------------------------------
-    def _source(self, X, *, with_targets=True):
-        from astro_cl.surveys.base import Survey
-        from astro_cl.training.data import as_batch_source
+    def training_targets(self):
+        """Return the maps the training batches carry: ``target_names``, or every map.
 
-        if isinstance(X, Survey) and with_targets:
-            return as_batch_source(X, kind=self.kind, targets="maps",
-                                   target_names=self.target_names)
-        return as_batch_source(X, kind=self.kind)
-
-    def _training_targets(self):
+        Returns
+        -------
+        targets : tuple of str or "maps"
+        """
         return tuple(self.target_names) if self.target_names else "maps"
 
-    def _info_from_source(self, source):
+    def input_info(self, source):
+        """Describe the inputs and the targets: the maps, their units and transforms.
+
+        Besides `~astro_cl.models.TorchEncoder.input_info`: ``out_channels``,
+        ``target_names``, ``target_units``, ``log_floor`` (log10 of empty
+        pixels), ``target_as_is`` (maps regressed as they are),
+        ``target_offset`` and ``target_scale`` (the standardisation), from one
+        pass over the training targets.
+
+        Parameters
+        ----------
+        source : batch source
+            Training batches with targets.
+
+        Returns
+        -------
+        info : dict
+
+        Raises
+        ------
+        astro_cl.exceptions.ValidationError
+            If the batches have no targets, or a map with negative values is
+            to be regressed in log10.
+        """
         import torch
 
-        from astro_cl.models.losses import log10_targets
         from astro_cl.training.data import source_meta
 
-        info = super()._info_from_source(source)
+        info = super().input_info(source)
         meta = source_meta(source)
         first = source.batch(np.array([0]))
         if first.targets is None:
@@ -169,12 +176,7 @@ seed, device, checkpoint_dir, progress, num_threads, bf16
         # value) and the mean / std used to standardise each map.
         chunks = [source.batch(torch.arange(s, min(len(source), s + 256)))
                   for s in range(0, len(source), 256)]
-        negative = torch.zeros(k, dtype=torch.bool)
-        for b in chunks:
-            finite = torch.isfinite(b.targets)
-            if b.target_mask is not None:
-                finite &= ~b.target_mask.expand_as(b.targets)
-            negative |= ((b.targets < 0) & finite).any(dim=(0, 2, 3))
+        negative = _negative_maps(chunks, k)
         if self.linear_targets is None:
             as_is = [bool(negative[i]) or str(units[i]) in _LOG_UNITS for i in range(k)]
         else:
@@ -189,27 +191,7 @@ seed, device, checkpoint_dir, progress, num_threads, bf16
             msg = (f"cnn-regressor: target maps {bad_log} have negative values and cannot be "
                    "regressed in log10; list them in linear_targets")
             raise ValidationError(msg)
-        lo = torch.full((k,), float("inf"))
-        total = torch.zeros(k, dtype=torch.float64)
-        total_sq = torch.zeros(k, dtype=torch.float64)
-        count = torch.zeros(k, dtype=torch.float64)
-        for b in chunks:
-            logt, w = log10_targets(b.targets, b.target_mask, empty_weight=0.0, as_is=as_is)
-            good = w > 0
-            lo = torch.minimum(lo, torch.where(good, logt, float("inf")).amin(dim=(0, 2, 3)))
-            v = torch.where(good, logt, 0.0).double()
-            total += v.sum(dim=(0, 2, 3))
-            total_sq += (v * v).sum(dim=(0, 2, 3))
-            count += good.sum(dim=(0, 2, 3)).double()
-        floor = torch.where(torch.isfinite(lo), lo - 1.0, torch.zeros_like(lo))
-        mean = total / count.clamp_min(1)
-        std = (total_sq / count.clamp_min(1) - mean**2).clamp_min(0).sqrt()
-        # Maps in dex (log10 of a linear map, or given in dex/mag) keep their
-        # scale, so the loss is PICASSSO's squared error in dex; only signed
-        # linear maps (e.g. EW in Angstrom) are brought to unit scatter.
-        in_dex = torch.tensor([not keep or str(unit) in _LOG_UNITS
-                               for keep, unit in zip(as_is, units, strict=True)])
-        std = torch.where(in_dex | (std <= 1e-6), torch.ones_like(std), std)
+        floor, mean, std = _log_statistics(chunks, as_is, units)
         info.update(out_channels=k, target_names=[str(n) for n in names],
                     target_units=[str(u) for u in units],
                     log_floor=[float(f) for f in floor], target_as_is=as_is,
@@ -224,35 +206,57 @@ seed, device, checkpoint_dir, progress, num_threads, bf16
         return (info.get("target_as_is", [False] * k), info.get("target_offset", [0.0] * k),
                 info.get("target_scale", [1.0] * k))
 
-    def _build_module(self, info):
+    def build_module(self, info):
+        """Return the U-Net (twice the maps' channels with ``predict_uncertainty``).
+
+        Parameters
+        ----------
+        info : dict
+            From `input_info`.
+
+        Returns
+        -------
+        module : `~astro_cl.models.backbones.UNet`
+        """
         from astro_cl.models.backbones import UNet
 
         k = int(info["out_channels"])
-        self._log_floor = info.get("log_floor")
-        k0 = int(info["out_channels"])
-        self._standardise = (info.get("target_as_is", [False] * k0),
-                             info.get("target_offset", [0.0] * k0),
-                             info.get("target_scale", [1.0] * k0))
         return UNet(info["in_channels"], 2 * k if self.predict_uncertainty else k,
                     channels=tuple(self.channels), bottom=int(self.bottom),
                     width=float(self.width), batch_norm=bool(self.batch_norm))
 
-    def _loss(self):
-        return _RegressionLoss(_resolve_augmenter(self.augmenter), self._log_floor,
+    def build_loss(self, info):
+        """Return the masked squared error of log10 maps (Gaussian NLL with uncertainty).
+
+        Parameters
+        ----------
+        info : dict
+            From `input_info` (the maps' log10 floor and standardisation).
+
+        Returns
+        -------
+        loss : object
+            With ``prepare(batch, generator)`` and ``compute(module, prepared)``.
+        """
+        k = int(info["out_channels"])
+        standardise = (info.get("target_as_is", [False] * k),
+                       info.get("target_offset", [0.0] * k),
+                       info.get("target_scale", [1.0] * k))
+        return _RegressionLoss(self.resolve_augmenter(), info.get("log_floor"),
                                float(self.empty_weight), int(self.border),
-                               bool(self.predict_uncertainty), self._standardise)
+                               bool(self.predict_uncertainty), standardise)
 
     # -- outputs ------------------------------------------------------------
     def _predict(self, source, batch_size=None):
         import torch
 
-        self._check_fitted()
+        forward = self.network()
         self.module_.eval()
         k = int(self.info_["out_channels"])
         means, sigmas = [], []
         with torch.no_grad():
-            for batch in self._iter_batches(source, batch_size):
-                out = self.module_(batch.data, batch.mask).float().cpu()
+            for batch in self.iter_batches(source, batch_size):
+                out = forward(batch.data, batch.mask).float().cpu()
                 means.append(out[:, :k])
                 if self.predict_uncertainty:
                     sigmas.append(torch.exp(out[:, k:].clamp(-7.0, 7.0)))
@@ -278,7 +282,7 @@ seed, device, checkpoint_dir, progress, num_threads, bf16
             ``info_["target_names"]``: log10 of the map, or the map itself for
             the maps in ``info_["target_as_is"]``.
         """
-        return self._predict(self._input_source(X), batch_size)[0]
+        return self._predict(self.input_source(X), batch_size)[0]
 
     def predict_maps(self, X, *, batch_size=None):
         """Predict property maps as NDData with units, WCS and uncertainty.
@@ -303,7 +307,7 @@ seed, device, checkpoint_dir, progress, num_threads, bf16
 
         from astro_cl.surveys.base import Survey
 
-        source = self._input_source(X)
+        source = self.input_source(X)
         mu, sig = self._predict(source, batch_size)
         names = self.info_["target_names"]
         units = [u.Unit(s) if s else u.dimensionless_unscaled for s in self.info_["target_units"]]
@@ -334,6 +338,53 @@ seed, device, checkpoint_dir, progress, num_threads, bf16
                                     uncertainty=unc, meta=meta)
             out.append(maps)
         return out
+
+
+def _negative_maps(chunks, k):
+    """Return which of the ``k`` target maps have negative unmasked values (bool tensor)."""
+    import torch
+
+    negative = torch.zeros(k, dtype=torch.bool)
+    for b in chunks:
+        finite = torch.isfinite(b.targets)
+        if b.target_mask is not None:
+            finite &= ~b.target_mask.expand_as(b.targets)
+        negative |= ((b.targets < 0) & finite).any(dim=(0, 2, 3))
+    return negative
+
+
+def _log_statistics(chunks, as_is, units):
+    """Return the log10 floor of empty pixels and the mean / scale standardising each map.
+
+    The floor is 1 dex below the smallest populated value. Maps in dex (log10
+    of a linear map, or given in dex/mag) keep their scale, so the loss is
+    PICASSSO's squared error in dex; only signed linear maps (e.g. EW in
+    Angstrom) are brought to unit scatter.
+    """
+    import torch
+
+    from astro_cl.models.losses import log10_targets
+
+    k = len(as_is)
+    lo = torch.full((k,), float("inf"))
+    total = torch.zeros(k, dtype=torch.float64)
+    total_sq = torch.zeros(k, dtype=torch.float64)
+    count = torch.zeros(k, dtype=torch.float64)
+    for b in chunks:
+        logt, w = log10_targets(b.targets, b.target_mask, empty_weight=0.0, as_is=as_is)
+        good = w > 0
+        lo = torch.minimum(lo, torch.where(good, logt, float("inf")).amin(dim=(0, 2, 3)))
+        v = torch.where(good, logt, 0.0).double()
+        total += v.sum(dim=(0, 2, 3))
+        total_sq += (v * v).sum(dim=(0, 2, 3))
+        count += good.sum(dim=(0, 2, 3)).double()
+    floor = torch.where(torch.isfinite(lo), lo - 1.0, torch.zeros_like(lo))
+    mean = total / count.clamp_min(1)
+    std = (total_sq / count.clamp_min(1) - mean**2).clamp_min(0).sqrt()
+    in_dex = torch.tensor([not keep or str(unit) in _LOG_UNITS
+                           for keep, unit in zip(as_is, units, strict=True)])
+    std = torch.where(in_dex | (std <= 1e-6), torch.ones_like(std), std)
+    return floor, mean, std
 
 
 class _RegressionLoss:
