@@ -240,18 +240,13 @@ def knn_predict(train_x, train_y, test_x, *, k=15, n_classes=3):
     return np.argmax(votes / k / np.maximum(prior, 1e-12), axis=1)
 
 
-_TRAINER_KEYS = ("optimizer", "lr", "weight_decay", "schedule", "epochs", "batch_size",
-                 "validation_fraction", "patience", "seed", "device", "checkpoint_dir",
-                 "progress", "num_threads", "precision")
-
 
 def fit_simclr(batch, params, epochs):
     """Build a `~astro_cl.models.simclr.SimCLR` from ``params`` and train it for ``epochs``.
 
     The one place the experiment scripts build a model. ``params`` mixes the
-    network's parameters and the training settings; the training settings are
-    given to the constructor when SimCLR still takes them there, else to
-    ``fit`` as its ``trainer``.
+    network's parameters and the training settings; `SimCLR.split_settings`
+    separates them into the constructor's and ``fit``'s ``trainer``.
 
     Parameters
     ----------
@@ -268,16 +263,10 @@ def fit_simclr(batch, params, epochs):
     encoder : `~astro_cl.models.simclr.SimCLR`
         Fitted.
     """
-    import inspect
-
     from astro_cl.models.simclr import SimCLR
 
-    params = {**params, "epochs": int(epochs)}
-    if "epochs" in inspect.signature(SimCLR.__init__).parameters:
-        return SimCLR(**params).fit(batch)
-    trainer = {k: v for k, v in params.items() if k in _TRAINER_KEYS}
-    return SimCLR(**{k: v for k, v in params.items() if k not in _TRAINER_KEYS}).fit(
-        batch, trainer=trainer)
+    model, settings = SimCLR.split_settings({**params, "epochs": int(epochs)})
+    return SimCLR(**model).fit(batch, trainer=settings)
 
 
 def _folds(labels, n_splits, seed):
