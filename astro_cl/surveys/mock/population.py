@@ -270,9 +270,9 @@ def _sdss_sample():
     """
     from astropy.io import fits
 
-    from astro_cl.surveys.mock.spectra import _kcorrect_data
+    from astro_cl.surveys.mock.ssp import kcorrect_data_dir
 
-    path = _kcorrect_data() / "test" / "gst_tests_small.fits"
+    path = kcorrect_data_dir() / "test" / "gst_tests_small.fits"
     with fits.open(path, memmap=False) as hdul:
         data = hdul[1].data
         z = np.asarray(data["Z"], float)

@@ -21,11 +21,11 @@ Filters are the SDSS ugriz response curves shipped with kcorrect (1.3 airmass).
 """
 
 import functools
-import importlib.util
-from pathlib import Path
 
 import numpy as np
 from scipy.special import erf
+
+from astro_cl.surveys.mock.ssp import kcorrect_data_dir
 
 __all__ = [
     "KENNICUTT_HA",
@@ -61,35 +61,9 @@ LINES = {
     "NII6548": 6548.05, "Halpha": 6562.80, "NII6584": 6583.45, "SII6717": 6716.44,
     "SII6731": 6730.82,
 }
-_NEBULAR = (3727.4, 3869.0, 3968.5, 4101.7, 4340.5, 4861.3, 4958.9, 5006.8, 5875.6, 6300.3,
-            6548.0, 6562.8, 6583.4, 6716.4, 6730.8, 7135.8, 9068.6, 9530.6)
 _PC10_CM = 3.0856775814913673e19  # 10 pc in cm
 _C_AA = 2.99792458e18  # speed of light in Angstrom/s
 _MAGGY_FNU = 3631e-23  # erg/s/cm^2/Hz of zero AB magnitude
-
-
-def _kcorrect_data():
-    # located, not imported: importing kcorrect imports matplotlib.pyplot (seconds)
-    spec = importlib.util.find_spec("kcorrect")
-    if spec is None or not spec.submodule_search_locations:
-        msg = "the kcorrect package (SDSS filters and templates of the mocks) is not installed"
-        raise ModuleNotFoundError(msg)
-    return Path(next(iter(spec.submodule_search_locations))).resolve() / "data"
-
-
-def _clip_emission(wave, flux, half_width=14.0):
-    """Clip nebular emission lines to the interpolated continuum, keeping absorption."""
-    out = flux.copy()
-    for line in _NEBULAR:
-        inside = np.abs(wave - line) < half_width
-        if not inside.any():
-            continue
-        idx = np.flatnonzero(inside)
-        lo, hi = max(idx[0] - 1, 0), min(idx[-1] + 1, wave.size - 1)
-        frac = (wave[idx] - wave[lo]) / (wave[hi] - wave[lo])
-        cont = out[:, lo, None] * (1 - frac) + out[:, hi, None] * frac
-        out[:, idx] = np.minimum(out[:, idx], cont)
-    return out
 
 
 def load_basis():
@@ -122,7 +96,7 @@ def load_filter(band):
     if band not in "ugriz" or len(band) != 1:
         msg = f"band: expected one of u, g, r, i, z, got {band!r}"
         raise ValueError(msg)
-    path = _kcorrect_data() / "responses" / f"sdss_{band}0.dat"
+    path = kcorrect_data_dir() / "responses" / f"sdss_{band}0.dat"
     rows = []
     for line in path.read_text().splitlines():
         parts = [p for p in line.strip().strip("|").split("|")]

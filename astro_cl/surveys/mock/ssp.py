@@ -50,14 +50,65 @@ from pathlib import Path
 
 import numpy as np
 
+#: Nebular emission lines clipped from template spectra (rest air wavelength, Angstrom).
+NEBULAR_LINES = (3727.4, 3869.0, 3968.5, 4101.7, 4340.5, 4861.3, 4958.9, 5006.8, 5875.6, 6300.3,
+            6548.0, 6562.8, 6583.4, 6716.4, 6730.8, 7135.8, 9068.6, 9530.6)
+
+
+def kcorrect_data_dir():
+    """Return the data folder of the installed kcorrect package (filters, templates).
+
+    Returns
+    -------
+    path : `~pathlib.Path`
+    """
+    # located, not imported: importing kcorrect imports matplotlib.pyplot (seconds)
+    spec = importlib.util.find_spec("kcorrect")
+    if spec is None or not spec.submodule_search_locations:
+        msg = "the kcorrect package (SDSS filters and templates of the mocks) is not installed"
+        raise ModuleNotFoundError(msg)
+    return Path(next(iter(spec.submodule_search_locations))).resolve() / "data"
+
+
+def clip_emission(wave, flux, half_width=14.0):
+    """Clip nebular emission lines to the interpolated continuum, keeping absorption.
+
+    Parameters
+    ----------
+    wave : `numpy.ndarray`
+        Wavelength in Angstrom, ``(n_wave,)``.
+    flux : `numpy.ndarray`
+        Spectra, ``(n_spectra, n_wave)``.
+    half_width : float, optional
+        Half-width in Angstrom of the window clipped around each line.
+
+    Returns
+    -------
+    clipped : `numpy.ndarray`
+    """
+    out = flux.copy()
+    for line in NEBULAR_LINES:
+        inside = np.abs(wave - line) < half_width
+        if not inside.any():
+            continue
+        idx = np.flatnonzero(inside)
+        lo, hi = max(idx[0] - 1, 0), min(idx[-1] + 1, wave.size - 1)
+        frac = (wave[idx] - wave[lo]) / (wave[hi] - wave[lo])
+        cont = out[:, lo, None] * (1 - frac) + out[:, hi, None] * frac
+        out[:, idx] = np.minimum(out[:, idx], cont)
+    return out
+
 __all__ = [
+    "NEBULAR_LINES",
     "SFH_AGES",
     "SFH_EDGES",
     "SFH_ZH",
     "SFR_TIMESCALE",
     "Z_SUN",
     "SpectralBasis",
+    "clip_emission",
     "grid_directory",
+    "kcorrect_data_dir",
     "load_basis",
     "load_kcorrect_basis",
     "load_ssp_basis",
@@ -228,9 +279,7 @@ def _kcorrect_templates():
     """Read the five kcorrect templates (emission lines clipped) and their SFH fractions."""
     from astropy.io import fits
 
-    from astro_cl.surveys.mock import spectra
-
-    path = spectra._kcorrect_data() / "templates" / "kcorrect-default-v4.fits"
+    path = kcorrect_data_dir() / "templates" / "kcorrect-default-v4.fits"
     with fits.open(path, memmap=False) as hdul:
         wave = np.asarray(hdul["FLUX"].data["wave"][0], dtype=float)
         flux = np.asarray(hdul["FLUX"].data["flux"][0], dtype=float)
@@ -239,7 +288,7 @@ def _kcorrect_templates():
         m300 = np.clip(np.asarray(hdul["M300"].data, float), 0, 1)
         m1000 = np.clip(np.asarray(hdul["M1000"].data, float), 0, 1)
     keep = (wave > 2500) & (wave < 12000)
-    wave, flux = wave[keep], spectra._clip_emission(wave[keep], flux[:, keep])
+    wave, flux = wave[keep], clip_emission(wave[keep], flux[:, keep])
     return wave, flux, mremain, mets, m300, m1000, str(path)
 
 
