@@ -324,8 +324,16 @@ def _check_fusion(augmenter, batch):
         _fail(augmenter, "its fused application must give the same output for the same seed")
 
 
-def check_encoder(encoder, X, *, expected_rows=None):
+def check_encoder(encoder, X, *, expected_rows=None, fit_params=None):
     """Check that an encoder honours the `~astro_cl.models.Encoder` contract.
+
+    Checks: the estimator contract; `fit` returns ``self`` and sets learned
+    attributes; `transform` returns finite values, the same on a second call.
+    For a `~astro_cl.models.TorchEncoder` also: its ``__init__`` takes no
+    training settings (those are a `~astro_cl.training.TrainerConfig`), the
+    fitted model keeps the settings it was trained with as ``trainer_``, and
+    the model saved to a file and loaded back (``save`` / ``load``) gives the
+    same `transform` output and settings.
 
     Parameters
     ----------
@@ -335,14 +343,28 @@ def check_encoder(encoder, X, *, expected_rows=None):
         Training data the encoder accepts (a survey, batch or batch source).
     expected_rows : int, optional
         Number of outputs `transform` must return.
+    fit_params : dict, optional
+        Passed to `fit`, e.g. ``{"trainer": {"epochs": 1, "batch_size": 8}}``.
     """
+    import tempfile
+    from pathlib import Path
+
     from astro_cl.models.base import Encoder
+    from astro_cl.models.torch_encoder import TorchEncoder
+    from astro_cl.training.checkpoints import jsonable
+    from astro_cl.training.settings import TrainerConfig
 
     check_component(encoder, Encoder)
+    torch_model = isinstance(encoder, TorchEncoder)
+    if torch_model:
+        mixed = sorted(set(type(encoder)._param_names()) & set(TrainerConfig.settings()))
+        if mixed:
+            _fail(encoder, f"__init__ takes training settings {mixed}: they belong to the "
+                  "TrainerConfig given to fit(trainer=...), not to the model")
     fitted_before = [k for k in vars(encoder) if k.endswith("_") and not k.startswith("_")]
     if fitted_before:
         _fail(encoder, f"unfitted encoder already has learned attributes {fitted_before}")
-    if encoder.fit(X) is not encoder:
+    if encoder.fit(X, **(fit_params or {})) is not encoder:
         _fail(encoder, "fit() must return self")
     learned = [k for k in vars(encoder) if k.endswith("_") and not k.startswith("_")]
     if not learned:
@@ -355,28 +377,143 @@ def check_encoder(encoder, X, *, expected_rows=None):
     again = np.asarray(encoder.transform(X))
     if not np.allclose(out, again, atol=1e-5):
         _fail(encoder, "transform is not deterministic in evaluation mode")
+    if not torch_model:
+        return
+    if not isinstance(getattr(encoder, "trainer_", None), TrainerConfig):
+        _fail(encoder, "fit() must keep the training settings as trainer_ (a TrainerConfig)")
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "model.pt"
+        encoder.save(path)
+        loaded = type(encoder).load(path)
+        if jsonable(loaded.trainer_.get_params()) != jsonable(encoder.trainer_.get_params()):
+            _fail(encoder, "load(save()) changed the training settings (trainer_)")
+        reloaded = np.asarray(loaded.transform(X))
+    if reloaded.shape != out.shape or not np.allclose(out, reloaded, atol=1e-5):
+        _fail(encoder, "load(save()) gives another transform() output")
 
 
-def check_task(task, embeddings, catalogue=None):
+def _n_galaxies(task, data):
+    """Return the number of galaxies in a task's data (embedding rows, or maps)."""
+    if task.input_kind == "maps":
+        from astro_cl.tasks.maps import stack_maps
+
+        return next(iter(stack_maps(data).values()))[0].shape[0]
+    from astro_cl.tasks.catalogue import as_embedding
+
+    return len(as_embedding(data)[0])
+
+
+def _check_task_hooks(task, data, reference, result):
+    """Check the optional hooks of a fitted task; return the `TaskOutputs` they make."""
+    import json
+
+    from astropy.table import QTable, Table
+    from matplotlib.figure import Figure
+
+    from astro_cl.tasks.base import TaskOutputs
+
+    n = _n_galaxies(task, data)
+    galaxies = (QTable(reference, copy=True) if isinstance(reference, Table)
+                and len(reference) == n else QTable())
+    columns = task.galaxy_columns()
+    if columns is not None:
+        if not isinstance(columns, Table):
+            _fail(task, f"galaxy_columns() must return an astropy Table or None, got "
+                  f"{type(columns).__name__}")
+        if len(columns) != n:
+            _fail(task, f"galaxy_columns() must have one row per galaxy ({n}), got "
+                  f"{len(columns)}")
+        for col in columns.colnames:
+            galaxies[col] = columns[col]
+    extra = task.extra_tables()
+    if not isinstance(extra, dict) or not all(
+            isinstance(k, str) and isinstance(v, Table) for k, v in extra.items()):
+        _fail(task, "extra_tables() must return a dict of str to astropy Table")
+    if task.name in extra:
+        _fail(task, f"extra_tables() must not use the task's own name {task.name!r}")
+    findings = task.findings()
+    try:
+        json.dumps(findings, allow_nan=True)
+    except (TypeError, ValueError) as exc:
+        _fail(task, f"findings() must return a JSON-serialisable dict ({exc})")
+    if not isinstance(findings, dict):
+        _fail(task, f"findings() must return a dict, got {type(findings).__name__}")
+    text = task.describe()
+    if not isinstance(text, str) or not text:
+        _fail(task, "describe() must return a non-empty str")
+    outputs = TaskOutputs(name=task.name, table=result, tables=extra, galaxies=galaxies,
+                          findings=findings, params=task.get_params(deep=False))
+    figures = type(task).figures(outputs)
+    if not (isinstance(figures, tuple) and len(figures) == 2):
+        _fail(task, "figures(outputs) must return (figures, captions)")
+    figs, caps = figures
+    if not all(isinstance(k, str) and isinstance(f, Figure) for k, f in figs.items()):
+        _fail(task, "figures(outputs) must return a dict of str to matplotlib Figure")
+    if not set(caps) <= set(figs) or not all(isinstance(c, str) for c in caps.values()):
+        _fail(task, "figures(outputs): captions must be str, for figures it returns")
+    rows = type(task).headline(outputs)
+    keys = {"result", "value", "reference", "criterion", "passed"}
+    if not isinstance(rows, list) or not all(isinstance(r, dict) and keys <= set(r)
+                                             for r in rows):
+        _fail(task, f"headline(outputs) must return a list of dicts with keys {sorted(keys)}")
+    return outputs
+
+
+def check_task(task, data, reference=None):
     """Check that a task honours the `~astro_cl.tasks.DownstreamTask` contract.
+
+    Checks: the estimator contract and ``input_kind``; an unfitted task
+    refuses to evaluate; ``fit(data, reference)`` (positional) returns
+    ``self``; `~astro_cl.tasks.DownstreamTask.result` returns a table or a
+    dict, a copy each time; ``evaluate()`` gives the result and
+    ``evaluate(data, reference)`` that of a fresh fit; refitting with the same
+    parameters gives a result of the same length; and the optional hooks:
+    ``galaxy_columns()`` (None or one row per galaxy), ``extra_tables()``
+    (tables by new names), ``findings()`` (JSON-able), ``describe()`` (a
+    sentence), and the class methods ``figures(outputs)`` (figures and
+    captions) and ``headline(outputs)`` (report rows), called with the
+    `~astro_cl.tasks.TaskOutputs` the study layer would make.
 
     Parameters
     ----------
     task : `~astro_cl.tasks.DownstreamTask`
-    embeddings : `numpy.ndarray` or `~astropy.table.QTable`
-    catalogue : `~astropy.table.QTable`, optional
+        An unfitted, small configuration (it is fitted here).
+    data : `numpy.ndarray`, `~astropy.table.QTable` or maps
+        Embeddings (or, for a `~astro_cl.tasks.MapTask`, predicted maps).
+    reference : `~astropy.table.QTable` or maps, optional
+        The catalogue (or the true maps).
     """
     from astropy.table import Table
 
+    from astro_cl.base import clone
     from astro_cl.tasks.base import DownstreamTask
 
     check_component(task, DownstreamTask)
-    if task.fit(embeddings, catalogue) is not task:
+    if task.input_kind not in ("embeddings", "maps"):
+        _fail(task, f"input_kind must be 'embeddings' or 'maps', got {task.input_kind!r}")
+    try:
+        clone(task).evaluate()
+    except Exception:  # any error will do: the task is not fitted
+        pass
+    else:
+        _fail(task, "evaluate() of an unfitted task must raise")
+    if task.fit(data, reference) is not task:
         _fail(task, "fit() must return self")
-    result = task.evaluate(embeddings, catalogue)
+    result = task.result()
     if not isinstance(result, (Table, dict)):
-        _fail(task, f"evaluate() must return a QTable or dict, got {type(result).__name__}")
-    again = type(task)(**task.get_params(deep=False)).fit(embeddings, catalogue)
-    second = again.evaluate(embeddings, catalogue)
-    if isinstance(result, Table) and len(result) != len(second):
+        _fail(task, f"result() must return a QTable or dict, got {type(result).__name__}")
+    meta = result.meta if isinstance(result, Table) else result
+    meta["_astro_cl_check"] = True
+    again_result = task.result()
+    if "_astro_cl_check" in (again_result.meta if isinstance(again_result, Table)
+                             else again_result):
+        _fail(task, "result() must return a copy: changing it changed the task's result")
+    evaluated = task.evaluate()
+    if type(evaluated) is not type(again_result) or (
+            isinstance(evaluated, Table) and len(evaluated) != len(again_result)):
+        _fail(task, "evaluate() must return the fitted task's result()")
+    on_data = task.evaluate(data, reference)
+    second = type(task)(**task.get_params(deep=False)).fit(data, reference).evaluate()
+    if isinstance(result, Table) and not len(again_result) == len(on_data) == len(second):
         _fail(task, "refitting with the same parameters changed the result's length")
+    _check_task_hooks(task, data, reference, again_result)

@@ -149,11 +149,15 @@ def test_cli_evaluate_and_report(data, tmp_path, capsys):
     galaxies = QTable.read(out / "galaxies.ecsv")
     assert {"projection_1", "sfms_class", "cluster_kmeans_k2"} <= set(galaxies.colnames)
     run_info = json.loads((out / "run.json").read_text())
-    assert "main_sequence" in run_info["results"]
+    found = {name: entry["findings"] for name, entry in run_info["results"]["tasks"].items()}
+    assert "main_sequence" in found["sfms-clustering"]
     assert run_info["results"]["projection"] == "PCA"
     assert run_info["results"]["left_out"]["RA"] == "position"
     assert run_info["config"]["tasks"]["environment"]["tests"] == ["energy", "classifier"]
-    assert run_info["results"]["n_permutations"]["classifier"] == 3
+    assert found["environment"]["n_permutations"]["classifier"] == 3
+    assert run_info["results"]["tasks"]["sfms-clustering"]["tables"] == [
+        "sfms-clustering", "sfms-confusion-kmeans-k2", "sfms-confusion-kmeans-k3",
+        "sfms-confusion-gmm-k2", "sfms-confusion-gmm-k3"]
     assert len(run_info["provenance"]["catalogue_sha256"]) == 64
     np.savez(out / "thumbnails.npz", **{f"g{i}": np.ones((5, 8, 8)) * i for i in range(80)})
     (out / "history.json").write_text(json.dumps({"loss": [2.0, 1.5, 1.2]}))
@@ -289,3 +293,27 @@ def test_report_renders_in_headless_chromium(synthetic_report, tmp_path):
     body = re.search(r"<body([^>]*)>", dom).group(1)
     n_images = len(re.findall(r"<img ", index.read_text(encoding="utf-8")))
     assert f'data-images="{n_images}"' in body and 'data-broken="0"' in body
+
+
+def test_map_panels_grey_out_the_border_the_network_was_not_trained_on():
+    true = {"stellar_mass": np.full((12, 12), 1e8)}
+    pred = {"stellar_mass": np.full((12, 12), 1e7)}
+    pred["stellar_mass"][:2] = 1e12  # the untrained frame, far off
+    shown = [ax.images[0].get_array() for ax in F.plot_map_panels(true, pred, border=2).axes
+             if ax.images]
+    assert np.ma.count_masked(shown[0]) == 0                 # the truth is drawn whole
+    for panel in shown[1:]:                                  # predicted and residual
+        assert np.isnan(np.ma.filled(panel, np.nan)[:2]).all()
+        np.testing.assert_allclose(np.ma.filled(panel, np.nan)[2:-2, 2:-2],
+                                   7.0 if panel is shown[1] else 1.0)
+
+
+def test_map_metrics_figure():
+    from astro_cl.tasks import MapMetrics
+
+    yy, xx = np.mgrid[:32, :32]
+    r = np.hypot(xx - 15.5, yy - 15.5)[None] * np.linspace(0.7, 1.3, 6)[:, None, None]
+    truth = {"stellar_mass": 1e8 * np.exp(-r / 3) * u.Msun / u.kpc**2}
+    pred = {"stellar_mass": truth["stellar_mass"] * 1.2}
+    fig = F.plot_map_metrics(MapMetrics().fit(pred, truth).evaluate())
+    assert isinstance(fig, Figure) and len(fig.axes[0].patches) == 3

@@ -2,6 +2,7 @@
 
 import ast
 import json
+import sys
 import warnings
 from pathlib import Path
 
@@ -13,9 +14,12 @@ from astropy.table import QTable
 
 from astro_cl.data.batch import TensorBatch
 from astro_cl.exceptions import AstroCLWarning, ValidationError
+from astro_cl.plugins import hookspecs
 from astro_cl.studies import SourceView, TaskResults, run_tasks
+from astro_cl.tasks import DownstreamTask
 
 PACKAGE = Path(__file__).resolve().parents[1] / "astro_cl"
+EXAMPLE_PLUGIN = Path(__file__).parent / "example_plugin"
 
 
 def _catalogue(n=60, seed=0):
@@ -107,8 +111,8 @@ def test_default_tasks_the_catalogue_cannot_support_are_skipped_with_a_reason():
     cat["environment"] = ["wall"] * 11 + ["filament"] * 4 + ["cluster"] * 3 + ["void"] * 2
     with pytest.warns(AstroCLWarning) as record:  # also: too few galaxies per class to rank
         results = run_tasks(emb, cat, params=_FAST, progress=False)
-    assert any(str(w.message).startswith("environment skipped: 1 environment(s) with at "
-                                         "least 5") for w in record)
+    assert any(str(w.message).startswith("environment skipped: column 'environment' needs "
+                                         "at least 2 groups with >= 5") for w in record)
     assert "environment" not in results.tasks
     reason = results.info["skipped_tasks"]["environment"]
     assert "cluster (3), filament (4), void (2), wall (11)" in reason
@@ -169,3 +173,104 @@ def test_evaluate_options_are_toml_typed(tmp_path):
     assert params["n_bootstrap"] == 3 and params["projection"] == "pca"
     assert params["properties"] == ["log_Mass", "RA"]
     assert params["umap_params"] == {"n_neighbors": 5}
+
+
+@pytest.fixture
+def toy_plugin(tmp_path, monkeypatch, fresh_registry):
+    """The example plugin (tests/example_plugin) installed through its entry point."""
+    info = tmp_path / "site" / "astro_cl_toy-0.1.0.dist-info"
+    info.mkdir(parents=True)
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: astro-cl-toy\nVersion: 0.1.0\n")
+    (info / "entry_points.txt").write_text(f"[{hookspecs.ENTRY_POINT_GROUP}]\n"
+                                           "toy = astro_cl_toy\n")
+    monkeypatch.syspath_prepend(str(tmp_path / "site"))
+    monkeypatch.syspath_prepend(str(EXAMPLE_PLUGIN))
+    monkeypatch.delenv("ASTRO_CL_DISABLE_PLUGIN_AUTOLOAD", raising=False)
+    before = set(sys.modules)
+    yield
+    for name in set(sys.modules) - before:
+        if name.startswith("astro_cl_toy"):
+            del sys.modules[name]
+
+
+def test_a_plugin_task_fills_the_results_folder_and_the_report(toy_plugin, tmp_path):
+    """The toy plugin's task adds its column, table, figure and headline through the hooks."""
+    emb, cat = _catalogue()
+    results = run_tasks(emb, cat, tasks=["property-correlation", "toy-isolation"],
+                        params={**_FAST, "toy-isolation": {"n_neighbors": 3}}, progress=False)
+    assert results.info["tasks"]["toy-isolation"]["columns"] == ["toy_isolation"]
+    folder = results.write(tmp_path / "results")
+    back = TaskResults.read(folder)
+    assert "toy_isolation" in back.galaxies.colnames
+    np.testing.assert_allclose(back.galaxies["toy_isolation"], results.tasks["toy-isolation"]
+                               .isolation_)
+    listed = QTable.read(folder / "tables" / "toy-most-isolated.ecsv", format="ascii.ecsv")
+    assert len(listed) == 5
+    page = back.report(tmp_path / "report").read_text(encoding="utf-8")
+    assert (tmp_path / "report" / "figures" / "toy_isolation.png").is_file()
+    assert "How isolated the galaxies are in the embedding" in page
+    assert "the most isolated galaxy (toy-isolation)" in page
+    assert "isolation of each galaxy: distance to its neighbour number 3" in page
+    assert "toy-most-isolated" in page
+
+
+def test_a_report_without_the_plugin_installed_says_so(toy_plugin, tmp_path, monkeypatch):
+    emb, cat = _catalogue()
+    folder = run_tasks(emb, cat, tasks=["similarity-search", "toy-isolation"],
+                       progress=False).write(tmp_path / "results")
+    from astro_cl.plugins.registry import reset_registry
+
+    monkeypatch.setenv("ASTRO_CL_DISABLE_PLUGIN_AUTOLOAD", "1")
+    reset_registry()
+    back = TaskResults.read(folder)
+    assert any("toy-isolation: its figures and headline are not drawn" in text
+               for _, text in back.notes())
+    figures, _ = back.figures()
+    assert "toy isolation" not in figures
+    assert "toy_isolation" in back.galaxies.colnames  # the data are still there
+
+
+class _Twice(DownstreamTask):
+    name = "twice"
+    description = "Test task: a per-galaxy column that clashes."
+
+    def __init__(self, *, column="projection_1"):
+        self.column = column
+
+    def fit(self, embeddings, catalogue=None):
+        self.results_ = QTable({"n": [len(embeddings)]})
+        return self
+
+    def galaxy_columns(self):
+        return QTable({self.column: np.zeros(len(self.results_["n"]))})
+
+
+def test_hooks_that_break_the_contract_are_refused(monkeypatch):
+    from astro_cl.plugins import registry
+
+    emb, cat = _catalogue()
+    monkeypatch.setattr(registry, "get_task", lambda name, **p: (
+        _Twice(**p) if name == "twice" else registry.get_component_class("task", name)(**p)))
+    with pytest.raises(ValidationError, match="galaxy_columns\\(\\) has 1 rows, the run 60"):
+        run_tasks(emb, cat, tasks=["twice"], progress=False)
+
+
+def test_the_study_layer_does_not_switch_on_task_names():
+    """No built-in task's name appears in the code that runs tasks, draws and reports them."""
+    from astro_cl.plugins.manager import build_plugin_manager
+    from astro_cl.plugins.registry import Registry
+
+    names = set(Registry(build_plugin_manager(autoload=False)).components("task"))
+    allowed = {"DEFAULT_TASKS", "acceptance_values"}  # the defaults; the studies' own checks
+    offenders = []
+    for module in ("results.py", "report.py"):
+        tree = ast.parse((PACKAGE / "studies" / module).read_text(encoding="utf-8"))
+        for node in tree.body:
+            if isinstance(node, ast.Assign) and any(
+                    getattr(t, "id", "") in allowed for t in node.targets):
+                continue
+            if isinstance(node, (ast.FunctionDef, ast.ClassDef)) and node.name in allowed:
+                continue
+            offenders.extend((module, c.value) for c in ast.walk(node)
+                             if isinstance(c, ast.Constant) and c.value in names)
+    assert not offenders

@@ -63,14 +63,16 @@ def test_precomputed_projection_and_missing_values():
     emb, cat = _synthetic(n=120)
     cat["log_Mass"][:10] = np.nan * u.dex(u.Msun)
     proj = np.column_stack([np.asarray(emb["embedding"])[:, 0], np.zeros(len(cat))])
-    task = PropertyCorrelation(properties=["EW_Ha_cen", "log_Mass"], n_bootstrap=0)
-    table = task.fit(emb, cat, projection=proj).evaluate()
+    task = PropertyCorrelation(properties=["EW_Ha_cen", "log_Mass"], n_bootstrap=0,
+                               projection=proj)
+    table = task.fit(emb, cat).evaluate()
+    assert task.projection_method_ == "given" and table.meta["projection"] == "given"
     row = table[table["property"] == "log_Mass"][0]
     assert row["n_galaxies"] == 110
     ew = table[table["property"] == "EW_Ha_cen"][0]
     assert abs(ew["spearman_axis1"]) > 0.99
-    with pytest.raises(ValueError, match="projection"):
-        task.fit(emb, cat, projection=proj[:5])
+    with pytest.raises(ValueError, match=r"projection: expected an array of shape \(120, 2\)"):
+        task.set_params(projection=proj[:5]).fit(emb, cat)
 
 
 def test_compare_with_study_kendall_tau():

@@ -437,7 +437,7 @@ def _double_conv(cin, cout, batch_norm):
 
 
 #: Upsampling layers of the U-Net decoder (`UNet` ``upsample``).
-UNET_UPSAMPLING = ("subpixel", "resize", "transpose")
+UNET_UPSAMPLING = ("bilinear", "subpixel", "resize", "transpose")
 
 
 def icnr_(weight, scale=2, init=None):
@@ -530,11 +530,30 @@ class _ResizeUp(nn.Module):
         return self.conv(F.interpolate(x, scale_factor=2, mode="nearest"))
 
 
+class _BilinearUp(nn.Module):
+    """x2 bilinear upsampling of a 1x1 convolution (a resize-convolution with a 1x1 kernel).
+
+    The 1x1 convolution runs before the upsampling, on a quarter of the
+    pixels: both are linear, the one across channels and the other across
+    pixels, so the order does not change the result.
+    """
+
+    def __init__(self, cin, cout):
+        super().__init__()
+        self.conv = nn.Conv2d(cin, cout, 1)
+
+    def forward(self, x):
+        return F.interpolate(self.conv(x), scale_factor=2, mode="bilinear",
+                             align_corners=False)
+
+
 def _upsampler(mode, cin, cout):
     if mode == "subpixel":
         return _SubPixelUp(cin, cout)
     if mode == "resize":
         return _ResizeUp(cin, cout)
+    if mode == "bilinear":
+        return _BilinearUp(cin, cout)
     if mode == "transpose":
         return nn.ConvTranspose2d(cin, cout, 2, stride=2)
     msg = f"UNet upsample: expected one of {UNET_UPSAMPLING}, got {mode!r}"
@@ -564,26 +583,39 @@ class UNet(nn.Module):
         Width multiplier.
     batch_norm : bool, optional
         Batch norm after each convolution.
-    upsample : {"subpixel", "resize", "transpose"}, optional
-        The decoder's x2 upsampling. ``"subpixel"`` (default): a 1x1
-        convolution to four times the channels and a pixel shuffle,
-        initialised with ICNR (`icnr_`; Aitken et al. 2017): the cost of
-        PICASSSO's transposed convolution without its checkerboard.
+    upsample : {"bilinear", "subpixel", "resize", "transpose"}, optional
+        The decoder's x2 upsampling (`UNET_UPSAMPLING`). ``"bilinear"``
+        (default): bilinear upsampling of a 1x1 convolution, a
+        resize-convolution (Odena et al. 2016) whose interpolation has no
+        response at the Nyquist frequency, so it cannot make a checkerboard.
+        ``"subpixel"``: a 1x1 convolution to four times the channels and a
+        pixel shuffle, initialised with ICNR (`icnr_`; Aitken et al. 2017): no
+        checkerboard at initialisation, PICASSSO's parameters and FLOPs.
         ``"resize"``: nearest-neighbour upsampling then a 3x3 convolution
-        (Odena et al. 2016), checkerboard-free by construction, about a third
-        more FLOPs for the whole network. ``"transpose"``: PICASSSO's 2x2,
-        stride-2 transposed convolution, whose independently initialised
-        sub-pixel kernels leave a checkerboard in the predicted maps.
+        (Odena et al. 2016), about a third more FLOPs for the whole network.
+        ``"transpose"``: PICASSSO's 2x2, stride-2 transposed convolution,
+        whose sub-pixel kernels are independent and leave a checkerboard in
+        the predicted maps.
 
     Notes
     -----
-    ``"subpixel"`` and ``"transpose"`` have the same parameters: the weights
-    of a U-Net saved with transposed convolutions load into the default
-    decoder and give the same outputs.
+    At the demo's shape (5 x 64 x 64 ugriz images, batches of 16, width
+    0.1875) a training step costs, relative to ``"transpose"``: 1.05
+    (``"subpixel"``), 1.07 (``"bilinear"``), 1.30 (``"resize"``); the
+    residual maps of the trained networks have 4-10 times less power at the
+    Nyquist frequency than with ``"transpose"``. ``"subpixel"`` failed on
+    the largest edge-on galaxies in 3 of 4 trainings, ``"bilinear"`` did not
+    (``benchmarks/bench_unet_decoder.py``).
+
+    Weights saved with another decoder load: those of transposed
+    convolutions load into ``"subpixel"`` exactly (same map), and into
+    ``"bilinear"`` or ``"resize"`` by switching the decoder back to
+    transposed convolutions (``upsample`` then says ``"transpose"``), so
+    U-Nets saved before the decoder became an option predict as they did.
     """
 
     def __init__(self, in_channels, out_channels, *, channels=(64, 128, 256, 512), bottom=1024,
-                 width=1.0, batch_norm=True, upsample="subpixel"):
+                 width=1.0, batch_norm=True, upsample="bilinear"):
         super().__init__()
         chans = [scale_width(c, width) for c in channels]
         cb = scale_width(bottom, width)
@@ -606,6 +638,20 @@ class UNet(nn.Module):
         self.in_channels = int(in_channels)
         self.min_input_size = 1  # inputs are padded to a multiple of 2**levels
         self.to(memory_format=_UNET_MEMORY_FORMAT)
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        saved = state_dict.get(f"{prefix}up.0.weight")
+        if (self.upsample in ("bilinear", "resize") and saved is not None and saved.ndim == 4
+                and saved.shape[-2:] == (2, 2)):
+            # weights of transposed convolutions (a U-Net saved before the decoder was an
+            # option): the decoder becomes theirs before the children load, so that the
+            # model predicts as it did; the parent loads first, then each child
+            ref = self.out.weight
+            for i, up in enumerate(self.up):
+                self.up[i] = nn.ConvTranspose2d(up.conv.in_channels, up.conv.out_channels, 2,
+                                                stride=2).to(device=ref.device, dtype=ref.dtype)
+            self.upsample = "transpose"
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     def forward(self, x, mask=None):
         """Map ``(B, C_in, H, W)`` images to ``(B, C_out, H, W)`` maps.

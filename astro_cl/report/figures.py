@@ -14,6 +14,7 @@ __all__ = [
     "plot_confusion",
     "plot_correlation_ranking",
     "plot_environment",
+    "plot_map_metrics",
     "plot_map_panels",
     "plot_projection",
     "plot_sfms_clusters",
@@ -417,7 +418,7 @@ def plot_similarity_grid(query_ids, neighbours, images, *, n_neighbors=None, tit
     return fig
 
 
-def plot_map_panels(true, pred, *, names=None, log=True):
+def plot_map_panels(true, pred, *, names=None, log=True, border=0):
     """Draw the true, predicted and residual maps of one galaxy, one row per property.
 
     Parameters
@@ -431,6 +432,10 @@ def plot_map_panels(true, pred, *, names=None, log=True):
         unit is not already logarithmic, such as metallicities in ``dex``; a
         sequence: of those names). Residuals are ``log10(true/pred)`` (dex) for
         logged maps and ``true - pred`` otherwise (in dex for ``dex`` maps).
+    border : int, optional
+        Outer pixels a network was not trained on (the loss's cropped border,
+        as in PICASSSO): drawn grey in the predicted and residual panels, and
+        left out of their colour scales.
 
     Returns
     -------
@@ -454,20 +459,65 @@ def plot_map_panels(true, pred, *, names=None, log=True):
             tv = np.where(t > 0, np.log10(t), np.nan) if use_log else t
             pv = np.where(p > 0, np.log10(p), np.nan) if use_log else p
             res = tv - pv
+        if border > 0:
+            # not trained there: NaN draws in the colour map's "bad" colour (grey)
+            frame = np.ones(pv.shape, bool)
+            frame[border:-border, border:-border] = False
+            pv, res = np.where(frame, np.nan, pv), np.where(frame, np.nan, res)
         finite = np.concatenate([tv[np.isfinite(tv)], pv[np.isfinite(pv)]])
         lo, hi = np.percentile(finite, [1, 99]) if finite.size else (0, 1)
         label = f"log10 [{unit}]" if use_log and unit else ("log10" if use_log else str(unit or ""))
         for c, (img, title) in enumerate(((tv, "true"), (pv, "predicted"))):
-            im = axes[r, c].imshow(img, origin="lower", cmap="viridis", vmin=lo, vmax=hi)
+            im = axes[r, c].imshow(img, origin="lower", vmin=lo, vmax=hi,
+                                   cmap=_cmap("viridis").with_extremes(bad="0.75"))
             axes[r, c].set_title(f"{name}: {title}", fontsize=8)
             fig.colorbar(im, ax=axes[r, c], shrink=0.8, label=label)
         lim = np.nanpercentile(np.abs(res), 99) if np.isfinite(res).any() else 1.0
-        im = axes[r, 2].imshow(res, origin="lower", cmap="RdBu_r", vmin=-lim or -1, vmax=lim or 1)
+        im = axes[r, 2].imshow(res, origin="lower", vmin=-lim or -1, vmax=lim or 1,
+                               cmap=_cmap("RdBu_r").with_extremes(bad="0.75"))
         axes[r, 2].set_title(f"{name}: residual", fontsize=8)
         fig.colorbar(im, ax=axes[r, 2], shrink=0.8, label="dex" if use_log else label)
         for ax in axes[r]:
             ax.set_xticks([])
             ax.set_yticks([])
+    return fig
+
+
+def plot_map_metrics(table):
+    """Bar chart of the maps' scatter beside a constant prediction's and PICASSSO's.
+
+    Parameters
+    ----------
+    table : `~astropy.table.Table`
+        Output of `~astro_cl.tasks.MapMetrics.evaluate` (``property``,
+        ``sigma``, ``sigma_constant``, ``sigma_ratio``, ``study_sigma``).
+
+    Returns
+    -------
+    fig : `matplotlib.figure.Figure`
+    """
+    def dex(name):
+        col = table[name]
+        return np.asarray(getattr(col, "value", col), dtype=float)
+
+    names = [str(p) for p in table["property"]]
+    sigma, const, study = dex("sigma"), dex("sigma_constant"), dex("study_sigma")
+    ratio = np.asarray(table["sigma_ratio"], dtype=float)
+    fig, axes = _figure(1, 1, panel=(6.0, 0.45 * len(names) + 1.3))
+    ax = axes[0, 0]
+    y = np.arange(len(names))[::-1]
+    h = 0.27
+    ax.barh(y + h, np.nan_to_num(const), h, color="0.7", label="constant prediction")
+    ax.barh(y, np.nan_to_num(sigma), h, color="tab:blue", label="this prediction")
+    ax.barh(y - h, np.nan_to_num(study), h, color="tab:orange",
+            label="PICASSSO (same definition only)")
+    for yi, s, rt in zip(y, sigma, ratio, strict=True):
+        if np.isfinite(s) and np.isfinite(rt):
+            ax.text(s, yi, f" {rt:.2f}", va="center", fontsize=7)
+    ax.set_yticks(y, names, fontsize=8)
+    ax.set_xlabel("scatter sigma of log10(true / predicted) over galaxies [dex]")
+    ax.set_title("scatter within 2 half-mass radii (number: sigma / constant's)", fontsize=9)
+    ax.legend(fontsize=7, frameon=False, loc="lower right")
     return fig
 
 

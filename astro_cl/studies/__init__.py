@@ -39,6 +39,7 @@ from astro_cl.studies.ecalifa import ECALIFA_PROPERTIES, ECALIFAStudy, run_ecali
 from astro_cl.studies.picasso import PICASSSO_TARGETS, PicassoStudy, run_picasso_study
 from astro_cl.studies.report import (
     ACCEPTANCE,
+    MAP_CHECKS,
     acceptance_values,
     assemble_report,
     check_acceptance,
@@ -55,6 +56,7 @@ __all__ = [
     "ACCEPTANCE",
     "DEFAULT_TASKS",
     "ECALIFA_PROPERTIES",
+    "MAP_CHECKS",
     "PICASSSO_TARGETS",
     "ECALIFAStudy",
     "PicassoStudy",

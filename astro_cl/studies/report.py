@@ -11,10 +11,26 @@ The headline checks (`ACCEPTANCE`) are the toolkit's reading of the two
 studies' findings as numbers; `check_acceptance` marks them passed or missed.
 """
 
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Protocol
+
 import numpy as np
+
+if TYPE_CHECKING:
+    import os
+    from pathlib import Path
+
+    from astropy.table import QTable, Table
+    from matplotlib.figure import Figure
+
+    from astro_cl.augment.base import Augmenter
+    from astro_cl.tasks.base import DownstreamTask, TaskOutputs
 
 __all__ = [
     "ACCEPTANCE",
+    "MAP_CHECKS",
     "acceptance_values",
     "assemble_report",
     "check_acceptance",
@@ -25,19 +41,46 @@ __all__ = [
     "write_study_report",
 ]
 
-#: Short descriptions of the built-in tasks for the report's "what was done".
-_TASK_TEXT = {
-    "property-correlation": "property ranking by cross-validated kNN score",
-    "property-regression": "linear-probe (ridge) and kNN regression of the properties",
-    "sfms-clustering": "k-means and Gaussian-mixture clusters against the SFMS classes",
-    "environment": "two-sample tests of the embedding between environments",
-    "similarity-search": "cosine similarity search",
-}
+class _TaskResults(Protocol):
+    """What the report reads of a `~astro_cl.studies.TaskResults` (which imports this module)."""
+
+    tables: dict[str, QTable]
+    galaxies: QTable
+    info: dict[str, Any]
+    config: dict[str, Any]
+    history: dict[str, Any]
+    thumbnails: dict[str, np.ndarray]
+
+    @property
+    def projection(self) -> np.ndarray | None: ...
+
+    @property
+    def collapsed(self) -> bool: ...
+
+    def task_names(self) -> list[str]: ...
+
+    def task_class(self, name: str) -> type[DownstreamTask]: ...
+
+    def outputs(self, name: str, **options: Any) -> TaskOutputs: ...
+
+
+class _Part(Protocol):
+    """A part of a report page (see `assemble_report`)."""
+
+    def overview(self) -> list[tuple[str, str]]: ...
+
+    def notes(self) -> list[tuple[str, str]]: ...
+
+    def headline(self) -> list[dict[str, Any]]: ...
+
+    def figures(self) -> tuple[dict[str, Figure], dict[str, str]]: ...
+
+    def report_tables(self) -> dict[str, QTable]: ...
 
 
 #: Headline checks: name -> (threshold, sense, what is measured, what the study found).
 #: The thresholds are met at the demo's default size ("small"); see :doc:`/user_guide/demo`.
-ACCEPTANCE = {
+ACCEPTANCE: dict[str, tuple[float, str, str, str]] = {
     "purity_bc_rs_k2": (0.85, ">=", "blue cloud vs red sequence purity, k-means k=2",
                         "2 clusters separate the blue cloud and the red sequence "
                         "(no purity quoted)"),
@@ -47,10 +90,20 @@ ACCEPTANCE = {
                      "EW(Halpha) the property most correlated with the embedding"),
     "sigma_stellar_mass": (0.10, "<=", "U-Net stellar-mass scatter within 2 R_half (dex)",
                            "0.090 dex (ugriz, 256 px, 17,600 training pairs)"),
+    "skill_age_mw": (0.5, "<=", "U-Net mass-weighted age scatter within 2 R_half over a "
+                                "constant prediction's",
+                     "no constant baseline published; PICASSSO's age x mass: 0.086 dex"),
+    "skill_metallicity": (0.5, "<=", "U-Net mass-weighted metallicity scatter within 2 R_half "
+                                     "over a constant prediction's",
+                          "no constant baseline published; PICASSSO's metal mass: 0.143 dex"),
 }
 
+#: The `ACCEPTANCE` checks of the maps study (`~astro_cl.studies.PicassoStudy`); the
+#: others are the contrastive study's.
+MAP_CHECKS = ("sigma_stellar_mass", "skill_age_mw", "skill_metallicity")
 
-def acceptance_values(tables):
+
+def acceptance_values(tables: Mapping[str, Table]) -> dict[str, float]:
     """Return the values of the `ACCEPTANCE` checks found in a set of result tables.
 
     Parameters
@@ -58,7 +111,9 @@ def acceptance_values(tables):
     tables : dict of str to `~astropy.table.Table`
         Tables by name: ``sfms-clustering`` (purity of k-means, k = 2),
         ``property-regression`` (the better R^2 of its models for ``log_Mass``
-        and ``EW_Ha_cen``), ``map-metrics`` (``sigma`` of ``stellar_mass``).
+        and ``EW_Ha_cen``), ``map-metrics`` (``sigma`` of ``stellar_mass``;
+        ``sigma_ratio``, the scatter over a constant prediction's, of the
+        mass-weighted means ``age_mw`` and ``metallicity``).
 
     Returns
     -------
@@ -80,12 +135,17 @@ def acceptance_values(tables):
     maps = tables.get("map-metrics")
     if maps is not None:
         for r in maps:
-            if str(r["property"]) == "stellar_mass":
+            name = str(r["property"])
+            if name == "stellar_mass":
                 values["sigma_stellar_mass"] = float(getattr(r["sigma"], "value", r["sigma"]))
+            elif name in ("age_mw", "metallicity") and "sigma_ratio" in maps.colnames:
+                values[f"skill_{name}"] = float(r["sigma_ratio"])
     return values
 
 
-def check_acceptance(values, *, thresholds=None):
+def check_acceptance(values: Mapping[str, float], *,
+                     thresholds: Mapping[str, tuple[float, str, str, str]] | None = None,
+                     ) -> dict[str, dict[str, Any]]:
     """Mark each check passed or missed.
 
     Parameters
@@ -113,13 +173,13 @@ def check_acceptance(values, *, thresholds=None):
     return checks
 
 
-def _check_rows(checks):
+def _check_rows(checks: Mapping[str, Mapping[str, Any]]) -> list[dict[str, Any]]:
     return [{"result": c["description"], "value": c["value"], "reference": c["study"],
              "criterion": f"{c['sense']} {c['threshold']:g}", "passed": c["passed"]}
             for c in checks.values()]
 
 
-def describe_augmenter(augmenter):
+def describe_augmenter(augmenter: Augmenter | None) -> str:
     """Describe an augmenter chain in one line.
 
     Parameters
@@ -143,8 +203,10 @@ def describe_augmenter(augmenter):
     return "; ".join(parts)
 
 
-def describe_tasks(results):
+def describe_tasks(results: _TaskResults) -> str:
     """Describe in one paragraph the tasks a `~astro_cl.studies.TaskResults` ran.
+
+    Each task says what it did (its ``describe`` hook, kept in ``run.json``).
 
     Parameters
     ----------
@@ -154,41 +216,35 @@ def describe_tasks(results):
     -------
     text : str
     """
-    params = results.config.get("tasks", {})
-    parts = []
-    for name, p in params.items():
-        text = _TASK_TEXT.get(name, name)
-        if name == "property-correlation":
-            ranking = results.tables.get(name)
-            n = len(ranking) if ranking is not None else 0
-            text += (f" ({n} properties, {p.get('cv')}-fold, {p.get('n_neighbors')} neighbours, "
-                     f"{p.get('n_bootstrap')} bootstrap resamples; "
-                     f"{results.info.get('projection') or 'no'} projection)")
-        elif name == "property-regression":
-            text += f" ({p.get('cv')}-fold)"
-        elif name == "sfms-clustering":
-            text += f" (k = {', '.join(str(k) for k in p.get('n_clusters', []))})"
-        elif name == "environment":
-            n_perm = results.info.get("n_permutations", {})
-            tests = ", ".join(f"{t} ({n_perm.get(t, '?')} permutations)"
-                              for t in p.get("tests", []))
-            text += f" of column {p.get('column')!r}: {tests}"
-        elif name == "similarity-search":
-            text += f" ({p.get('n_neighbors')} neighbours)"
-        parts.append(text)
+    entries = results.info.get("tasks", {})
+    parts = [str(entries.get(name, {}).get("description") or name)
+             for name in results.task_names()]
     left_out = results.info.get("left_out", {})
-    by_role = {}
+    by_role: dict[str, list[str]] = {}
     for col, why in left_out.items():
         by_role.setdefault(why, []).append(col)
     text = "; ".join(parts) + "." if parts else "none."
     if by_role:
-        text += (" Catalogue columns not ranked as properties (pass them as properties to "
-                 "rank them): " + "; ".join(f"{why}: {', '.join(cols)}"
-                                            for why, cols in by_role.items()) + ".")
+        text += (" Catalogue columns not analysed as properties (pass them as properties to "
+                 "analyse them): " + "; ".join(f"{why}: {', '.join(cols)}"
+                                              for why, cols in by_role.items()) + ".")
     return text
 
 
-def task_headline(results):
+def _task_classes(results: _TaskResults) -> list[tuple[str, type[DownstreamTask]]]:
+    """``(name, class)`` of the tasks of a run whose class is at hand (fitted or installed)."""
+    from astro_cl.exceptions import UnknownComponentError
+
+    out = []
+    for name in results.task_names():
+        try:
+            out.append((name, results.task_class(name)))
+        except UnknownComponentError:  # said in TaskResults.notes
+            continue
+    return out
+
+
+def task_headline(results: _TaskResults) -> list[dict[str, Any]]:
     """Return the headline rows of a `~astro_cl.studies.TaskResults`.
 
     Parameters
@@ -198,55 +254,32 @@ def task_headline(results):
     Returns
     -------
     rows : list of dict
-        The embedding's spread (collapse check), the strongest property and
-        Kendall's tau against the eCALIFA study's order, and the `ACCEPTANCE`
-        checks the tables allow.
+        The embedding's spread (collapse check), each task's rows (its
+        ``headline`` hook), and the contrastive study's `ACCEPTANCE` checks
+        the tables allow.
     """
-    from astro_cl.tasks.correlation import STUDY_ORDER
-
-    rows = []
+    rows: list[dict[str, Any]] = []
     emb = results.info.get("embedding")
     if emb:
         rows.append({"result": "embedding spread (relative to the vectors' length)",
                      "value": emb["relative_spread"],
                      "reference": "not collapsed", "criterion": f">= {emb['threshold']:g}",
                      "passed": not emb["collapsed"]})
-    ranking = results.tables.get("property-correlation")
-    if ranking is not None and len(ranking):
-        top = str(ranking["property"][0])
-        ew = [c for c in STUDY_ORDER[0][1] if c in set(ranking["property"].astype(str))]
-        rows.append({"result": "property the embedding predicts best",
-                     "value": f"{top} ({float(ranking['score'][0]):.2f})",
-                     "reference": "EW(Halpha)", "criterion": "EW(Halpha) first",
-                     "passed": (top in STUDY_ORDER[0][1]) if ew else None})
-    comparison = results.tables.get("study-comparison")
-    if comparison is not None and np.isfinite(comparison.meta.get("kendall_tau", np.nan)):
-        rows.append({"result": (f"Kendall's tau of the ranking vs the study's order "
-                                f"({comparison.meta['n_matched']} properties)"),
-                     "value": f"{comparison.meta['kendall_tau']:.2f} "
-                              f"(p = {comparison.meta['kendall_pvalue']:.2f})",
-                     "reference": "1 = the same order", "criterion": "", "passed": None})
+    for name, cls in _task_classes(results):
+        rows.extend(cls.headline(results.outputs(name)))
     values = acceptance_values(results.tables)
     rows.extend(_check_rows(check_acceptance(
-        {k: v for k, v in values.items() if np.isfinite(v) and k != "sigma_stellar_mass"})))
-    env = results.tables.get("environment")
-    if env is not None and len(env):
-        p = np.asarray(env["p_value"], dtype=float)
-        i = int(np.argmin(p))
-        rows.append({"result": "smallest environment p-value",
-                     "value": f"{p[i]:.3g} ({env['group_a'][i]} vs {env['group_b'][i]}, "
-                              f"{env['test'][i]}, conditioning: {env['conditioning'][i]})",
-                     "reference": "environment shifts the population mix",
-                     "criterion": "", "passed": None})
+        {k: v for k, v in values.items() if np.isfinite(v) and k not in MAP_CHECKS})))
     return rows
 
 
-def _projection_name(results):
-    return results.info.get("projection") or "projection"
-
-
-def task_figures(results, *, n_columns=9, n_queries=4, queries=None, thumbnail_label=None):
+def task_figures(results: _TaskResults, *, n_columns: int = 9, n_queries: int = 4,
+                 queries: Sequence[str] | None = None, thumbnail_label: str | None = None,
+                 ) -> tuple[dict[str, Figure], dict[str, str]]:
     """Draw the figures of a `~astro_cl.studies.TaskResults`.
+
+    Each task draws its own (its ``figures`` hook, from what it left in the
+    run: `~astro_cl.studies.TaskResults.outputs`); then the training curves.
 
     Parameters
     ----------
@@ -266,74 +299,18 @@ def task_figures(results, *, n_columns=9, n_queries=4, queries=None, thumbnail_l
     captions : dict of str to str
     """
     from astro_cl.report import figures as F
-    from astro_cl.tasks.catalogue import label_column
 
-    tables, galaxies, info = results.tables, results.galaxies, results.info
-    figs, caps = {}, {}
-    proj = _projection_name(results)
-    ranking = tables.get("property-correlation")
-    if ranking is not None and len(ranking):
-        figs["property ranking"] = F.plot_correlation_ranking(
-            ranking, study=tables.get("study-comparison"))
-        caps["property ranking"] = (
-            "How well the embedding predicts each catalogue property: cross-validated R^2 of "
-            "a k-nearest-neighbour regression (numbers, blue) or chance-adjusted balanced "
-            "accuracy of a kNN classifier (classes, orange); error bars are bootstrap "
-            f"standard deviations. Right: the largest rank correlation with the {proj} axes.")
-    xy = results.projection
-    if xy is not None and ranking is not None:
-        cols = [str(p) for p in ranking["property"] if str(p) in galaxies.colnames][:n_columns]
-        if cols:
-            name = f"{proj} projection coloured by property"
-            figs[name] = F.plot_projection(xy, galaxies, cols, projection=proj)
-            caps[name] = (f"The {proj} projection of the embedding to two dimensions, one "
-                          f"panel per property, best ranked first; grey: no value.")
-    if "sfms_class" in galaxies.colnames and "sfms_columns" in info:
-        mass_col, sfr_col = info["sfms_columns"]
-        if {mass_col, sfr_col} <= set(galaxies.colnames):
-            labels = {"SFMS class": label_column(galaxies, "sfms_class")}
-            labels.update({c.removeprefix("cluster_"): np.asarray(galaxies[c])
-                           for c in galaxies.colnames if c.startswith("cluster_")})
-            figs["clusters on the SFMS plane"] = F.plot_sfms_clusters(
-                galaxies, labels, mass_column=mass_col, sfr_column=sfr_col,
-                main_sequence=info.get("main_sequence"), thresholds=info.get("sfms_thresholds"))
-            caps["clusters on the SFMS plane"] = (
-                "Galaxies on the SFR - stellar mass plane, coloured by their class (blue "
-                "cloud BC, green valley GV, red sequence RS: distance to the fitted main "
-                "sequence, solid; dashed: the class limits) and by the clusters found in the "
-                "embedding without labels.")
-    for name, table in tables.items():
-        if name.startswith("sfms-confusion-"):
-            key = name.removeprefix("sfms-confusion-")
-            figs[f"confusion {key}"] = F.plot_confusion(table, title=f"{key}: SFMS class vs "
-                                                                      "cluster")
-    env = tables.get("environment")
-    env_col = info.get("environment_column") or results.config.get("tasks", {}).get(
-        "environment", {}).get("column", "environment")
-    if xy is not None and env is not None and env_col in galaxies.colnames:
-        figs["environment"] = F.plot_environment(xy, np.asarray(galaxies[env_col]),
-                                                 results=env, projection=proj)
-        caps["environment"] = (
-            f"Where the galaxies of each environment lie in the {proj} projection, and the "
-            "permutation p-values of the two-sample tests of the full embedding (overall and "
-            "with labels permuted within stellar-mass bins).")
-    neighbours = tables.get("similarity-search")
-    thumbs = results.thumbnails
-    if thumbs and neighbours is not None and len(neighbours):
-        order = queries or list(dict.fromkeys(np.asarray(neighbours["query"]).astype(str)))
-        shown = [q for q in order if q in thumbs][:n_queries]
-        if shown:
-            title = None
-            caption = ("Query galaxies (left) and their nearest neighbours in the embedding "
-                       "by cosine similarity (number under each id)")
-            caption += f"; images: {thumbnail_label}." if thumbnail_label else "."
-            if results.collapsed:
-                title = ("COLLAPSED EMBEDDING: similarities near 1 carry no information")
-                caption += (" These neighbours are not similar galaxies: "
-                            + info["embedding"]["message"] + ".")
-            figs["similarity search"] = F.plot_similarity_grid(shown, neighbours, thumbs,
-                                                               title=title)
-            caps["similarity search"] = caption
+    options = {"n_columns": n_columns, "n_queries": n_queries, "queries": queries,
+               "thumbnail_label": thumbnail_label}
+    figs: dict[str, Figure] = {}
+    caps: dict[str, str] = {}
+    for name, cls in _task_classes(results):
+        task_figs, task_caps = cls.figures(results.outputs(name, **options))
+        for key, fig in task_figs.items():
+            title = key if key not in figs else f"{key} ({name})"
+            figs[title] = fig
+            if key in task_caps:
+                caps[title] = task_caps[key]
     for name, hist in results.history.items():
         if hist:
             key = f"training curves: {name}"
@@ -343,7 +320,8 @@ def task_figures(results, *, n_columns=9, n_queries=4, queries=None, thumbnail_l
     return figs, caps
 
 
-def assemble_report(parts, *, render=None):
+def assemble_report(parts: dict[str, _Part] | Iterable[_Part], *,
+                    render: Callable[[Figure], Any] | None = None) -> dict[str, Any]:
     """Collect what one report page shows from one or several study parts.
 
     Parameters
@@ -365,8 +343,8 @@ def assemble_report(parts, *, render=None):
         ``tables``: keyword arguments of `~astro_cl.report.html.write_report`.
     """
     named = parts.items() if isinstance(parts, dict) else [(None, p) for p in parts]
-    content = {"overview": [], "notes": [], "headline": [], "figures": {}, "captions": {},
-               "tables": {}}
+    content: dict[str, Any] = {"overview": [], "notes": [], "headline": [], "figures": {},
+                               "captions": {}, "tables": {}}
     for label, part in named:
         content["overview"].extend((f"{label}: {k}" if label else k, v)
                                    for k, v in part.overview())
@@ -380,8 +358,12 @@ def assemble_report(parts, *, render=None):
     return content
 
 
-def write_study_report(directory, parts, *, title="astro_cl report", notes=(), config=None,
-                       provenance=None):
+def write_study_report(directory: str | os.PathLike[str],
+                       parts: dict[str, _Part] | Iterable[_Part], *,
+                       title: str = "astro_cl report",
+                       notes: Iterable[str | tuple[str, str]] = (),
+                       config: Mapping[str, Any] | None = None,
+                       provenance: Mapping[str, Any] | None = None) -> Path:
     """Write one report page from one or several study parts.
 
     Parameters

@@ -2,22 +2,39 @@
 
 `run_tasks` fits and evaluates a set of registered tasks on an embedding and a
 catalogue and returns a `TaskResults`: the fitted tasks, their tables, a
-per-galaxy table (the catalogue rows with the 2-D projection, the SFMS class
-and the cluster labels) and what the run found out about its inputs (which
-catalogue columns were left out and why, which tasks could not run, whether
-the embedding collapsed). `TaskResults.write` writes it as a results folder,
-`TaskResults.read` reads one back, and `TaskResults.figures` /
-`TaskResults.report` draw it; ``astro-cl evaluate`` and ``astro-cl report``
-are these calls.
+per-galaxy table (the catalogue rows with the columns the tasks add: the 2-D
+projection, the SFMS class, the cluster labels, ...) and what the run found
+out about its inputs (which catalogue columns were left out and why, which
+tasks could not run, whether the embedding collapsed). Every task is handled
+alike through the hooks of `~astro_cl.tasks.DownstreamTask`
+(``galaxy_columns``, ``extra_tables``, ``findings``, ``describe``,
+``figures``, ``headline``): a third-party task adds its columns, tables and
+figures to the results folder and the report as a built-in one does.
+`TaskResults.write` writes it as a results folder, `TaskResults.read` reads
+one back, and `TaskResults.figures` / `TaskResults.report` draw it;
+``astro-cl evaluate`` and ``astro-cl report`` are these calls.
 """
+
+from __future__ import annotations
 
 import json
 import warnings
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, Self
 
 import numpy as np
 
 from astro_cl.exceptions import AstroCLWarning, ValidationError
+
+if TYPE_CHECKING:
+    import os
+
+    from astropy.table import QTable
+    from matplotlib.figure import Figure
+    from numpy.typing import NDArray
+
+    from astro_cl.tasks.base import DownstreamTask, TaskOutputs
 
 __all__ = ["DEFAULT_TASKS", "TaskResults", "read_table", "run_tasks"]
 
@@ -25,7 +42,7 @@ __all__ = ["DEFAULT_TASKS", "TaskResults", "read_table", "run_tasks"]
 DEFAULT_TASKS = ("property-correlation", "property-regression", "sfms-clustering",
                  "environment", "similarity-search")
 
-def read_table(path):
+def read_table(path: str | os.PathLike[str]) -> QTable:
     """Read a table, recognising ECSV content whatever the file extension.
 
     Parameters
@@ -57,35 +74,7 @@ def read_table(path):
     return QTable.read(path)
 
 
-def _applicable(name, catalogue, params):
-    """``None`` when a default task can run on ``catalogue``, else why it cannot."""
-    from astro_cl.tasks.catalogue import label_column
-
-    cols = set(catalogue.colnames)
-    p = params.get(name, {})
-    if name == "sfms-clustering":
-        if p.get("class_column"):
-            column = p["class_column"]
-            return None if column in cols else f"no class column {column!r} in the catalogue"
-        need = [p.get("mass_column", "log_Mass"), p.get("sfr_column", "log_SFR_Ha")]
-        missing = [c for c in need if c not in cols]
-        return f"no column {' or '.join(map(repr, missing))} in the catalogue" if missing else None
-    if name == "environment":
-        column = p.get("column", "environment")
-        if column not in cols:
-            return f"no column {column!r} in the catalogue"
-        min_group = int(p.get("min_group", 5))
-        labels = [v for v in label_column(catalogue, column) if v is not None]
-        groups, counts = np.unique(np.asarray(labels, dtype=str), return_counts=True)
-        big = int(np.sum(counts >= min_group))
-        if big < 2:
-            found = ", ".join(f"{g} ({c})" for g, c in zip(groups, counts, strict=True))
-            return (f"{big} environment(s) with at least {min_group} galaxies (min_group), "
-                    f"2 needed; environments (galaxies): {found or 'none'}")
-    return None
-
-
-def _plain(value):
+def _plain(value: Any) -> Any:
     """Return a JSON-able copy of ``value`` (numpy scalars and arrays, tuples, paths)."""
     if isinstance(value, dict):
         return {str(k): _plain(v) for k, v in value.items()}
@@ -102,21 +91,76 @@ def _plain(value):
     return value
 
 
-def run_tasks(embeddings, catalogue, *, tasks=None, params=None, progress=True,
-              provenance=None):
+#: Run-level facts gathered from the tasks' findings (dicts are merged, the
+#: first task to give another value wins).
+_RUN_FINDINGS = ("left_out", "skipped_properties", "projection")
+
+
+def _join_columns(galaxies: QTable, columns: Any, task: str, owner: dict[str, str],
+                  ) -> list[str]:
+    """Add a task's per-galaxy columns to the run's per-galaxy table, in place."""
+    from astropy.table import Table
+
+    if not isinstance(columns, Table):
+        msg = (f"task {task!r}: galaxy_columns() must return an astropy Table or None, "
+               f"got {type(columns).__name__}")
+        raise ValidationError(msg)
+    n = len(galaxies) if galaxies.colnames else len(columns)
+    if "id" in columns.colnames and "id" in galaxies.colnames:
+        want = np.asarray(galaxies["id"]).astype(str)
+        have = np.asarray(columns["id"]).astype(str)
+        index = {g: i for i, g in enumerate(have)}
+        missing = [g for g in want if g not in index]
+        if missing or len(have) != len(want):
+            msg = (f"task {task!r}: galaxy_columns() has ids for {len(have)} galaxies, the "
+                   f"run {len(want)} (missing: {missing[:3]})")
+            raise ValidationError(msg)
+        columns = columns[[index[g] for g in want]]
+    elif len(columns) != n:
+        msg = (f"task {task!r}: galaxy_columns() has {len(columns)} rows, the run {n} "
+               f"galaxies; give one row per galaxy in the order of the data, or an 'id' "
+               f"column")
+        raise ValidationError(msg)
+    added = []
+    for col in columns.colnames:
+        if col == "id":
+            continue
+        if col in owner:
+            msg = (f"task {task!r}: per-galaxy column {col!r} is also made by task "
+                   f"{owner[col]!r}; per-galaxy columns need names of their own")
+            raise ValidationError(msg)
+        galaxies[col] = columns[col]
+        owner[col] = task
+        added.append(col)
+    return added
+
+
+def run_tasks(embeddings: QTable | np.ndarray, catalogue: QTable | None, *,
+              tasks: Sequence[str] | None = None,
+              params: Mapping[str, Mapping[str, Any]] | None = None, progress: bool = True,
+              provenance: Mapping[str, Any] | None = None) -> TaskResults:
     """Fit and evaluate downstream tasks on an embedding.
+
+    Every task is handled alike, through the hooks of
+    `~astro_cl.tasks.DownstreamTask`: its result becomes ``tables[name]``,
+    its ``extra_tables()`` join the tables, its ``galaxy_columns()`` the
+    per-galaxy table (replacing catalogue columns of the same name), and its
+    ``findings()`` and ``describe()`` go to ``info["tasks"][name]``.
 
     Parameters
     ----------
     embeddings : `~astropy.table.QTable` or `numpy.ndarray`
         Embeddings table (``id``, ``embedding``) or array.
-    catalogue : `~astropy.table.QTable`
+    catalogue : `~astropy.table.QTable` or None
         Catalogue of the same galaxies (joined on ``id`` when both have ids).
     tasks : list of str, optional
-        Registered task names; an error in one of them propagates. Default:
-        `DEFAULT_TASKS`, skipping (with a note) those the catalogue cannot
-        support: no SFR or mass column for the clustering, fewer than two
-        environments with enough galaxies for the environment tests.
+        Registered task names (of tasks on embeddings, see
+        `~astro_cl.tasks.DownstreamTask.input_kind`); an error in one of them
+        propagates. Default: `DEFAULT_TASKS`, skipping (with a note) those
+        whose fit finds that the catalogue cannot support them (a
+        `~astro_cl.exceptions.CatalogueError`: no catalogue, no SFR or mass
+        column for the clustering, fewer than two environments with enough
+        galaxies, ...).
     params : dict of str to dict, optional
         Parameters per task name, e.g. ``{"environment": {"n_permutations": 99}}``.
     progress : bool, optional
@@ -132,6 +176,10 @@ def run_tasks(embeddings, catalogue, *, tasks=None, params=None, progress=True,
     ------
     astro_cl.exceptions.UnknownComponentError
         If a task name is not registered.
+    astro_cl.exceptions.ValidationError
+        If a task works on maps, or its hooks break the contract (a table
+        name or per-galaxy column another task made, rows that do not match
+        the galaxies).
 
     Examples
     --------
@@ -143,68 +191,75 @@ def run_tasks(embeddings, catalogue, *, tasks=None, params=None, progress=True,
     from astropy.table import QTable
     from tqdm.auto import tqdm
 
+    from astro_cl.exceptions import CatalogueError
     from astro_cl.plugins.registry import get_task
     from astro_cl.tasks.catalogue import align
-    from astro_cl.tasks.correlation import compare_with_study
     from astro_cl.tasks.diagnostics import embedding_diagnostics
 
     params = {k: dict(v) for k, v in (params or {}).items()}
     X, cat, ids = align(embeddings, catalogue)
-    skipped_tasks = {}
-    if tasks is None:
-        names = []
-        for name in DEFAULT_TASKS:
-            reason = _applicable(name, cat, params) if cat is not None else "no catalogue"
-            if reason is None:
-                names.append(name)
-            else:
-                skipped_tasks[name] = reason
-    else:
-        names = list(tasks)
-    for name, reason in skipped_tasks.items():
-        warnings.warn(f"{name} skipped: {reason}", AstroCLWarning, stacklevel=2)
+    optional = tasks is None
+    names = list(DEFAULT_TASKS if tasks is None else tasks)
     diagnostics = embedding_diagnostics(X)
     if diagnostics["collapsed"]:
         warnings.warn(diagnostics["message"], AstroCLWarning, stacklevel=2)
-    fitted, tables = {}, {}
+    fitted: dict[str, DownstreamTask] = {}
+    tables: dict[str, QTable] = {}
+    skipped_tasks: dict[str, str] = {}
+    task_info: dict[str, dict[str, Any]] = {}
     galaxies = QTable(cat, copy=True) if cat is not None else QTable()
     if ids is not None:
         galaxies["id"] = ids
-    info = {"n_galaxies": len(X), "n_features": int(X.shape[1]),
-            "embedding": diagnostics, "skipped_tasks": skipped_tasks}
+    owner: dict[str, str] = {}
+    replaced: dict[str, str] = {}
+    info: dict[str, Any] = {"n_galaxies": len(X), "n_features": int(X.shape[1]),
+                            "embedding": diagnostics}
     for name in tqdm(names, desc="tasks", disable=not progress):
         task = get_task(name, **params.get(name, {}))
-        task.fit(embeddings, catalogue)
+        kind = getattr(task, "input_kind", "embeddings")
+        if kind != "embeddings":
+            msg = (f"run_tasks: task {name!r} works on {kind}, not on an embedding and a "
+                   f"catalogue; call its fit(predicted, truth) directly")
+            raise ValidationError(msg)
+        try:
+            task.fit(embeddings, catalogue)
+        except CatalogueError as exc:
+            if not optional:
+                raise
+            reason = str(exc).removeprefix(f"{name}: ")
+            skipped_tasks[name] = reason
+            warnings.warn(f"{name} skipped: {reason}", AstroCLWarning, stacklevel=2)
+            continue
         result = task.evaluate()
+        if diagnostics["collapsed"] and hasattr(result, "meta"):
+            # every number computed on a collapsed embedding describes noise
+            result.meta["warning"] = diagnostics["message"]
+        extra = dict(task.extra_tables() or {})
+        for key in (name, *extra):
+            if key in tables or (key != name and key in names):
+                msg = (f"task {name!r}: table {key!r} is already in the results (a task name "
+                       f"or another task's table); extra tables need names of their own")
+                raise ValidationError(msg)
         fitted[name] = task
         tables[name] = result
-        if name == "property-correlation":
-            tables["study-comparison"] = compare_with_study(result)
-            info["kendall_tau"] = tables["study-comparison"].meta["kendall_tau"]
-            info["left_out"] = dict(task.left_out_)
-            info["skipped_properties"] = dict(task.skipped_)
-            if task.projection_ is not None:
-                info["projection"] = result.meta["projection"]
-                galaxies["projection_1"] = task.projection_[:, 0]
-                galaxies["projection_2"] = task.projection_[:, 1]
-        elif name == "property-regression":
-            info.setdefault("left_out", dict(task.left_out_))
-        elif name == "sfms-clustering":
-            per_galaxy = task.galaxy_table()
-            for col in per_galaxy.colnames:
-                if col != "id":
-                    galaxies[col] = per_galaxy[col]
-            for key, conf in task.confusion_.items():
-                tables[f"sfms-confusion-{key}"] = conf
-            info["main_sequence"] = task.main_sequence_
-            info["sfms_thresholds"] = list(task.thresholds)
-            info["sfms_columns"] = [task.mass_column, task.sfr_column]
-        elif name == "environment":
-            info["environment_column"] = task.column
-            info["n_permutations"] = dict(task.n_permutations_)
-        elif name == "similarity-search" and diagnostics["collapsed"]:
-            result.meta["warning"] = diagnostics["message"]
-            tables[name] = result
+        tables.update(extra)
+        columns = task.galaxy_columns()
+        added: list[str] = []
+        if columns is not None:
+            from_catalogue = set(galaxies.colnames) - set(owner)
+            added = _join_columns(galaxies, columns, name, owner)
+            replaced.update({c: name for c in added if c in from_catalogue})
+        task_info[name] = {"tables": [name, *extra], "columns": added,
+                           "findings": _plain(dict(task.findings() or {})),
+                           "description": str(task.describe())}
+    for key in _RUN_FINDINGS:
+        for entry in task_info.values():
+            value = entry["findings"].get(key)
+            if isinstance(value, dict):
+                info[key] = {**value, **info.get(key, {})}
+            elif value is not None and key not in info:
+                info[key] = value
+    info.update(tasks=task_info, skipped_tasks=skipped_tasks, replaced_columns=replaced)
     config = {"tasks": {n: _plain(t.get_params(deep=False)) for n, t in fitted.items()}}
     prov = dict(provenance or {})
     if hasattr(embeddings, "meta") and embeddings.meta:
@@ -222,17 +277,19 @@ class TaskResults:
         Result tables by name (task tables, ``study-comparison``,
         ``sfms-confusion-*``, ...).
     galaxies : `~astropy.table.QTable`
-        One row per embedded galaxy: its catalogue row, ``projection_1`` /
-        ``projection_2`` (the 2-D projection), ``sfms_class``, ``delta_ms``
-        and ``cluster_*`` labels when the tasks made them.
+        One row per embedded galaxy: its catalogue row and the per-galaxy
+        columns of the tasks (``projection_1`` / ``projection_2``,
+        ``sfms_class``, ``cluster_*``, ...).
     tasks : dict of str to `~astro_cl.tasks.DownstreamTask`, optional
         The fitted tasks (empty when read back from a folder).
     info : dict, optional
         JSON-able facts about the run: ``n_galaxies``, ``n_features``,
         ``embedding`` (`~astro_cl.tasks.embedding_diagnostics`),
-        ``projection`` (its name), ``left_out`` (catalogue columns not ranked
-        and why), ``skipped_tasks``, ``skipped_properties``, the main-sequence
-        fit, ``kendall_tau``, ...
+        ``projection`` (its name), ``left_out`` (catalogue columns not
+        analysed and why), ``skipped_tasks``, ``skipped_properties``,
+        ``replaced_columns`` (catalogue columns a task's column replaced),
+        and ``tasks``: per task, the names of its ``tables`` and per-galaxy
+        ``columns``, its ``findings`` and ``description``.
     config : dict, optional
         The tasks' parameters.
     provenance : dict, optional
@@ -247,27 +304,30 @@ class TaskResults:
         Images by galaxy id for the similarity grid (``thumbnails.npz``).
     """
 
-    def __init__(self, tables, galaxies, *, tasks=None, info=None, config=None, provenance=None):
-        self.tables = dict(tables)
-        self.galaxies = galaxies
-        self.tasks = dict(tasks or {})
-        self.info = dict(info or {})
-        self.config = dict(config or {})
-        self.provenance = dict(provenance or {})
-        self.history = {}
-        self.thumbnails = {}
+    def __init__(self, tables: Mapping[str, QTable], galaxies: QTable, *,
+                 tasks: Mapping[str, DownstreamTask] | None = None,
+                 info: Mapping[str, Any] | None = None, config: Mapping[str, Any] | None = None,
+                 provenance: Mapping[str, Any] | None = None) -> None:
+        self.tables: dict[str, QTable] = dict(tables)
+        self.galaxies: QTable = galaxies
+        self.tasks: dict[str, DownstreamTask] = dict(tasks or {})
+        self.info: dict[str, Any] = dict(info or {})
+        self.config: dict[str, Any] = dict(config or {})
+        self.provenance: dict[str, Any] = dict(provenance or {})
+        self.history: dict[str, Any] = {}
+        self.thumbnails: dict[str, np.ndarray] = {}
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return (f"<TaskResults: {self.info.get('n_galaxies', len(self.galaxies))} galaxies, "
                 f"tables {list(self.tables)}>")
 
     @property
-    def collapsed(self):
+    def collapsed(self) -> bool:
         """bool: whether the embedding collapsed (see `~astro_cl.tasks.embedding_diagnostics`)."""
         return bool(self.info.get("embedding", {}).get("collapsed", False))
 
     @property
-    def projection(self):
+    def projection(self) -> NDArray[np.float64] | None:
         """`numpy.ndarray` or None: the ``(N, 2)`` projection of the embedding."""
         cols = set(self.galaxies.colnames)
         for a, b in (("projection_1", "projection_2"), ("umap_1", "umap_2")):
@@ -277,7 +337,7 @@ class TaskResults:
         return None
 
     # -- files ------------------------------------------------------------------
-    def write(self, folder):
+    def write(self, folder: str | os.PathLike[str]) -> Path:
         """Write the results folder.
 
         Parameters
@@ -312,12 +372,14 @@ class TaskResults:
                 json.dump(_plain(self.history), fh, indent=1)
         if self.thumbnails:
             with atomic_path(folder / "thumbnails.npz") as tmp, open(tmp, "wb") as fh:
-                np.savez_compressed(fh, **{str(k): np.asarray(v)
+                # (numpy's stub reads a key named allow_pickle as that flag: no
+                # galaxy id is expected to be one)
+                np.savez_compressed(fh, **{str(k): np.asarray(v)  # type: ignore[arg-type]
                                            for k, v in self.thumbnails.items()})
         return folder
 
     @classmethod
-    def read(cls, folder):
+    def read(cls, folder: str | os.PathLike[str]) -> Self:
         """Read a results folder written by `write` (or ``astro-cl evaluate``).
 
         Parameters
@@ -364,7 +426,7 @@ class TaskResults:
         return out
 
     # -- what the report says -----------------------------------------------------
-    def overview(self):
+    def overview(self) -> list[tuple[str, str]]:
         """Say what was done, item by item, for the report's first section.
 
         Returns
@@ -375,7 +437,7 @@ class TaskResults:
 
         info = self.info
         meta = self.provenance.get("embeddings_meta", {}) or {}
-        items = []
+        items: list[tuple[str, str]] = []
         source = self.provenance.get("embeddings")
         data = (f"{info.get('n_galaxies', len(self.galaxies))} galaxies with "
                 f"{info.get('n_features', '?')}-dimensional embeddings")
@@ -389,7 +451,7 @@ class TaskResults:
         items.append(("tasks", describe_tasks(self)))
         return items
 
-    def notes(self):
+    def notes(self) -> list[tuple[str, str]]:
         """Return the warnings the report shows first (a collapsed embedding, skipped tasks).
 
         Returns
@@ -397,15 +459,23 @@ class TaskResults:
         notes : list of (str, str)
             ``("warning", text)`` pairs.
         """
-        out = []
+        out: list[tuple[str, str]] = []
         emb = self.info.get("embedding", {})
         if emb.get("collapsed"):
             out.append(("warning", emb["message"][0].upper() + emb["message"][1:] + "."))
         for name, reason in self.info.get("skipped_tasks", {}).items():
             out.append(("info", f"{name} was not run: {reason}."))
+        from astro_cl.exceptions import UnknownComponentError
+
+        for name in self.task_names():
+            try:
+                self.task_class(name)
+            except UnknownComponentError as exc:
+                out.append(("info", f"{name}: its figures and headline are not drawn: the "
+                                    f"task is not installed here ({exc})."))
         return out
 
-    def headline(self):
+    def headline(self) -> list[dict[str, Any]]:
         """Return the headline results beside the eCALIFA study's findings.
 
         Returns
@@ -417,8 +487,75 @@ class TaskResults:
 
         return task_headline(self)
 
-    def figures(self, *, n_columns=9, n_queries=4, queries=None, thumbnail_label=None):
-        """Draw the results.
+    def task_names(self) -> list[str]:
+        """Return the names of the tasks of the run, in order.
+
+        Returns
+        -------
+        names : list of str
+        """
+        if "tasks" in self.info:
+            return list(self.info["tasks"])
+        return list(self.config.get("tasks", {}))  # a folder of an older version
+
+    def task_class(self, name: str) -> type[DownstreamTask]:
+        """Return the class of a task of the run (fitted, or registered under its name).
+
+        Parameters
+        ----------
+        name : str
+
+        Returns
+        -------
+        cls : type
+
+        Raises
+        ------
+        astro_cl.exceptions.UnknownComponentError
+            If the task is neither fitted here nor registered (e.g. a results
+            folder of a plugin that is not installed).
+        """
+        if name in self.tasks:
+            return type(self.tasks[name])
+        from astro_cl.plugins.registry import get_component_class
+
+        return get_component_class("task", name)
+
+    def outputs(self, name: str, **options: Any) -> TaskOutputs:
+        """Return what a task left in the run, for its figure and headline hooks.
+
+        Parameters
+        ----------
+        name : str
+            A task of the run.
+        **options
+            Options of the figures (see `~astro_cl.tasks.TaskOutputs`).
+
+        Returns
+        -------
+        outputs : `~astro_cl.tasks.TaskOutputs`
+        """
+        from astro_cl.tasks.base import TaskOutputs
+
+        entry = self.info.get("tasks", {}).get(name)
+        names = set(self.task_names())
+        if entry is not None:
+            extra = {k: self.tables[k] for k in entry.get("tables", []) if k != name
+                     and k in self.tables}
+            findings = dict(entry.get("findings", {}))
+        else:  # an older folder: every table that is not a task's, the run's facts
+            extra = {k: v for k, v in self.tables.items() if k not in names}
+            findings = dict(self.info)
+        run = {k: v for k, v in self.info.items() if k != "tasks"}
+        return TaskOutputs(name=name, table=self.tables.get(name), tables=extra,
+                           galaxies=self.galaxies, findings=findings,
+                           params=dict(self.config.get("tasks", {}).get(name, {})), run=run,
+                           thumbnails=self.thumbnails, options=options)
+
+    def figures(self, *, n_columns: int = 9, n_queries: int = 4,
+                queries: Sequence[str] | None = None, thumbnail_label: str | None = None,
+                ) -> tuple[dict[str, Figure], dict[str, str]]:
+        """Draw the results: each task's figures (its ``figures`` hook), the training curves.
 
         Parameters
         ----------
@@ -441,7 +578,7 @@ class TaskResults:
         return task_figures(self, n_columns=n_columns, n_queries=n_queries, queries=queries,
                             thumbnail_label=thumbnail_label)
 
-    def report_tables(self):
+    def report_tables(self) -> dict[str, QTable]:
         """Return the tables the report shows, by name.
 
         Returns
@@ -450,7 +587,8 @@ class TaskResults:
         """
         return dict(self.tables)
 
-    def report(self, folder, *, title="astro_cl analysis report", n_columns=9, n_queries=4):
+    def report(self, folder: str | os.PathLike[str], *, title: str = "astro_cl analysis report",
+               n_columns: int = 9, n_queries: int = 4) -> Path:
         """Write the HTML report of these results.
 
         Parameters

@@ -8,9 +8,20 @@ training split, the held-out galaxies, the channels without the luminosity.
 `SourceView` is that part, read lazily from the source it wraps.
 """
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
 import numpy as np
 
 from astro_cl.exceptions import ValidationError
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+
+    from numpy.typing import ArrayLike
+
+    from astro_cl.data.batch import BatchSource, TensorBatch
 
 __all__ = ["SourceView"]
 
@@ -20,7 +31,7 @@ class SourceView:
 
     Parameters
     ----------
-    source : batch source or `~astro_cl.data.batch.TensorBatch`
+    source : `~astro_cl.data.batch.BatchSource` or `~astro_cl.data.batch.TensorBatch`
         Anything with ``len()``, ``ids`` and ``batch(indices)`` returning a
         `~astro_cl.data.batch.TensorBatch` (e.g. a
         `~astro_cl.preprocess.cache.CachedArrays`), or a batch in memory.
@@ -49,7 +60,9 @@ class SourceView:
     (['d', 'b'], torch.Size([1, 2, 8, 8]))
     """
 
-    def __init__(self, source, *, rows=None, channels=None, meta=None):
+    def __init__(self, source: BatchSource | TensorBatch, *, rows: ArrayLike | None = None,
+                 channels: Iterable[int] | None = None, meta: dict[str, Any] | None = None,
+                 ) -> None:
         self._source = source
         n = len(source)
         if rows is not None:
@@ -65,25 +78,25 @@ class SourceView:
         self.meta = {**base, **(meta or {})}
 
     @property
-    def source(self):
+    def source(self) -> BatchSource | TensorBatch:
         """The wrapped batch source."""
         return self._source
 
     @property
-    def rows(self):
+    def rows(self) -> np.ndarray | None:
         """`numpy.ndarray` or None: the source rows of this view (None: all)."""
         return None if self._rows is None else self._rows.copy()
 
-    def __len__(self):
+    def __len__(self) -> int:
         return len(self._source) if self._rows is None else len(self._rows)
 
     @property
-    def ids(self):
+    def ids(self) -> list[str]:
         """The galaxy ids (list of str) of the view's rows."""
         ids = list(self._source.ids)
         return ids if self._rows is None else [ids[i] for i in self._rows]
 
-    def batch(self, indices):
+    def batch(self, indices: ArrayLike) -> TensorBatch:
         """Return the rows ``indices`` of the view as a `~astro_cl.data.batch.TensorBatch`.
 
         Parameters
@@ -102,7 +115,7 @@ class SourceView:
             batch = self._source.batch(rows)
         else:  # a TensorBatch in memory
             batch = self._source.index(rows.tolist())
-        changes = {"meta": {**batch.meta, **self.meta}}
+        changes: dict[str, Any] = {"meta": {**batch.meta, **self.meta}}
         if self._channels is not None:
             changes["data"] = batch.data[:, self._channels]
             for name in ("mask", "uncertainty"):

@@ -1,7 +1,11 @@
 """Downstream tasks: analyses of embeddings and predicted maps against catalogues.
 
-Every task follows the scikit-learn conventions of `~astro_cl.base.Component`
-and is registered under its ``name``:
+Every task follows one contract, `DownstreamTask`: ``fit(data, reference)``
+returns ``self``, ``result()`` gives the result, ``evaluate`` is the base's;
+optional hooks add per-galaxy columns, tables, facts, figures and headline
+rows to a study's results folder and report (`TaskOutputs`), for built-in and
+third-party tasks alike. Tasks comparing predicted with true maps derive from
+`MapTask`. Each is registered under its ``name``:
 
 * ``"property-correlation"``: `PropertyCorrelation` (with `compare_with_study`
   and `compare_rankings`);
@@ -18,7 +22,7 @@ flags are left out by default). `embedding_diagnostics` says whether an
 embedding collapsed. None of them imports torch.
 """
 
-from astro_cl.tasks.base import DownstreamTask
+from astro_cl.tasks.base import DownstreamTask, TaskOutputs
 from astro_cl.tasks.catalogue import column_role, left_out_columns, property_columns
 from astro_cl.tasks.clustering import (
     SFMS_CLASSES,
@@ -36,21 +40,31 @@ from astro_cl.tasks.correlation import (
 )
 from astro_cl.tasks.diagnostics import embedding_diagnostics
 from astro_cl.tasks.environment import EnvironmentTest, auto_permutations, permutation_energy_test
-from astro_cl.tasks.maps import PICASSSO_REFERENCE, MapMetrics, fit_ellipses, stack_maps
+from astro_cl.tasks.maps import (
+    DERIVED_MAPS,
+    PICASSSO_REFERENCE,
+    MapMetrics,
+    MapTask,
+    fit_ellipses,
+    stack_maps,
+)
 from astro_cl.tasks.regression import PropertyRegression
 from astro_cl.tasks.similarity import SimilaritySearch, faiss_available
 
 __all__ = [
+    "DERIVED_MAPS",
     "PICASSSO_REFERENCE",
     "SFMS_CLASSES",
     "STUDY_ORDER",
     "DownstreamTask",
     "EnvironmentTest",
     "MapMetrics",
+    "MapTask",
     "PropertyCorrelation",
     "PropertyRegression",
     "SFMSClustering",
     "SimilaritySearch",
+    "TaskOutputs",
     "auto_permutations",
     "cluster_purity",
     "column_role",

@@ -196,7 +196,10 @@ class SFMSClustering(DownstreamTask):
     confusion_ : dict of str to `~astropy.table.QTable`
         Confusion matrices (rows: classes; columns ``cluster_<i>``).
     results_ : `~astropy.table.QTable`
-        See `evaluate`.
+        The result (`result`, `evaluate`): ``method``, ``n_clusters``,
+        ``classes`` (the classes scored), ``n_scored``, ``purity``,
+        ``adjusted_rand``; ``meta`` holds the SFMS fit, the thresholds, the
+        class counts and the confusion matrices.
     ids_ : `numpy.ndarray` or None
     """
 
@@ -315,28 +318,6 @@ class SFMSClustering(DownstreamTask):
         self._fitted_on = (embeddings, catalogue)
         return self
 
-    def evaluate(self, embeddings=None, catalogue=None):
-        """Return purity and adjusted Rand index per method and number of clusters.
-
-        Parameters
-        ----------
-        embeddings : `numpy.ndarray` or `~astropy.table.QTable`, optional
-            Other data to cluster (default: what `fit` saw).
-        catalogue : `~astropy.table.QTable`, optional
-
-        Returns
-        -------
-        table : `~astropy.table.QTable`
-            Columns ``method``, ``n_clusters``, ``classes`` (the classes scored),
-            ``n_scored``, ``purity``, ``adjusted_rand``; ``meta`` holds the SFMS
-            fit, the thresholds, the class counts and the confusion matrices.
-        """
-        _check_fitted(self, "results_")
-        if embeddings is None or (embeddings is self._fitted_on[0]
-                                  and catalogue is self._fitted_on[1]):
-            return self.results_.copy()
-        return type(self)(**self.get_params(deep=False)).fit(embeddings, catalogue).results_
-
     def galaxy_table(self):
         """Return the per-galaxy classes, SFMS distances and cluster labels.
 
@@ -357,6 +338,92 @@ class SFMSClustering(DownstreamTask):
         for key, labels in self.labels_.items():
             table[f"cluster_{key.replace('-', '_')}"] = labels
         return table
+
+    # -- hooks of the study layer -------------------------------------------------
+    def galaxy_columns(self):
+        """Return the per-galaxy SFMS class, distance and cluster labels (`galaxy_table`).
+
+        Returns
+        -------
+        columns : `~astropy.table.QTable`
+        """
+        return self.galaxy_table()
+
+    def extra_tables(self):
+        """Return the confusion matrices, as ``sfms-confusion-<method>-k<k>``.
+
+        Returns
+        -------
+        tables : dict of str to `~astropy.table.QTable`
+        """
+        _check_fitted(self, "results_")
+        return {f"sfms-confusion-{key}": table.copy() for key, table in self.confusion_.items()}
+
+    def findings(self):
+        """Return the main-sequence fit, the class limits and the columns used.
+
+        Returns
+        -------
+        findings : dict
+            ``main_sequence`` (None with ``class_column``), ``sfms_thresholds``,
+            ``sfms_columns`` (stellar mass, SFR), ``class_counts``.
+        """
+        _check_fitted(self, "results_")
+        return {"main_sequence": self.main_sequence_, "sfms_thresholds": list(self.thresholds),
+                "sfms_columns": [self.mass_column, self.sfr_column],
+                "class_counts": dict(self.results_.meta["class_counts"])}
+
+    def describe(self):
+        """Say what was clustered.
+
+        Returns
+        -------
+        text : str
+        """
+        methods = " and ".join({"kmeans": "k-means", "gmm": "Gaussian-mixture"}.get(m, m)
+                               for m in self.methods)
+        return (f"{methods} clusters against the SFMS classes "
+                f"(k = {', '.join(str(k) for k in self.n_clusters)})")
+
+    @classmethod
+    def figures(cls, outputs):
+        """Draw the clusters on the SFR - stellar mass plane and the confusion matrices.
+
+        Parameters
+        ----------
+        outputs : `~astro_cl.tasks.TaskOutputs`
+
+        Returns
+        -------
+        figures : dict of str to `matplotlib.figure.Figure`
+        captions : dict of str to str
+        """
+        from astro_cl.report import figures as F
+
+        figs, caps = {}, {}
+        galaxies, found = outputs.galaxies, outputs.findings
+        mass_col, sfr_col = found.get("sfms_columns") or (None, None)
+        if (galaxies is not None and "sfms_class" in galaxies.colnames
+                and {mass_col, sfr_col} <= set(galaxies.colnames)):
+            labels = {"SFMS class": label_column(galaxies, "sfms_class")}
+            labels.update({c.removeprefix("cluster_"): np.asarray(galaxies[c])
+                           for c in galaxies.colnames if c.startswith("cluster_")})
+            name = "clusters on the SFMS plane"
+            figs[name] = F.plot_sfms_clusters(
+                galaxies, labels, mass_column=mass_col, sfr_column=sfr_col,
+                main_sequence=found.get("main_sequence"),
+                thresholds=found.get("sfms_thresholds"))
+            caps[name] = (
+                "Galaxies on the SFR - stellar mass plane, coloured by their class (blue "
+                "cloud BC, green valley GV, red sequence RS: distance to the fitted main "
+                "sequence, solid; dashed: the class limits) and by the clusters found in the "
+                "embedding without labels.")
+        for name, table in outputs.tables.items():
+            if name.startswith("sfms-confusion-"):
+                key = name.removeprefix("sfms-confusion-")
+                figs[f"confusion {key}"] = F.plot_confusion(
+                    table, title=f"{key}: SFMS class vs cluster")
+        return figs, caps
 
 
 def _order_clusters(labels, delta):

@@ -167,9 +167,10 @@ class PropertyCorrelation(DownstreamTask):
         Number of cross-validation folds.
     n_bootstrap : int, optional
         Bootstrap resamples for the score uncertainty (0 to skip).
-    projection : {"umap", "pca"} or None, optional
-        2-D projection for the rank correlations (None: skip them, unless a
-        projection is passed to `fit`).
+    projection : {"umap", "pca"}, array-like or None, optional
+        2-D projection for the rank correlations: computed with UMAP or PCA,
+        given as an ``(N, 2)`` array in the order of the embeddings (e.g. the
+        UMAP of a figure), or None to skip them.
     umap_params : dict, optional
         Extra arguments of `umap.UMAP`.
     log_transform : {"auto", True, False}, optional
@@ -184,11 +185,18 @@ class PropertyCorrelation(DownstreamTask):
     Attributes
     ----------
     results_ : `~astropy.table.QTable`
-        The ranking (see `evaluate`).
+        The ranking (`result`, `evaluate`), one row per property, best
+        first: ``rank``, ``property``, ``kind`` (numeric/categorical),
+        ``metric``, ``score``, ``score_err``, ``r2``, ``balanced_accuracy``,
+        ``spearman_axis1``, ``spearman_axis2`` (rank correlations with the
+        projection's axes), ``spearman_max`` (largest absolute correlation),
+        ``log10`` (whether the property was scored in log10),
+        ``n_galaxies``. ``meta`` holds ``projection`` (its name: ``"UMAP"``,
+        ``"PCA"``, ...), ``left_out`` and ``skipped``.
     projection_ : `numpy.ndarray` or None
         ``(n_galaxies, 2)`` projection used for the rank correlations.
     projection_method_ : str or None
-        ``"umap"``, ``"pca"``, ``"given"`` (passed to `fit`) or None.
+        ``"umap"``, ``"pca"``, ``"given"`` (an array as ``projection``) or None.
     left_out_ : dict of str to str
         Catalogue columns not ranked by default and why (their role, e.g.
         ``"position"`` for RA; see `~astro_cl.tasks.catalogue.left_out_columns`);
@@ -218,7 +226,7 @@ class PropertyCorrelation(DownstreamTask):
         self.min_samples = min_samples
         self.seed = seed
 
-    def fit(self, embeddings, catalogue=None, *, projection=None):
+    def fit(self, embeddings, catalogue=None):
         """Measure every property's score and rank correlations.
 
         Parameters
@@ -227,9 +235,6 @@ class PropertyCorrelation(DownstreamTask):
             ``(N, D)`` array or table with ``id`` and ``embedding`` columns.
         catalogue : `~astropy.table.QTable`
             Properties, joined on ``id`` (or ``Name``/``ID``) or matched by row.
-        projection : array-like, optional
-            A precomputed ``(N, 2)`` projection (e.g. the UMAP of a figure);
-            replaces the one the ``projection`` parameter would compute.
 
         Returns
         -------
@@ -243,10 +248,12 @@ class PropertyCorrelation(DownstreamTask):
             names, left_out = list(self.properties), {}
         else:
             names, left_out = property_columns(cat), left_out_columns(cat)
-        if projection is not None:
-            proj = np.asarray(projection, dtype=np.float64)
+        given = self.projection is not None and not isinstance(self.projection, str)
+        if given:
+            proj = np.asarray(self.projection, dtype=np.float64)
             if proj.shape != (len(X), 2):
-                msg = f"projection: expected shape ({len(X)}, 2), got {proj.shape}"
+                msg = (f"property-correlation: projection: expected an array of shape "
+                       f"({len(X)}, 2), one row per galaxy, got {proj.shape}")
                 raise ValueError(msg)
         elif self.projection is not None:
             proj = project_2d(X, method=self.projection, seed=self.seed,
@@ -261,8 +268,8 @@ class PropertyCorrelation(DownstreamTask):
                 rows.append(row)
                 predictions[name] = pred
         self.projection_ = proj
-        self.projection_method_ = (None if proj is None else
-                                   "given" if projection is not None else self.projection)
+        self.projection_method_ = (None if proj is None else "given" if given
+                                   else self.projection)
         self.ids_ = ids
         self.predictions_ = predictions
         self.left_out_ = left_out
@@ -398,33 +405,131 @@ class PropertyCorrelation(DownstreamTask):
             f"correlation with the axes of the {table.meta['projection'] or '2-D'} projection")
         return table
 
-    def evaluate(self, embeddings=None, catalogue=None):
-        """Return the ranking.
-
-        Parameters
-        ----------
-        embeddings : `numpy.ndarray` or `~astropy.table.QTable`, optional
-            Other data to rank on (default: what `fit` saw).
-        catalogue : `~astropy.table.QTable`, optional
+    # -- hooks of the study layer -------------------------------------------------
+    def galaxy_columns(self):
+        """Return the 2-D projection per galaxy: ``projection_1``, ``projection_2``.
 
         Returns
         -------
-        table : `~astropy.table.QTable`
-            One row per property, best first: ``rank``, ``property``, ``kind``
-            (numeric/categorical), ``metric``, ``score``, ``score_err``, ``r2``,
-            ``balanced_accuracy``, ``spearman_axis1``, ``spearman_axis2``
-            (rank correlations with the projection's axes), ``spearman_max``
-            (largest absolute correlation), ``log10`` (whether the property
-            was scored in log10), ``n_galaxies``. ``meta`` holds
-            ``projection`` (its name: ``"UMAP"``, ``"PCA"``, ...), ``left_out``
-            and ``skipped`` (see the attributes).
+        columns : `~astropy.table.QTable` or None
+            With ``id`` when the embeddings had ids; None without a projection.
         """
         _check_fitted(self, "results_")
-        if embeddings is None or (embeddings is self._fitted_on[0]
-                                  and catalogue is self._fitted_on[1]):
-            return self.results_.copy()
-        clone = type(self)(**self.get_params(deep=False))
-        return clone.fit(embeddings, catalogue).results_
+        if self.projection_ is None:
+            return None
+        out = QTable()
+        if self.ids_ is not None:
+            out["id"] = self.ids_
+        out["projection_1"] = self.projection_[:, 0]
+        out["projection_2"] = self.projection_[:, 1]
+        return out
+
+    def extra_tables(self):
+        """Return the ranking beside the eCALIFA study's order (`compare_with_study`).
+
+        Returns
+        -------
+        tables : dict
+            ``{"study-comparison": ...}``.
+        """
+        _check_fitted(self, "results_")
+        return {"study-comparison": compare_with_study(self.results_)}
+
+    def findings(self):
+        """Return the columns left out, the properties skipped, the projection, Kendall's tau.
+
+        Returns
+        -------
+        findings : dict
+            ``left_out``, ``skipped_properties``, ``projection`` (its name or
+            None), ``kendall_tau`` (against the study's order).
+        """
+        _check_fitted(self, "results_")
+        return {"left_out": dict(self.left_out_), "skipped_properties": dict(self.skipped_),
+                "projection": self.results_.meta.get("projection"),
+                "kendall_tau": compare_with_study(self.results_).meta["kendall_tau"]}
+
+    def describe(self):
+        """Say what was ranked and how.
+
+        Returns
+        -------
+        text : str
+        """
+        n = len(self.results_) if "results_" in self.__dict__ else 0
+        projection = _PROJECTION_NAMES.get(getattr(self, "projection_method_", None)) or "no"
+        return (f"property ranking by cross-validated kNN score ({n} properties, "
+                f"{self.cv}-fold, {self.n_neighbors} neighbours, {self.n_bootstrap} bootstrap "
+                f"resamples; {projection} projection)")
+
+    @classmethod
+    def figures(cls, outputs):
+        """Draw the ranking and the projection coloured by the best-ranked properties.
+
+        Parameters
+        ----------
+        outputs : `~astro_cl.tasks.TaskOutputs`
+            ``outputs.options["n_columns"]`` properties are drawn on the
+            projection (default 9).
+
+        Returns
+        -------
+        figures : dict of str to `matplotlib.figure.Figure`
+        captions : dict of str to str
+        """
+        from astro_cl.report import figures as F
+
+        ranking, figs, caps = outputs.table, {}, {}
+        if ranking is None or not len(ranking):
+            return figs, caps
+        proj = outputs.projection_name
+        figs["property ranking"] = F.plot_correlation_ranking(
+            ranking, study=outputs.tables.get("study-comparison"))
+        caps["property ranking"] = (
+            "How well the embedding predicts each catalogue property: cross-validated R^2 of "
+            "a k-nearest-neighbour regression (numbers, blue) or chance-adjusted balanced "
+            "accuracy of a kNN classifier (classes, orange); error bars are bootstrap "
+            f"standard deviations. Right: the largest rank correlation with the {proj} axes.")
+        xy, galaxies = outputs.projection, outputs.galaxies
+        if xy is not None:
+            n_columns = int(outputs.options.get("n_columns", 9))
+            cols = [str(p) for p in ranking["property"]
+                    if str(p) in galaxies.colnames][:n_columns]
+            if cols:
+                name = f"{proj} projection coloured by property"
+                figs[name] = F.plot_projection(xy, galaxies, cols, projection=proj)
+                caps[name] = (f"The {proj} projection of the embedding to two dimensions, one "
+                              f"panel per property, best ranked first; grey: no value.")
+        return figs, caps
+
+    @classmethod
+    def headline(cls, outputs):
+        """Return the best-predicted property and Kendall's tau against the study's order.
+
+        Parameters
+        ----------
+        outputs : `~astro_cl.tasks.TaskOutputs`
+
+        Returns
+        -------
+        rows : list of dict
+        """
+        rows, ranking = [], outputs.table
+        if ranking is not None and len(ranking):
+            top = str(ranking["property"][0])
+            ew = [c for c in STUDY_ORDER[0][1] if c in set(ranking["property"].astype(str))]
+            rows.append({"result": "property the embedding predicts best",
+                         "value": f"{top} ({float(ranking['score'][0]):.2f})",
+                         "reference": "EW(Halpha)", "criterion": "EW(Halpha) first",
+                         "passed": (top in STUDY_ORDER[0][1]) if ew else None})
+        comparison = outputs.tables.get("study-comparison")
+        if comparison is not None and np.isfinite(comparison.meta.get("kendall_tau", np.nan)):
+            rows.append({"result": (f"Kendall's tau of the ranking vs the study's order "
+                                    f"({comparison.meta['n_matched']} properties)"),
+                         "value": f"{comparison.meta['kendall_tau']:.2f} "
+                                  f"(p = {comparison.meta['kendall_pvalue']:.2f})",
+                         "reference": "1 = the same order", "criterion": "", "passed": None})
+        return rows
 
 
 def _ranking_column(table):

@@ -211,7 +211,11 @@ class EnvironmentTest(DownstreamTask):
     Attributes
     ----------
     results_ : `~astropy.table.QTable`
-        See `evaluate`.
+        The result (`result`, `evaluate`): one row per comparison, test and
+        conditioning (``"none"`` or ``"stellar mass"``): ``group_a``,
+        ``group_b``, ``test``, ``conditioning``, ``n_a``, ``n_b``,
+        ``statistic``, ``null_mean`` (mean of the permutation distribution),
+        ``p_value``, ``n_permutations``.
     nulls_ : dict of tuple to `numpy.ndarray`
         Permutation distributions per ``(group_a, group_b, test, conditioning)``.
     groups_ : dict of str to int
@@ -350,26 +354,79 @@ class EnvironmentTest(DownstreamTask):
         self._fitted_on = (embeddings, catalogue)
         return self
 
-    def evaluate(self, embeddings=None, catalogue=None):
-        """Return the test results.
-
-        Parameters
-        ----------
-        embeddings : `numpy.ndarray` or `~astropy.table.QTable`, optional
-            Other data to test (default: what `fit` saw).
-        catalogue : `~astropy.table.QTable`, optional
+    # -- hooks of the study layer -------------------------------------------------
+    def findings(self):
+        """Return the environment column, the group sizes and the permutation counts.
 
         Returns
         -------
-        table : `~astropy.table.QTable`
-            One row per comparison, test and conditioning (``"none"`` or
-            ``"stellar mass"``): ``group_a``, ``group_b``, ``test``,
-            ``conditioning``, ``n_a``, ``n_b``, ``statistic``, ``null_mean``
-            (mean of the permutation distribution), ``p_value``,
-            ``n_permutations``.
+        findings : dict
+            ``environment_column``, ``groups`` (galaxies per environment),
+            ``n_permutations`` (per test, after ``"auto"``).
         """
         _check_fitted(self, "results_")
-        if embeddings is None or (embeddings is self._fitted_on[0]
-                                  and catalogue is self._fitted_on[1]):
-            return self.results_.copy()
-        return type(self)(**self.get_params(deep=False)).fit(embeddings, catalogue).results_
+        return {"environment_column": self.column, "groups": dict(self.groups_),
+                "n_permutations": dict(self.n_permutations_)}
+
+    def describe(self):
+        """Say which tests were run on which column.
+
+        Returns
+        -------
+        text : str
+        """
+        n_perm = getattr(self, "n_permutations_", {})
+        tests = ", ".join(f"{t} ({n_perm.get(t, '?')} permutations)" for t in self.tests)
+        return f"two-sample tests of the embedding between environments of column " \
+               f"{self.column!r}: {tests}"
+
+    @classmethod
+    def figures(cls, outputs):
+        """Draw where each environment lies in the run's projection, with the p-values.
+
+        Parameters
+        ----------
+        outputs : `~astro_cl.tasks.TaskOutputs`
+
+        Returns
+        -------
+        figures : dict of str to `matplotlib.figure.Figure`
+        captions : dict of str to str
+        """
+        from astro_cl.report import figures as F
+
+        xy, galaxies, table = outputs.projection, outputs.galaxies, outputs.table
+        column = outputs.findings.get("environment_column") or outputs.params.get(
+            "column", "environment")
+        if xy is None or table is None or column not in galaxies.colnames:
+            return {}, {}
+        proj = outputs.projection_name
+        fig = F.plot_environment(xy, np.asarray(galaxies[column]), results=table,
+                                 projection=proj)
+        return {"environment": fig}, {"environment": (
+            f"Where the galaxies of each environment lie in the {proj} projection, and the "
+            "permutation p-values of the two-sample tests of the full embedding (overall and "
+            "with labels permuted within stellar-mass bins).")}
+
+    @classmethod
+    def headline(cls, outputs):
+        """Return the smallest p-value of the tests.
+
+        Parameters
+        ----------
+        outputs : `~astro_cl.tasks.TaskOutputs`
+
+        Returns
+        -------
+        rows : list of dict
+        """
+        env = outputs.table
+        if env is None or not len(env):
+            return []
+        p = np.asarray(env["p_value"], dtype=float)
+        i = int(np.argmin(p))
+        return [{"result": "smallest environment p-value",
+                 "value": f"{p[i]:.3g} ({env['group_a'][i]} vs {env['group_b'][i]}, "
+                          f"{env['test'][i]}, conditioning: {env['conditioning'][i]})",
+                 "reference": "environment shifts the population mix",
+                 "criterion": "", "passed": None}]

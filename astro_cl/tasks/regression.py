@@ -71,7 +71,10 @@ class PropertyRegression(DownstreamTask):
     Attributes
     ----------
     results_ : `~astropy.table.QTable`
-        See `evaluate`.
+        The result (`result`, `evaluate`): one row per (property, model):
+        ``r2``, ``r2_err`` (bootstrap), ``bias``, ``scatter`` and ``nmad`` of
+        ``true - predicted`` in dex (NaN for non-logarithmic properties),
+        ``rmse_over_std``, ``log10``, ``n_galaxies``.
     predictions_ : dict of (str, str) to `numpy.ndarray`
         Out-of-fold predictions per (property, model), NaN where not predicted.
     models_ : dict of (str, str) to estimator
@@ -238,25 +241,25 @@ class PropertyRegression(DownstreamTask):
             table[f"log10_{name}" if self.log10_[name] else name] = est.predict(X)
         return table
 
-    def evaluate(self, embeddings=None, catalogue=None):
-        """Return the cross-validated scores.
-
-        Parameters
-        ----------
-        embeddings : `numpy.ndarray` or `~astropy.table.QTable`, optional
-            Other data to cross-validate on (default: what `fit` saw).
-        catalogue : `~astropy.table.QTable`, optional
+    # -- hooks of the study layer -------------------------------------------------
+    def findings(self):
+        """Return the columns left out and the properties skipped, and why.
 
         Returns
         -------
-        table : `~astropy.table.QTable`
-            One row per (property, model): ``r2``, ``r2_err`` (bootstrap),
-            ``bias``, ``scatter`` and ``nmad`` of ``true - predicted`` in dex
-            (NaN for non-logarithmic properties), ``rmse_over_std``,
-            ``log10``, ``n_galaxies``.
+        findings : dict
+            ``left_out``, ``skipped_properties``.
         """
         _check_fitted(self, "results_")
-        if embeddings is None or (embeddings is self._fitted_on[0]
-                                  and catalogue is self._fitted_on[1]):
-            return self.results_.copy()
-        return type(self)(**self.get_params(deep=False)).fit(embeddings, catalogue).results_
+        return {"left_out": dict(self.left_out_), "skipped_properties": dict(self.skipped_)}
+
+    def describe(self):
+        """Say which models were cross-validated.
+
+        Returns
+        -------
+        text : str
+        """
+        names = {"ridge": "linear-probe (ridge)", "knn": "kNN"}
+        return (f"{' and '.join(names.get(m, m) for m in self.models)} regression of the "
+                f"properties ({self.cv}-fold)")

@@ -298,14 +298,8 @@ class SimilaritySearch(DownstreamTask):
         table.meta["backend"] = self.backend_
         return table
 
-    def evaluate(self, embeddings=None, catalogue=None):
-        """Return the neighbours of ``query_ids`` (default: of every galaxy).
-
-        Parameters
-        ----------
-        embeddings : `numpy.ndarray` or `~astropy.table.QTable`, optional
-            Other data to index (default: what `fit` saw).
-        catalogue : `~astropy.table.QTable`, optional
+    def result(self):
+        """Return the neighbours of ``query_ids`` (default: of every indexed galaxy).
 
         Returns
         -------
@@ -313,11 +307,56 @@ class SimilaritySearch(DownstreamTask):
             As `query`.
         """
         _check_fitted(self, "vectors_")
-        task = self
-        if embeddings is not None and not (embeddings is self._fitted_on[0]
-                                           and catalogue is self._fitted_on[1]):
-            task = type(self)(**self.get_params(deep=False)).fit(embeddings, catalogue)
-        ids = list(task.ids_) if self.query_ids is None else list(self.query_ids)
-        table = task.query(ids=ids)
+        ids = list(self.ids_) if self.query_ids is None else list(self.query_ids)
+        table = self.query(ids=ids)
         table.meta["task"] = self.name
         return table
+
+    # -- hooks of the study layer -------------------------------------------------
+    def describe(self):
+        """Say how the neighbours were found.
+
+        Returns
+        -------
+        text : str
+        """
+        backend = getattr(self, "backend_", self.backend)
+        return f"exact cosine similarity search ({self.n_neighbors} neighbours, {backend})"
+
+    @classmethod
+    def figures(cls, outputs):
+        """Draw query galaxies and their neighbours, when the run has thumbnails.
+
+        Parameters
+        ----------
+        outputs : `~astro_cl.tasks.TaskOutputs`
+            ``options``: ``n_queries`` (default 4), ``queries`` (default: the
+            first queries of the table), ``thumbnail_label`` (what the images
+            show, for the caption).
+
+        Returns
+        -------
+        figures : dict of str to `matplotlib.figure.Figure`
+        captions : dict of str to str
+        """
+        from astro_cl.report import figures as F
+
+        neighbours, thumbs, opts = outputs.table, outputs.thumbnails, outputs.options
+        if not thumbs or neighbours is None or not len(neighbours):
+            return {}, {}
+        order = opts.get("queries") or list(dict.fromkeys(
+            np.asarray(neighbours["query"]).astype(str)))
+        shown = [q for q in order if q in thumbs][:int(opts.get("n_queries", 4))]
+        if not shown:
+            return {}, {}
+        title = None
+        caption = ("Query galaxies (left) and their nearest neighbours in the embedding "
+                   "by cosine similarity (number under each id)")
+        label = opts.get("thumbnail_label")
+        caption += f"; images: {label}." if label else "."
+        if outputs.collapsed:
+            title = "COLLAPSED EMBEDDING: similarities near 1 carry no information"
+            caption += (" These neighbours are not similar galaxies: "
+                        + outputs.run["embedding"]["message"] + ".")
+        fig = F.plot_similarity_grid(shown, neighbours, thumbs, title=title)
+        return {"similarity search": fig}, {"similarity search": caption}

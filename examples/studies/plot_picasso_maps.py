@@ -12,7 +12,7 @@ the pixels. The whole study is one call of the study layer,
 
 1. ugriz cutouts and their truth maps from `~astro_cl.surveys.sdss_mock.SDSSMockSurvey`,
    scaled per band and cached with their maps;
-2. a U-Net (`~astro_cl.models.unet.CNNRegressor`) trained on log10 maps with the
+2. a U-Net (`~astro_cl.models.regressor.CNNRegressor`) trained on log10 maps with the
    PICASSSO loss (masked squared error, empty pixels down-weighted, border
    cropped) and its augmentations (the eight symmetries of the square);
 3. predicted maps as `~astropy.nddata.NDData` with units and uncertainties;
@@ -85,11 +85,13 @@ fig = next(f for name, f in figures.items() if name.startswith("maps: typical"))
 # ------------------------------------
 # `~astro_cl.tasks.MapMetrics` integrates each property inside an ellipse of
 # two half-mass radii measured on the true stellar-mass map (sums for masses
-# and SFR, mass-weighted means for ages and metallicities), and reports the
-# mean (mu) and standard deviation (sigma) of log10(true/predicted) over
-# galaxies and over pixels, with PICASSSO's numbers in the last columns.
-study.table["label", "n_galaxies", "mu", "sigma", "sigma_pixel", "study_mu",
-            "study_sigma"].pprint(max_width=120)
+# and SFR; PICASSSO's summed metal mass and age x mass; mass-weighted means of
+# ages and metallicities), and reports the mean (mu) and standard deviation
+# (sigma) of log10(true/predicted) over galaxies and over pixels, the scatter
+# of a constant prediction (sigma_constant) and the ratio of the two, and
+# PICASSSO's numbers where the quantity is defined as theirs.
+study.table["property", "mu", "sigma", "sigma_constant", "sigma_ratio", "sigma_pixel",
+            "study_mu", "study_sigma"].pprint(max_width=120)
 print(f"median |delta| of the stellar mass: "
       f"{np.nanmedian(np.abs(study.metrics.delta_['stellar_mass'])):.3f} dex")
 

@@ -1,4 +1,4 @@
-"""An example astro_cl plugin: a survey, a preprocessor and an augmenter.
+"""An example astro_cl plugin: a survey, a preprocessor, an augmenter and an encoder.
 
 * `ToySurvey` reads a folder of ``<id>.npy`` ugriz stacks: each file holds a
   ``(5, ny, nx)`` float array in nanomaggies, and a ``catalogue.csv`` beside
@@ -6,6 +6,11 @@
 * `ToyPercentileScaler` divides each band by a percentile of its good pixels,
   fitted on the training images.
 * `ToyGain` multiplies each image by a random gain.
+* `ToyIsolation` (in `astro_cl_toy.tasks`) scores how isolated each galaxy is in an
+  embedding; its hooks add a per-galaxy column, a table, a figure and a headline
+  row to astro_cl's results folders and reports.
+* `ToyAutoencoder` encodes each image into a short vector from which a coarse
+  (4 x 4 pixel) copy of the image can be rebuilt.
 
 Everything here uses astro_cl's public names only.
 """
@@ -21,16 +26,23 @@ from astro_cl import SurveyError, hookimpl
 from astro_cl.augment import Augmenter
 from astro_cl.data import GalaxyRecord, ObservingMeta
 from astro_cl.exceptions import ValidationError
+from astro_cl.models import TorchEncoder
 from astro_cl.preprocess import Preprocessor
 from astro_cl.surveys import Survey
+from astro_cl.training import TrainerConfig
+from astro_cl_toy.tasks import ToyIsolation
 
 __all__ = [
+    "ToyAutoencoder",
     "ToyGain",
+    "ToyIsolation",
     "ToyPercentileScaler",
     "ToySurvey",
     "astro_cl_register_augmenters",
+    "astro_cl_register_encoders",
     "astro_cl_register_preprocessors",
     "astro_cl_register_surveys",
+    "astro_cl_register_tasks",
 ]
 
 BANDS = ("u", "g", "r", "i", "z")
@@ -205,6 +217,108 @@ class ToyGain(Augmenter):
         return batch.replace(data=batch.data * gain, uncertainty=unc)
 
 
+def _toy_network(in_channels, hidden, embedding_dim, grid):
+    """Return the autoencoder network (torch is imported here, when a model is built)."""
+    import torch
+    from torch import nn
+
+    class ToyNet(nn.Module):
+        """Conv -> ReLU -> ``grid x grid`` average pool -> code; a linear map back."""
+
+        def __init__(self):
+            super().__init__()
+            self.conv = nn.Conv2d(in_channels, hidden, 3, padding=1)
+            self.pool = nn.AdaptiveAvgPool2d(grid)
+            self.code = nn.Linear(hidden * grid * grid, embedding_dim)
+            self.decode = nn.Linear(embedding_dim, in_channels * grid * grid)
+
+        def forward(self, data, mask=None, *, reconstruct=False):
+            if mask is not None:  # masked pixels carry no signal
+                data = torch.where(mask, torch.zeros((), dtype=data.dtype), data)
+            z = self.code(self.pool(torch.relu(self.conv(data))).flatten(1))
+            return self.decode(z).view(len(data), in_channels, grid, grid) if reconstruct else z
+
+    return ToyNet()
+
+
+class _ReconstructionLoss:
+    """Squared error between the rebuilt and the average-pooled input images."""
+
+    def __init__(self, grid):
+        self.grid = grid
+
+    def __call__(self, module, batch, generator):
+        import torch.nn.functional as F
+
+        data = batch.data if batch.mask is None else batch.data.masked_fill(batch.mask, 0)
+        target = F.adaptive_avg_pool2d(data, self.grid)
+        # ``module`` is called, never unwrapped: the trainer may wrap it for
+        # data parallelism or bfloat16 autocast
+        return F.mse_loss(module(batch.data, batch.mask, reconstruct=True), target)
+
+
+class ToyAutoencoder(TorchEncoder):
+    """Encode each image into a vector from which a coarse copy of the image is rebuilt.
+
+    Parameters
+    ----------
+    embedding_dim : int
+        Length of the code (the embedding).
+    hidden : int
+        Channels of the convolution.
+    grid : int
+        Side of the coarse copy, in pixels.
+    """
+
+    name = "toy-autoencoder"
+    description = "Example plugin: a tiny autoencoder of coarse images."
+    output_kind = "embedding"
+
+    def __init__(self, *, embedding_dim=8, hidden=8, grid=4):
+        self.embedding_dim = embedding_dim
+        self.hidden = hidden
+        self.grid = grid
+
+    def default_trainer(self):
+        """Return the settings used when ``fit`` is given none (a few quick epochs).
+
+        Returns
+        -------
+        trainer : `~astro_cl.training.TrainerConfig`
+        """
+        return TrainerConfig(lr=1e-2, epochs=5, batch_size=16, schedule="constant", seed=0)
+
+    def build_module(self, info):
+        """Return the network for ``info["in_channels"]`` input bands.
+
+        Parameters
+        ----------
+        info : dict
+            The description of the training inputs.
+
+        Returns
+        -------
+        module : `torch.nn.Module`
+        """
+        return _toy_network(int(info["in_channels"]), int(self.hidden),
+                            int(self.embedding_dim), int(self.grid))
+
+    def build_loss(self, info):
+        """Return the reconstruction loss.
+
+        Parameters
+        ----------
+        info : dict
+            The description of the training inputs (unused).
+
+        Returns
+        -------
+        loss : callable
+            ``loss(module, batch, generator) -> scalar tensor``.
+        """
+        return _ReconstructionLoss(int(self.grid))
+
+
 @hookimpl
 def astro_cl_register_surveys(register):
     """Register the toy survey with astro_cl."""
@@ -221,3 +335,15 @@ def astro_cl_register_preprocessors(register):
 def astro_cl_register_augmenters(register):
     """Register the toy augmenter with astro_cl."""
     register(ToyGain)
+
+
+@hookimpl
+def astro_cl_register_encoders(register):
+    """Register the toy encoder with astro_cl."""
+    register(ToyAutoencoder)
+
+
+@hookimpl
+def astro_cl_register_tasks(register):
+    """Register the toy task with astro_cl."""
+    register(ToyIsolation)

@@ -3,10 +3,12 @@
 import numpy as np
 import pytest
 from astro_cl_toy import (
+    ToyAutoencoder,
     ToyGain,
     ToyPercentileScaler,
     ToySurvey,
     astro_cl_register_augmenters,
+    astro_cl_register_encoders,
     astro_cl_register_preprocessors,
     astro_cl_register_surveys,
 )
@@ -15,7 +17,7 @@ from astropy.table import QTable
 from astro_cl import SurveyError
 from astro_cl.augment import Compose, RandomFlip
 from astro_cl.data.batch import TensorBatch
-from astro_cl.testing import check_augmenter, check_preprocessor, check_survey
+from astro_cl.testing import check_augmenter, check_encoder, check_preprocessor, check_survey
 
 
 @pytest.fixture
@@ -45,12 +47,13 @@ def test_missing_catalogue_is_a_clear_error(tmp_path):
         ToySurvey(path=tmp_path).open()
 
 
-def test_the_hooks_register_the_survey_preprocessor_and_augmenter():
+def test_the_hooks_register_the_survey_preprocessor_augmenter_and_encoder():
     registered = []
     astro_cl_register_surveys(register=registered.append)
     astro_cl_register_preprocessors(register=registered.append)
     astro_cl_register_augmenters(register=registered.append)
-    assert registered == [ToySurvey, ToyPercentileScaler, ToyGain]
+    astro_cl_register_encoders(register=registered.append)
+    assert registered == [ToySurvey, ToyPercentileScaler, ToyGain, ToyAutoencoder]
 
 
 def test_toy_preprocessor_honours_the_preprocessor_contract(toy_folder):
@@ -75,3 +78,21 @@ def test_toy_augmenter_draws_gains_in_range():
     batch = TensorBatch.from_arrays(np.ones((200, 1, 2, 2), np.float32))
     gains = ToyGain(amplitude=0.2)(batch, seed=0).data[:, 0, 0, 0]
     assert 0.8 <= float(gains.min()) < 0.85 and 1.15 < float(gains.max()) <= 1.2
+
+
+def test_toy_encoder_honours_the_encoder_contract(toy_folder):
+    pytest.importorskip("torch")
+    check_encoder(ToyAutoencoder(), ToySurvey(path=toy_folder), expected_rows=3,
+                  fit_params={"trainer": {"progress": False}})
+
+
+def test_toy_encoder_learns_with_the_settings_it_is_given(toy_folder):
+    pytest.importorskip("torch")
+    survey = ToySurvey(path=toy_folder)
+    model = ToyAutoencoder(embedding_dim=4).fit(
+        survey, trainer={"epochs": 40, "batch_size": 3, "progress": False})
+    losses = [row["train_loss"] for row in model.history_]
+    assert len(losses) == 40 and losses[-1] < 0.5 * losses[0]
+    # the settings given replace the plugin's defaults one by one
+    assert (model.trainer_.epochs, model.trainer_.batch_size, model.trainer_.lr) == (40, 3, 1e-2)
+    assert model.transform(survey).shape == (3, 4)
