@@ -274,3 +274,21 @@ def test_the_study_layer_does_not_switch_on_task_names():
             offenders.extend((module, c.value) for c in ast.walk(node)
                              if isinstance(c, ast.Constant) and c.value in names)
     assert not offenders
+
+
+def test_read_table_refuses_a_binary_file_in_one_line(tmp_path, capsys):
+    """A damaged or foreign embeddings file is one clear error, not astropy's traceback."""
+    from astro_cl.cli import main
+    from astro_cl.exceptions import ValidationError
+    from astro_cl.studies import read_table
+
+    rng = np.random.default_rng(0)
+    for name in ("emb.ecsv", "emb.fits"):
+        (tmp_path / name).write_bytes(rng.integers(0, 256, 3000, dtype=np.uint8).tobytes())
+        with pytest.raises(ValidationError, match=rf"{name}: not a readable table"):
+            read_table(tmp_path / name)
+    (tmp_path / "cat.ecsv").write_text("id\na\n")
+    status = main(["evaluate", str(tmp_path / "emb.ecsv"), "--catalogue",
+                   str(tmp_path / "cat.ecsv"), "--out", str(tmp_path / "r")])
+    err = capsys.readouterr().err
+    assert status == 2 and "Traceback" not in err and "not a readable table" in err

@@ -57,6 +57,8 @@ def read_table(path: str | os.PathLike[str]) -> QTable:
     ------
     FileNotFoundError
         If there is no such file.
+    astro_cl.exceptions.ValidationError
+        If the file is not a table astropy can read.
     """
     from astropy.table import QTable
 
@@ -64,14 +66,25 @@ def read_table(path: str | os.PathLike[str]) -> QTable:
     if not path.is_file():
         msg = f"{path}: no such file"
         raise FileNotFoundError(msg)
+    fmt = None
     if path.suffix.lower() in (".ecsv", ".csv", ".txt", ".dat"):
         with open(path, encoding="utf-8", errors="replace") as fh:
             first = fh.readline()
         if first.startswith("# %ECSV"):
-            return QTable.read(path, format="ascii.ecsv")
-        if path.suffix.lower() == ".csv":
-            return QTable.read(path, format="ascii.csv")
-    return QTable.read(path)
+            fmt = "ascii.ecsv"
+        elif path.suffix.lower() == ".csv":
+            fmt = "ascii.csv"
+    from astropy.io.registry import IORegistryError
+
+    try:
+        return QTable.read(path, format=fmt) if fmt else QTable.read(path)
+    except (OSError, ValueError, TypeError, LookupError, UnicodeError, IORegistryError) as exc:
+        # astropy's own errors on a damaged or foreign file (a list of every
+        # reader it tried, a decoding error): one line naming the file
+        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        msg = (f"{path}: not a readable table (ECSV, CSV or FITS expected): "
+               f"{type(exc).__name__}: {first_line}")
+        raise ValidationError(msg) from None
 
 
 def _plain(value: Any) -> Any:
