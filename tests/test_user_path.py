@@ -354,8 +354,8 @@ def test_documented_commands_run_as_written(doc, tmp_path, monkeypatch, capsys):
 
 def test_ci_runs_the_readme_setup_lines():
     readme = [w for w in _bash_lines(ROOT / "README.md") if _is_setup(w)]
-    ci = [shlex.split(line, comments=True) for line in
-          (ROOT / ".ci" / "run").read_text().splitlines()]
+    script = (ROOT / ".ci" / "run").read_text().replace("\\\n", " ")  # join continued lines
+    ci = [shlex.split(line, comments=True) for line in script.splitlines()]
     for words in readme:
         if " ".join(words).startswith(("python -m venv", ". .venv")):
             continue  # CI makes its own venv
