@@ -34,7 +34,7 @@ from astro_cl.exceptions import AstroCLError, AstroCLWarning, ValidationError
 from astro_cl.utils.io import atomic_write, file_checksum
 
 __all__ = ["CACHE_FORMAT_VERSION", "CacheError", "CacheWarning", "CachedArrays",
-           "PreprocessedCache"]
+           "PreprocessedCache", "positions_of", "rows_of"]
 
 #: Layout version of a cache entry.
 CACHE_FORMAT_VERSION = 1
@@ -97,6 +97,64 @@ def _source_files(survey):
     return sorted(set(files))
 
 
+def rows_of(indices, n, where):
+    """Return row numbers ``0 <= row < n`` for a slice, ints, an array or a torch tensor.
+
+    Shared by the batch sources of the cache and the store.
+
+    Parameters
+    ----------
+    indices : slice, int, sequence of int, `numpy.ndarray` or `torch.Tensor`
+    n : int
+        Number of rows.
+    where : str
+        What is indexed, for the error message.
+
+    Returns
+    -------
+    rows : `numpy.ndarray` of int
+
+    Raises
+    ------
+    IndexError
+        If a row is out of range.
+    """
+    if hasattr(indices, "numpy"):  # a torch tensor
+        indices = indices.cpu().numpy()
+    rows = np.arange(n)[indices] if isinstance(indices, slice) \
+        else np.asarray(indices, dtype=int).reshape(-1)
+    if rows.size and (rows.min() < -n or rows.max() >= n):
+        msg = f"{where}: row out of range for {n} galaxies"
+        raise IndexError(msg)
+    return rows % max(1, n)
+
+
+def positions_of(index, ids, where):
+    """Return the rows of galaxy ids in an id -> row mapping.
+
+    Parameters
+    ----------
+    index : mapping of str to int
+    ids : sequence of str
+    where : str
+        What is searched, for the error message.
+
+    Returns
+    -------
+    rows : `numpy.ndarray` of int
+
+    Raises
+    ------
+    KeyError
+        Naming the first unknown id.
+    """
+    try:
+        return np.array([index[str(i)] for i in ids], dtype=int)
+    except KeyError as exc:
+        msg = f"{where}: no galaxy with id {exc.args[0]!r}"
+        raise KeyError(msg) from None
+
+
 class CachedArrays:
     """A cache entry: memory-mapped arrays of preprocessed galaxies (a batch source).
 
@@ -144,20 +202,11 @@ class CachedArrays:
         -------
         rows : `numpy.ndarray` of int
         """
-        try:
-            return np.array([self._index[str(i)] for i in ids], dtype=int)
-        except KeyError as exc:
-            msg = f"cache {self.directory.name}: no galaxy with id {exc.args[0]!r}"
-            raise KeyError(msg) from None
+        return positions_of(self._index, ids, f"cache {self.directory.name}")
 
     def _rows(self, indices):
         """Row numbers of ``indices`` (slice, ints or array), checked against the length."""
-        rows = np.arange(len(self))[indices] if isinstance(indices, slice) \
-            else np.asarray(indices, dtype=int).reshape(-1)
-        if rows.size and (rows.min() < -len(self) or rows.max() >= len(self)):
-            msg = f"cache {self.directory.name}: row out of range for {len(self)} galaxies"
-            raise IndexError(msg)
-        return rows
+        return rows_of(indices, len(self), f"cache {self.directory.name}")
 
     def batch(self, indices):
         """Read some galaxies as a `~astro_cl.data.batch.TensorBatch` (memory-mapped reads).

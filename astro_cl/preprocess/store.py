@@ -55,6 +55,8 @@ from astro_cl.preprocess.cache import (
     _slug,
     _swap_in,
     _target_names,
+    positions_of,
+    rows_of,
 )
 from astro_cl.surveys.base import Survey
 from astro_cl.utils.io import atomic_write
@@ -393,21 +395,10 @@ class StoredArrays:
         -------
         positions : `numpy.ndarray` of int
         """
-        try:
-            return np.array([self._pos[str(i)] for i in ids], dtype=int)
-        except KeyError as exc:
-            msg = f"store {self.directory.name}: no galaxy with id {exc.args[0]!r}"
-            raise KeyError(msg) from None
+        return positions_of(self._pos, ids, f"store {self.directory.name}")
 
     def _positions(self, indices):
-        if hasattr(indices, "numpy"):  # a torch tensor
-            indices = indices.cpu().numpy()
-        pos = np.arange(len(self))[indices] if isinstance(indices, slice) \
-            else np.asarray(indices, dtype=int).reshape(-1)
-        if pos.size and (pos.min() < -len(self) or pos.max() >= len(self)):
-            msg = f"store {self.directory.name}: row out of range for {len(self)} galaxies"
-            raise IndexError(msg)
-        return pos % max(1, len(self))
+        return rows_of(indices, len(self), f"store {self.directory.name}")
 
     def read(self, name, indices):
         """Read one array of some galaxies.
