@@ -10,6 +10,7 @@ are defined in a private module imported on first access to them
 """
 
 __all__ = [
+    "AstroCLDeprecationWarning",  # noqa: F822 - made on first access, see __getattr__
     "AstroCLError",
     "AstroCLWarning",  # noqa: F822 - made on first access, see __getattr__
     "CatalogueError",
@@ -61,7 +62,7 @@ class UnknownComponentError(AstroCLError, KeyError):
 
 
 #: Warning classes, defined in `astro_cl.warning_classes` (which imports astropy).
-_WARNINGS = ("AstroCLWarning", "PluginWarning")
+_WARNINGS = ("AstroCLDeprecationWarning", "AstroCLWarning", "PluginWarning")
 
 
 def __getattr__(name):

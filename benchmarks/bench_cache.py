@@ -65,12 +65,12 @@ class CubeFiles(Survey):
     name = "bench-cubes"
     default_kind = "cube"
 
-    def __init__(self, *, path, catalogue=None):
+    def __init__(self, *, path, catalogue_table=None):
         self.path = path
-        self.catalogue_in = catalogue
+        self.catalogue_table = catalogue_table
 
     def _open(self):
-        return QTable(self.catalogue_in)
+        return QTable(self.catalogue_table)
 
     def _read_record(self, index):
         row = self.catalogue[index]
@@ -104,7 +104,7 @@ def main(argv=None):
         cat = write_cubes(tmp / "cubes", args.n, args.size, args.n_wave)
         print(f"wrote {args.n} cubes ({args.n_wave} x {args.size} x {args.size}) "
               f"in {time.perf_counter() - t0:.1f} s")
-        survey = CubeFiles(path=str(tmp / "cubes"), catalogue=cat)
+        survey = CubeFiles(path=str(tmp / "cubes"), catalogue_table=cat)
         pca = CubePCA(fit_snr=30.0).fit([survey[i] for i in range(min(args.n, 50))])
 
         cache = PreprocessedCache(tmp / "cache")

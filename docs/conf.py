@@ -84,6 +84,8 @@ sphinx_gallery_conf = {
     "subsection_order": [
         "../examples/getting_started",
         "../examples/studies",
+        "../examples/resolved",
+        "../examples/cross_modal",
         "../examples/extending",
     ],
     "image_scrapers": ("matplotlib", _figure_scraper),

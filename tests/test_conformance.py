@@ -217,6 +217,35 @@ def _cnn_regressor(tmp_path):
                                                          "fit_params": {"trainer": trainer}}
 
 
+@factory("encoder", "dense-contrastive")
+def _dense(tmp_path):
+    from astro_cl.augment import RandomFlip
+    from astro_cl.data.batch import TensorBatch
+    from astro_cl.models.dense import DenseContrastive
+
+    encoder = DenseContrastive(width=1 / 16, channels=(32, 64), bottom=64, embedding_dim=4,
+                               n_pixels=16, augmenter=RandomFlip())
+    return encoder, (TensorBatch.from_arrays(_blobs(8, 2, 16)),), {
+        "expected_rows": 8,
+        "fit_params": {"trainer": {"epochs": 1, "batch_size": 8, "progress": False}}}
+
+
+@factory("encoder", "clip")
+def _clip(tmp_path):
+    from astro_cl.data.batch import TensorBatch
+    from astro_cl.models.clip import CLIPEncoder, PairedSource
+    from astro_cl.training.data import InMemorySource
+
+    image, cube = _blobs(8, 5, 16), _blobs(8, 3, 16)
+    pairs = PairedSource(InMemorySource(TensorBatch.from_arrays(image)),
+                         InMemorySource(TensorBatch.from_arrays(cube)))
+    encoder = CLIPEncoder(width=0.0625, hidden=(16,), embedding_dim=8, projection_dim=4,
+                          dropout=0.0)
+    return encoder, (pairs,), {
+        "expected_rows": 8,
+        "fit_params": {"trainer": {"epochs": 1, "batch_size": 8, "progress": False}}}
+
+
 # -- tasks -------------------------------------------------------------------
 def _embeddings(n, d=6, seed=0):
     rng = np.random.default_rng(seed)
@@ -230,6 +259,16 @@ def _similarity(tmp_path):
     X, _ = _embeddings(15)
     return SimilaritySearch(n_neighbors=3), (QTable({"id": [f"g{i}" for i in range(15)],
                                                      "embedding": X}),), {}
+
+
+@factory("task", "region-search")
+def _region_search(tmp_path):
+    from astro_cl.tasks.region_search import RegionSearch
+
+    rng = np.random.default_rng(0)
+    cubes = [{"embedding": NDData(rng.normal(size=(4, 6, 6)).astype(np.float32),
+                                  meta={"id": f"g{i}"})} for i in range(5)]
+    return RegionSearch(backend="numpy", n_neighbors=3), (cubes,), {}
 
 
 @factory("task", "environment")

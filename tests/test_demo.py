@@ -6,7 +6,15 @@ import numpy as np
 import pytest
 from astropy.table import QTable
 
-from astro_cl.demo import ACCEPTANCE, SIZES, AcceptanceError, format_summary, run_demo
+from astro_cl.demo import (
+    ACCEPTANCE,
+    ACCEPTANCE_MEDIUM,
+    SIZES,
+    AcceptanceError,
+    acceptance_for,
+    format_summary,
+    run_demo,
+)
 from astro_cl.exceptions import ValidationError
 
 # At the tiny size some morphological types have too few galaxies to be scored;
@@ -50,7 +58,14 @@ def test_tiny_demo_writes_the_report(tiny_demo):
     tables = {p.stem for p in (out / "report" / "tables").glob("*.ecsv")}
     assert {"property-correlation", "study-comparison", "sfms-clustering", "environment",
             "similarity-search", "property-regression", "map-metrics", "ablation-rankings",
-            "property-correlation-no-luminosity", "acceptance"} <= tables
+            "property-correlation-no-luminosity", "acceptance", "timings"} <= tables
+    # the per-stage time table: every stage, then the imports and the total
+    timings = QTable.read(out / "report" / "tables" / "timings.ecsv", format="ascii.ecsv")
+    assert list(timings["stage"][:-2]) == list(summary["timings"])
+    assert timings["stage"][-1] == "total"
+    assert timings["wall_time"][-1].value == pytest.approx(summary["wall_time"])
+    assert np.all(timings["wall_time"] >= 0 * timings["wall_time"].unit)
+    assert timings.meta["cpu"]
     maps = QTable.read(out / "report" / "tables" / "map-metrics.ecsv", format="ascii.ecsv")
     assert set(maps["property"]) == set(summary["map_metrics"])
     assert np.isfinite(maps["study_sigma"][list(maps["property"]).index("stellar_mass")])
@@ -86,6 +101,22 @@ def test_tiny_demo_summary(tiny_demo):
     assert saved["wall_time"] > 0
     text = format_summary(summary)
     assert "Kendall's tau" in text and "stellar_mass" in text and str(out) in text
+    assert "Time per stage" in text
+    for name in summary["timings"]:
+        assert name in text
+    assert set(summary["cpu_timings"]) == set(summary["timings"])
+
+
+def test_acceptance_by_size():
+    """The default size checks the first impression; medium holds the science thresholds."""
+    assert acceptance_for("small") is ACCEPTANCE and acceptance_for("tiny") is ACCEPTANCE
+    assert acceptance_for("medium") is ACCEPTANCE_MEDIUM
+    assert acceptance_for("study") is ACCEPTANCE_MEDIUM
+    assert ACCEPTANCE["sigma_stellar_mass"][0] == 0.15
+    assert ACCEPTANCE["bias_stellar_mass"][:2] == (0.05, "<=")
+    assert ACCEPTANCE_MEDIUM["sigma_stellar_mass"][0] == 0.10
+    assert ACCEPTANCE_MEDIUM["skill_age_mw"][0] == ACCEPTANCE_MEDIUM["skill_metallicity"][0] == 0.5
+    assert set(ACCEPTANCE_MEDIUM) == set(ACCEPTANCE)
 
 
 def test_invalid_size(tmp_path):
@@ -168,3 +199,18 @@ def test_default_demo_meets_acceptance(tmp_path):
     summary = run_demo(tmp_path, size="small", seed=0, check=False, progress=False)
     failed = {k: c["value"] for k, c in summary["checks"].items() if not c["passed"]}
     assert not failed, f"missed: {failed}\n{format_summary(summary)}"
+
+
+def test_stellar_mass_bias_is_checked_in_absolute_value():
+    import astropy.units as u
+
+    from astro_cl.studies import acceptance_values, check_acceptance
+
+    for mu, passed in ((-0.07, False), (0.07, False), (-0.03, True)):
+        maps = QTable({"property": ["stellar_mass"], "sigma": [0.08] * u.dex,
+                       "mu": [mu] * u.dex})
+        values = acceptance_values({"map-metrics": maps})
+        assert values["bias_stellar_mass"] == pytest.approx(abs(mu))
+        checks = check_acceptance(values)
+        assert checks["bias_stellar_mass"]["passed"] is passed
+        assert checks["sigma_stellar_mass"]["passed"]

@@ -67,7 +67,7 @@ def _open(path, **kw):
 
 
 def test_open_joins_catalogue_and_reports_missing_rows(cube_dir, shared_data):
-    survey, caught = _open(cube_dir, catalogue=shared_data / "ecalifa" / "ecalifa_global.csv")
+    survey, caught = _open(cube_dir, catalogue_file=shared_data / "ecalifa" / "ecalifa_global.csv")
     assert survey.ids == ["IC5376", "NGC7819", "UGC00005"]
     assert survey.cubes_without_row_ == []
     assert len(survey.rows_without_cube_) == 895 - 3
@@ -80,7 +80,7 @@ def test_open_joins_catalogue_and_reports_missing_rows(cube_dir, shared_data):
 
 def test_cube_without_row_is_kept_and_reported(cube_dir, shared_data):
     write_califa_cube(cube_dir / "NOTINCAT.V500.drscube.fits", seed=9)
-    survey, caught = _open(cube_dir, catalogue=shared_data / "ecalifa" / "ecalifa_global.csv")
+    survey, caught = _open(cube_dir, catalogue_file=shared_data / "ecalifa" / "ecalifa_global.csv")
     assert survey.cubes_without_row_ == ["NOTINCAT"]
     assert "NOTINCAT" in survey
     assert any("1 galaxies with data have no row" in str(w.message) for w in caught)
@@ -89,7 +89,7 @@ def test_cube_without_row_is_kept_and_reported(cube_dir, shared_data):
 
 
 def test_record_contents(cube_dir, shared_data):
-    survey, _ = _open(cube_dir, catalogue=shared_data / "ecalifa" / "ecalifa_global.csv")
+    survey, _ = _open(cube_dir, catalogue_file=shared_data / "ecalifa" / "ecalifa_global.csv")
     rec = survey["IC5376"]
     flux = write_califa_cube(cube_dir / "copy.fits", seed=0)
     cube = rec.cube
@@ -116,7 +116,7 @@ def test_record_contents(cube_dir, shared_data):
 def test_gzip_cube_and_check_survey(cube_dir, shared_data):
     from astro_cl.testing import check_survey
 
-    survey, _ = _open(cube_dir, catalogue=shared_data / "ecalifa" / "ecalifa_global.csv")
+    survey, _ = _open(cube_dir, catalogue_file=shared_data / "ecalifa" / "ecalifa_global.csv")
     rec = survey["UGC00005"]
     assert rec.meta["file"].endswith(".fits.gz")
     with warnings.catch_warnings():
@@ -129,7 +129,7 @@ def test_gzip_cube_and_check_survey(cube_dir, shared_data):
 
 def test_labels_and_split(cube_dir, shared_data):
     d = shared_data / "ecalifa"
-    survey, _ = _open(cube_dir, catalogue=d / "ecalifa_global.csv",
+    survey, _ = _open(cube_dir, catalogue_file=d / "ecalifa_global.csv",
                       labels=d / "galaxies_properties.fits", split=d / "train_test_edr.npz")
     cat = survey.catalogue
     assert "Age_LW_int" in cat.colnames and "z_labels" in cat.colnames
@@ -172,10 +172,10 @@ def test_catalogue_without_join_column(cube_dir):
 def test_params_roundtrip(cube_dir):
     from astro_cl.base import clone
 
-    survey = ECALIFASurvey(path=cube_dir, catalogue="x.ecsv")
-    assert survey.get_params()["catalogue"] == "x.ecsv"
-    assert clone(survey).catalogue_path == "x.ecsv"
-    survey.set_params(catalogue=None)
+    survey = ECALIFASurvey(path=cube_dir, catalogue_file="x.ecsv")
+    assert survey.get_params()["catalogue_file"] == "x.ecsv"
+    assert clone(survey).catalogue_file == "x.ecsv"
+    survey.set_params(catalogue_file=None)
     assert len(survey.open()) == 3
 
 

@@ -169,21 +169,21 @@ def test_catalogue_without_join_column(tmp_path):
     write_cube(tmp_path)
     QTable({"galaxy": ["G1"], "z": [0.02]}).write(tmp_path / "cat.ecsv")
     with pytest.raises(CatalogueError, match=r"cat\.ecsv: catalogue has no join column 'Name'"):
-        ECALIFASurvey(path=tmp_path, catalogue=tmp_path / "cat.ecsv").open()
+        ECALIFASurvey(path=tmp_path, catalogue_file=tmp_path / "cat.ecsv").open()
 
 
 def test_catalogue_duplicate_names(tmp_path):
     write_cube(tmp_path)
     QTable({"Name": ["G1", "G1"]}).write(tmp_path / "cat.ecsv")
     with pytest.raises(CatalogueError, match="duplicate"):
-        ECALIFASurvey(path=tmp_path, catalogue=tmp_path / "cat.ecsv").open()
+        ECALIFASurvey(path=tmp_path, catalogue_file=tmp_path / "cat.ecsv").open()
 
 
 def test_unreadable_catalogue(tmp_path):
     write_cube(tmp_path)
     (tmp_path / "cat.fits").write_bytes(b"garbage")
     with pytest.raises(CatalogueError, match=r"cat\.fits: cannot read as a catalogue"):
-        ECALIFASurvey(path=tmp_path, catalogue=tmp_path / "cat.fits").open()
+        ECALIFASurvey(path=tmp_path, catalogue_file=tmp_path / "cat.fits").open()
 
 
 def test_no_cubes_and_missing_path(tmp_path):

@@ -86,7 +86,7 @@ def test_check_survey_and_catalogue_join(real_maps, tmp_path):
 
     shutil.copy(real_maps, tmp_path / MAPS)
     QTable({"plateifu": ["7815-3702"], "nsa_z": [0.0297]}).write(tmp_path / "drpall.ecsv")
-    survey = MaNGASurvey(path=tmp_path, catalogue=tmp_path / "drpall.ecsv",
+    survey = MaNGASurvey(path=tmp_path, catalogue_file=tmp_path / "drpall.ecsv",
                          extensions=["STELLAR_VEL", "EMLINE_GFLUX"]).open()
     assert survey[0].observing.redshift == pytest.approx(0.0297)
     # Unusable spaxels have IVAR = 0, hence an infinite 1-sigma uncertainty (and no warning).

@@ -65,7 +65,7 @@ def test_survey_with_catalogue_and_check(pipe3d_file, shared_data):
     from astro_cl.testing import check_survey
 
     survey = Pipe3DSurvey(path=pipe3d_file, tables=["ELINES"],
-                          catalogue=shared_data / "ecalifa" / "ecalifa_global.csv")
+                          catalogue_file=shared_data / "ecalifa" / "ecalifa_global.csv")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", AstroCLWarning)  # 894 catalogue rows without a file
         survey.open()

@@ -56,7 +56,7 @@ def test_shipped_config_runs_end_to_end(config, tmp_path, monkeypatch, capsys):
 
     encoder = astro_cl.load_model(model)
     settings = [x for k, v in tiny.items() for x in ("--set", f"{k}={v}")]
-    if encoder.output_kind == "embedding":
+    if encoder.output_type == "embedding":
         assert main(["embed", str(model), survey, *settings, "--set", "seed=7",
                      "--out", "emb"]) == 0
         from astropy.table import QTable

@@ -38,11 +38,10 @@ class PreprocessedViews(Augmenter):
     Notes
     -----
     The preprocessor runs on every view of every step: with
-    `~astro_cl.preprocess.CubePCA` on a 1877 x 48 x 48 mock cube that
-    measured 0.1 s per view on one CPU thread (0.13 s with a velocity shift
-    and the eCALIFA image steps), against 0.8 ms for the image steps on a
-    cached image (``benchmarks/bench_per_view.py``; see
-    :doc:`/user_guide/augmenters`). The raw cubes also stay in memory (about
+    `~astro_cl.preprocess.CubePCA` that costs far more than the image steps
+    on a cached image (figures in ``benchmarks/README.md``, from
+    ``benchmarks/bench_per_view.py``; see :doc:`/user_guide/augmenters`).
+    The raw cubes also stay in memory (about
     39 MB per galaxy with uncertainties and masks at this size). The
     preprocessor is deterministic; randomness comes from the two augmenters
     only, which draw from the generator in turn.

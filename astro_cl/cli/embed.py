@@ -77,9 +77,9 @@ def run(args):
     from astro_cl.models.artefact import load_model
 
     model = load_model(args.model)
-    if getattr(model, "output_kind", None) != "embedding" or not hasattr(model, "embed"):
+    if getattr(model, "output_type", None) != "embedding" or not hasattr(model, "embed"):
         msg = (f"{args.model} holds a {model.name!r} model, which predicts "
-               f"{model.output_kind}, not embeddings (use `astro-cl predict`)")
+               f"{model.output_type}, not embeddings (use `astro-cl predict`)")
         raise ValidationError(msg)
     if args.n_views < 1:
         msg = f"--n-views: expected a positive integer, got {args.n_views}"

@@ -44,7 +44,7 @@ def run(args):
     from astro_cl.models.artefact import load_model
 
     model = load_model(args.model)
-    if getattr(model, "output_kind", None) != "maps":
+    if getattr(model, "output_type", None) != "maps":
         msg = (f"{args.model} holds a {model.name!r} model, which does not predict maps "
                "(use `astro-cl embed`)")
         raise ValidationError(msg)

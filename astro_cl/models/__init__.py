@@ -2,12 +2,13 @@
 
 `TorchEncoder` is the base of models made of a torch network and a loss
 (`~astro_cl.models.simclr.SimCLR`, `~astro_cl.models.regressor.CNNRegressor`,
-plugins' models); training settings are a `~astro_cl.training.TrainerConfig`.
+`~astro_cl.models.clip.CLIPEncoder`, plugins' models); training settings are a
+`~astro_cl.training.TrainerConfig`.
 """
 
 from astro_cl.models.base import Encoder
 
-__all__ = ["Encoder", "InputContract", "TorchEncoder", "load_model"]
+__all__ = ["CLIPEncoder", "Encoder", "InputContract", "TorchEncoder", "load_model"]
 
 
 def __getattr__(name):
@@ -20,6 +21,10 @@ def __getattr__(name):
         from astro_cl.models.torch_encoder import TorchEncoder
 
         return TorchEncoder
+    if name == "CLIPEncoder":
+        from astro_cl.models.clip import CLIPEncoder
+
+        return CLIPEncoder
     if name == "InputContract":
         from astro_cl.models.contract import InputContract
 

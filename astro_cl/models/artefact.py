@@ -164,7 +164,9 @@ def load_model(path: str | Path, *, device: str = "cpu", **overrides: Any) -> An
     Raises
     ------
     astro_cl.exceptions.CheckpointError
-        If the file is not an astro_cl model, or its model is not registered.
+        If the file is not an astro_cl model, its model is not registered, or
+        the model's encoder class does not implement
+        `~astro_cl.models.Encoder.load`.
     FileNotFoundError
         If the file does not exist.
 
@@ -175,6 +177,7 @@ def load_model(path: str | Path, *, device: str = "cpu", **overrides: Any) -> An
     >>> table = model.embed(astro_cl.get_survey("ecalifa-mock", n=8))  # doctest: +SKIP
     """
     from astro_cl.exceptions import UnknownComponentError
+    from astro_cl.models.base import Encoder
     from astro_cl.plugins.registry import get_component_class
     from astro_cl.training.checkpoints import load_checkpoint
 
@@ -184,11 +187,17 @@ def load_model(path: str | Path, *, device: str = "cpu", **overrides: Any) -> An
         raise CheckpointError(msg)
     name = load_checkpoint(path)["header"]["model"]
     try:
-        # Any: load() is what the built-in encoders offer, not part of the Encoder interface
-        cls: Any = get_component_class("encoder", name)
+        cls = get_component_class("encoder", name)
     except UnknownComponentError as exc:
         msg = f"{path}: holds a {name!r} model, which no installed plugin provides ({exc})"
         raise CheckpointError(msg) from None
+    if getattr(cls.load, "__func__", None) is vars(Encoder)["load"].__func__:
+        # the interface's own load only says it cannot; name the model file's model too
+        msg = (f"{path}: holds a {name!r} model, but its encoder class "
+               f"{cls.__module__}.{cls.__qualname__} cannot load model files: it does not "
+               "implement the class method load(path, *, device='cpu', **overrides) of "
+               "astro_cl.models.Encoder")
+        raise CheckpointError(msg)
     return cls.load(path, device=device, **overrides)
 
 
@@ -218,10 +227,10 @@ def write_model_card(encoder: Any, path: str | Path) -> Path:
     pre = getattr(encoder, "preprocessor_", None)
     lines = [f"# Model card: {path.name}", "",
              f"A `{encoder.name}` model ({type(encoder).__name__}), "
-             f"output: {getattr(encoder, 'output_kind', 'embedding')}.", "",
+             f"output: {getattr(encoder, 'output_type', 'embedding')}.", "",
              "## Use", "", "```python", "import astro_cl",
              f'model = astro_cl.load_model("{path.name}")',
-             "table = model.embed(survey)" if encoder.output_kind != "maps"
+             "table = model.embed(survey)" if encoder.output_type != "maps"
              else "maps = model.predict_maps(survey)", "```", ""]
     lines += ["## Input contract", ""]
     lines += contract.describe() if contract is not None else ["- not recorded"]

@@ -158,9 +158,9 @@ def _block_memory_format(x):
     """Memory format in which a conv block runs fastest on CPU for input ``x``.
 
     oneDNN's channels-last convolutions win on the small maps of the deeper
-    blocks, but lose on large maps with few channels: at the study's
-    30x192x184 input the first two blocks ran 1.3x and 1.7x faster (forward +
-    backward) in NCHW.
+    blocks, but lose on large maps with few channels, such as the first two
+    blocks at the study's 30x192x184 input (figures in
+    ``benchmarks/README.md``).
     """
     if x.device.type == "cpu" and x.shape[-2] * x.shape[-1] > _NCHW_MIN_PIXELS:
         return torch.contiguous_format

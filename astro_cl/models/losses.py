@@ -6,6 +6,8 @@
 * `log10_targets` and `masked_mse`: the PICASSSO regression loss, squared
   error on log10 values, empty pixels down-weighted, a border cropped.
 * `gaussian_nll`: the same weighting with a predicted per-pixel uncertainty.
+* `clip_loss`: the symmetric contrastive loss of CLIP (Radford et al. 2021)
+  between two modalities, with a (learnable) logit scale.
 """
 
 import math
@@ -13,7 +15,7 @@ import math
 import torch
 import torch.nn.functional as F
 
-__all__ = ["gaussian_nll", "log10_targets", "masked_mse", "nt_xent"]
+__all__ = ["clip_loss", "gaussian_nll", "log10_targets", "masked_mse", "nt_xent"]
 
 
 def nt_xent(z1, z2, temperature=0.5, *, negatives="cross"):
@@ -59,6 +61,51 @@ def nt_xent(z1, z2, temperature=0.5, *, negatives="cross"):
         return F.cross_entropy(logits, torch.cat([labels + n, labels]))
     msg = f"nt_xent: negatives must be 'cross' or 'all', got {negatives!r}"
     raise ValueError(msg)
+
+
+def clip_loss(z_a, z_b, logit_scale):
+    """Return the symmetric CLIP contrastive loss of paired embeddings of two modalities.
+
+    Row ``i`` of ``z_a`` and of ``z_b`` are the same galaxy seen by two
+    instruments (the positive pair); every other row of the other modality
+    is a negative. With ``s`` the logit scale (the inverse temperature) and
+    the embeddings L2-normalised, the logits are ``s z_a z_b^T`` and the loss
+    is the mean of the cross-entropies along rows (a -> b) and along columns
+    (b -> a) (Radford et al. 2021; AstroCLIP, Parker et al. 2024). Swapping
+    the modalities gives the same value.
+
+    Parameters
+    ----------
+    z_a, z_b : `torch.Tensor`
+        ``(N, D)`` embeddings of the two modalities (normalised here).
+    logit_scale : float or `torch.Tensor`
+        Positive scalar multiplying the cosine similarities; a tensor keeps
+        its gradient (CLIP learns it, as ``exp`` of a parameter).
+
+    Returns
+    -------
+    loss : `torch.Tensor`
+        Scalar.
+
+    Raises
+    ------
+    ValueError
+        If the embeddings are not two ``(N, D)`` tensors of equal shape, or
+        the scale is not positive.
+    """
+    if z_a.shape != z_b.shape or z_a.ndim != 2:
+        msg = (f"clip_loss: expected two (N, D) tensors of equal shape, got "
+               f"{tuple(z_a.shape)} and {tuple(z_b.shape)}")
+        raise ValueError(msg)
+    scale = torch.as_tensor(logit_scale, dtype=torch.float32, device=z_a.device)
+    if scale.numel() != 1 or not bool(scale.detach() > 0):
+        msg = f"clip_loss: logit_scale must be one positive number, got {logit_scale!r}"
+        raise ValueError(msg)
+    z_a = F.normalize(z_a.float(), dim=1)
+    z_b = F.normalize(z_b.float(), dim=1)
+    logits = scale.reshape(()) * (z_a @ z_b.T)
+    labels = torch.arange(z_a.shape[0], device=z_a.device)
+    return 0.5 * (F.cross_entropy(logits, labels) + F.cross_entropy(logits.T, labels))
 
 
 def log10_targets(targets, target_mask=None, *, empty_weight=0.0, border=0, log_floor=None,

@@ -66,7 +66,7 @@ class SimCLR(TorchEncoder):
 
     name = "simclr"
     description = "SimCLR contrastive encoder (eCALIFA study: conv net, NT-Xent, masked pooling)."
-    output_kind = "embedding"
+    output_type = "embedding"
     _parameter_constraints = {
         "backbone": [Options("conv", "resnet")],
         "width": [Interval(float, 0, None, closed="neither")],

@@ -34,7 +34,7 @@ from astro_cl.exceptions import AstroCLError, AstroCLWarning, ValidationError
 from astro_cl.utils.io import atomic_write, file_checksum
 
 __all__ = ["CACHE_FORMAT_VERSION", "CacheError", "CacheWarning", "CachedArrays",
-           "PreprocessedCache", "positions_of", "rows_of"]
+           "PreprocessedCache", "positions_of", "rows_of", "source_files_of"]
 
 #: Layout version of a cache entry.
 CACHE_FORMAT_VERSION = 1
@@ -76,8 +76,19 @@ def _plain(value):
     return None
 
 
-def _source_files(survey):
-    """Files a survey reads: ``survey.source_files()`` if it has one, else its path parameters."""
+def source_files_of(survey):
+    """Return the files a survey reads, which the cache's checksum covers.
+
+    Parameters
+    ----------
+    survey : `~astro_cl.surveys.Survey`
+
+    Returns
+    -------
+    files : list of `~pathlib.Path`
+        ``survey.source_files()`` if it has one, else the files and folders
+        named by its path parameters (folders expanded), sorted.
+    """
     hook = getattr(survey, "source_files", None)
     if hook is not None:
         files = hook() if callable(hook) else hook
@@ -316,7 +327,7 @@ class PreprocessedCache:
 
     # -- keys ---------------------------------------------------------------
     def _source_fingerprint(self, survey, kind, targets):
-        files = [f for f in _source_files(survey)
+        files = [f for f in source_files_of(survey)
                  if self.directory.resolve() not in f.resolve().parents]
         if files:
             if self.checksum == "content":

@@ -39,6 +39,7 @@ from astro_cl.studies.ecalifa import ECALIFA_PROPERTIES, ECALIFAStudy, run_ecali
 from astro_cl.studies.picasso import PICASSSO_TARGETS, PicassoStudy, run_picasso_study
 from astro_cl.studies.report import (
     ACCEPTANCE,
+    ACCEPTANCE_MEDIUM,
     MAP_CHECKS,
     acceptance_values,
     assemble_report,
@@ -54,6 +55,7 @@ from astro_cl.studies.sources import SourceView
 
 __all__ = [
     "ACCEPTANCE",
+    "ACCEPTANCE_MEDIUM",
     "DEFAULT_TASKS",
     "ECALIFA_PROPERTIES",
     "MAP_CHECKS",

@@ -38,9 +38,32 @@ if TYPE_CHECKING:
 
 __all__ = ["DEFAULT_TASKS", "TaskResults", "read_table", "run_tasks"]
 
+#: ``thumbnails.npz`` keys: the format marker, the galaxy ids, and the image of the
+#: i-th id under ``_THUMBNAIL_KEY.format(i)``. Ids are data, never key names: as
+#: keys, an id such as ``allow_pickle`` or ``file`` clashed with `numpy.savez`'s
+#: own arguments (files written so, one image per id, still read).
+_THUMBNAILS_FORMAT_KEY = "astro_cl_thumbnails_format"
+_THUMBNAIL_IDS_KEY = "galaxy_ids"
+_THUMBNAIL_KEY = "thumbnail_{}"
+
 #: Tasks run by default, in order; those the catalogue cannot support are skipped.
 DEFAULT_TASKS = ("property-correlation", "property-regression", "sfms-clustering",
                  "environment", "similarity-search")
+
+def _read_thumbnails(path: Path) -> dict[str, np.ndarray]:
+    """Read ``thumbnails.npz``: images by galaxy id (either layout, see `_THUMBNAIL_KEY`)."""
+    with np.load(path, allow_pickle=False) as npz:
+        if _THUMBNAILS_FORMAT_KEY not in npz.files:  # written before ids were data
+            return {k: npz[k] for k in npz.files}
+        ids = [str(i) for i in npz[_THUMBNAIL_IDS_KEY]]
+        missing = [_THUMBNAIL_KEY.format(i) for i in range(len(ids))
+                   if _THUMBNAIL_KEY.format(i) not in npz.files]
+        if missing:
+            msg = (f"{path}: lists {len(ids)} galaxy ids but has no image under "
+                   f"{missing[:3]}; expected one '{_THUMBNAIL_KEY.format('<i>')}' per id")
+            raise ValidationError(msg)
+        return {gid: npz[_THUMBNAIL_KEY.format(i)] for i, gid in enumerate(ids)}
+
 
 def read_table(path: str | os.PathLike[str]) -> QTable:
     """Read a table, recognising ECSV content whatever the file extension.
@@ -384,11 +407,12 @@ class TaskResults:
             with atomic_write(folder / "history.json") as fh:
                 json.dump(_plain(self.history), fh, indent=1)
         if self.thumbnails:
+            arrays = {_THUMBNAILS_FORMAT_KEY: np.array(1),
+                      _THUMBNAIL_IDS_KEY: np.array([str(k) for k in self.thumbnails])}
+            arrays.update({_THUMBNAIL_KEY.format(i): np.asarray(v)
+                           for i, v in enumerate(self.thumbnails.values())})
             with atomic_path(folder / "thumbnails.npz") as tmp, open(tmp, "wb") as fh:
-                # (numpy's stub reads a key named allow_pickle as that flag: no
-                # galaxy id is expected to be one)
-                np.savez_compressed(fh, **{str(k): np.asarray(v)  # type: ignore[arg-type]
-                                           for k, v in self.thumbnails.items()})
+                np.savez_compressed(fh, **arrays)  # type: ignore[arg-type]
         return folder
 
     @classmethod
@@ -434,8 +458,7 @@ class TaskResults:
             out.history = hist
         thumbs = folder / "thumbnails.npz"
         if thumbs.is_file():
-            with np.load(thumbs, allow_pickle=False) as npz:
-                out.thumbnails = {k: npz[k] for k in npz.files}
+            out.thumbnails = _read_thumbnails(thumbs)
         return out
 
     # -- what the report says -----------------------------------------------------

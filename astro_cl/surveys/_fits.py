@@ -249,25 +249,3 @@ def check_directory(path, survey_name):
         msg = f"survey {survey_name!r}: {path}: no such file or directory"
         raise SurveyError(msg)
     return path
-
-
-def params_with_catalogue(survey):
-    """``get_params`` of a survey whose ``catalogue=`` argument is stored as ``catalogue_path``.
-
-    (`Survey.catalogue` is the opened table, so the argument cannot live under that name.)
-    """
-    params = {k: getattr(survey, k) for k in survey._param_names() if k != "catalogue"}
-    params["catalogue"] = survey.catalogue_path
-    return dict(sorted(params.items()))
-
-
-def set_params_with_catalogue(survey, params):
-    """``set_params`` counterpart of `params_with_catalogue`; forgets the opened catalogue."""
-    params = dict(params)
-    if "catalogue" in params:
-        survey.catalogue_path = params.pop("catalogue")
-    from astro_cl.base import Component
-
-    Component.set_params(survey, **params)
-    survey.__dict__.pop("_catalogue_cache", None)
-    return survey

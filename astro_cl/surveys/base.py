@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import reprlib
+import warnings
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar, Self
 
@@ -11,12 +12,21 @@ from astropy.table import QTable
 
 from astro_cl.base import Component
 from astro_cl.data.record import GalaxyRecord
-from astro_cl.exceptions import CatalogueError, SurveyError
+from astro_cl.exceptions import CatalogueError, SurveyError, ValidationError
 
 if TYPE_CHECKING:
     from astro_cl.data.batch import TensorBatch
 
 __all__ = ["Survey"]
+
+
+def _warn_renamed(cls: type, old: str, new: str, *, stacklevel: int) -> None:
+    # stacklevel counts from the caller of this function
+    from astro_cl.exceptions import AstroCLDeprecationWarning
+
+    warnings.warn(f"{cls.__name__} (survey {getattr(cls, 'name', '')!r}): the parameter "
+                  f"{old}= is deprecated; use {new}= (in Python, configuration files and "
+                  "--set alike)", AstroCLDeprecationWarning, stacklevel=stacklevel + 1)
 
 
 class Survey(Component):
@@ -36,6 +46,75 @@ class Survey(Component):
     #: `~astro_cl.preprocess.PreprocessedCache.get_or_build`). False by default:
     #: readers that silence warnings or enable units change process-wide state.
     thread_safe: ClassVar[bool] = False
+    #: Former parameter names, old -> new. The constructor keeps each old name as
+    #: a keyword defaulting to None and passes it to `_renamed_param`; `set_params`
+    #: accepts it too. Both warn with `~astro_cl.exceptions.AstroCLDeprecationWarning`.
+    #: An old name is not a parameter (`get_params` lists the new one only).
+    renamed_params: ClassVar[dict[str, str]] = {}
+
+    # -- parameters ------------------------------------------------------
+    @classmethod
+    def _param_names(cls) -> list[str]:
+        # a former name stays in __init__'s signature as an alias, not as a parameter
+        return [n for n in super()._param_names() if n not in cls.renamed_params]
+
+    def _renamed_param(self, old: str, old_value: Any, new_value: Any) -> Any:
+        """Return the value of a renamed parameter given under either name (for ``__init__``).
+
+        Parameters
+        ----------
+        old : str
+            The former name (a key of `renamed_params`).
+        old_value, new_value : object
+            The values passed under the former and the current name (None: not given).
+
+        Returns
+        -------
+        value : object
+            ``new_value``, or ``old_value`` with a deprecation warning.
+
+        Raises
+        ------
+        astro_cl.exceptions.ValidationError
+            If both names were given.
+        """
+        if old_value is None:
+            return new_value
+        new = self.renamed_params[old]
+        if new_value is not None:
+            msg = (f"{type(self).__name__}: {old}= is the former name of {new}=; give only "
+                   f"{new}= (got {old}={old_value!r} and {new}={new_value!r})")
+            raise ValidationError(msg)
+        _warn_renamed(type(self), old, new, stacklevel=3)
+        return old_value
+
+    def set_params(self, **params: Any) -> Self:
+        """Set configuration parameters (former names of `renamed_params` too, with a warning).
+
+        Parameters
+        ----------
+        **params : dict
+            Parameter names and new values.
+
+        Returns
+        -------
+        self : `Survey`
+            This survey; its opened catalogue is forgotten.
+
+        Raises
+        ------
+        ValueError
+            If a name is not a parameter of this survey.
+        """
+        for old in [k for k in params if k in self.renamed_params]:
+            new = self.renamed_params[old]
+            if new in params:
+                msg = (f"{type(self).__name__}.set_params: {old}= is the former name of "
+                       f"{new}=; give only {new}=")
+                raise ValidationError(msg)
+            _warn_renamed(type(self), old, new, stacklevel=2)
+            params[new] = params.pop(old)
+        return super().set_params(**params)
 
     # -- to implement ----------------------------------------------------
     def _open(self) -> QTable:

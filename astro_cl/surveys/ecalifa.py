@@ -65,7 +65,7 @@ class ECALIFASurvey(Survey):
     ----------
     path : str or `~pathlib.Path`
         Directory holding ``<name>.V500.drscube.fits[.gz]`` cubes.
-    catalogue : str or `~pathlib.Path`, optional
+    catalogue_file : str or `~pathlib.Path`, optional
         pyPipe3D catalogue (FITS) or an ECSV table with eCALIFA column names.
         Default: the first of ``eCALIFA.pyPipe3D.fits``, ``catalogue.ecsv``,
         ``ecalifa_global.csv`` found in ``path``; none is fine.
@@ -83,6 +83,10 @@ class ECALIFASurvey(Survey):
         PSF FWHM when the header has no ``FWHM``/``PSF_FWHM`` card (CALIFA: ~2.5").
     default_pixel_scale : `~astropy.units.Quantity`, optional
         Spaxel size used (with a warning) when a cube has no celestial WCS.
+    catalogue : str or `~pathlib.Path`, optional
+        Deprecated former name of ``catalogue_file`` (warns with
+        `~astro_cl.exceptions.AstroCLDeprecationWarning`; ``catalogue`` is the
+        opened table).
 
     Attributes
     ----------
@@ -97,24 +101,19 @@ class ECALIFASurvey(Survey):
     name = "ecalifa"
     description = "eCALIFA V500 cubes (PRIMARY/ERROR/BADPIX/GAIA_MASK) + pyPipe3D catalogue."
     default_kind = "cube"
+    renamed_params = {"catalogue": "catalogue_file"}
 
-    def __init__(self, *, path=None, catalogue=None, join="Name", labels=None,
+    def __init__(self, *, path=None, catalogue_file=None, join="Name", labels=None,
                  labels_join="cubename", split=None, psf_fwhm=2.5 * u.arcsec,
-                 default_pixel_scale=0.5 * u.arcsec):
+                 default_pixel_scale=0.5 * u.arcsec, catalogue=None):
         self.path = path
-        self.catalogue_path = catalogue
+        self.catalogue_file = self._renamed_param("catalogue", catalogue, catalogue_file)
         self.join = join
         self.labels = labels
         self.labels_join = labels_join
         self.split = split
         self.psf_fwhm = psf_fwhm
         self.default_pixel_scale = default_pixel_scale
-
-    def get_params(self, deep=True):  # noqa: D102 - see Component
-        return _fits.params_with_catalogue(self)
-
-    def set_params(self, **params):  # noqa: D102 - see Component
-        return _fits.set_params_with_catalogue(self, params)
 
     # -- opening -------------------------------------------------------------
     def _find_cubes(self, folder):
@@ -141,7 +140,7 @@ class ECALIFASurvey(Survey):
             msg = (f"{folder}: no eCALIFA cubes (expected files named "
                    f"<name>{_CUBE_SUFFIXES[0]} or <name>{_CUBE_SUFFIXES[1]})")
             raise SurveyError(msg)
-        cat_path = self.catalogue_path
+        cat_path = self.catalogue_file
         if cat_path is None:
             cat_path = next((folder / n for n in _CATALOGUE_NAMES if (folder / n).is_file()),
                             None)

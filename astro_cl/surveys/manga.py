@@ -173,7 +173,7 @@ class MaNGASurvey(Survey):
     ----------
     path : str or `~pathlib.Path`
         A MAPS/LOGCUBE file or a directory searched recursively for them.
-    catalogue : str or `~pathlib.Path`, optional
+    catalogue_file : str or `~pathlib.Path`, optional
         Table with a ``join`` column (DRPall: ``plateifu``).
     join : str, optional
         Catalogue column holding ``"<plate>-<ifudesign>"``.
@@ -181,6 +181,10 @@ class MaNGASurvey(Survey):
         DAP extensions to read (default: every DATA extension but ``BINID``).
     cubes : bool, optional
         Also read LOGCUBE files when present (default True).
+    catalogue : str or `~pathlib.Path`, optional
+        Deprecated former name of ``catalogue_file`` (warns with
+        `~astro_cl.exceptions.AstroCLDeprecationWarning`; ``catalogue`` is the
+        opened table).
 
     Attributes
     ----------
@@ -191,20 +195,15 @@ class MaNGASurvey(Survey):
     name = "manga"
     description = "SDSS-IV MaNGA DAP MAPS (maps with IVAR/MASK) and DRP LOGCUBE files."
     default_kind = "maps"
+    renamed_params = {"catalogue": "catalogue_file"}
 
-    def __init__(self, *, path=None, catalogue=None, join="plateifu", extensions=None,
-                 cubes=True):
+    def __init__(self, *, path=None, catalogue_file=None, join="plateifu", extensions=None,
+                 cubes=True, catalogue=None):
         self.path = path
-        self.catalogue_path = catalogue
+        self.catalogue_file = self._renamed_param("catalogue", catalogue, catalogue_file)
         self.join = join
         self.extensions = extensions
         self.cubes = cubes
-
-    def get_params(self, deep=True):  # noqa: D102 - see Component
-        return _fits.params_with_catalogue(self)
-
-    def set_params(self, **params):  # noqa: D102 - see Component
-        return _fits.set_params_with_catalogue(self, params)
 
     def _open(self):
         root = _fits.check_directory(self.path, self.name)
@@ -231,9 +230,9 @@ class MaNGASurvey(Survey):
                  for k in ("maps_file", "cube_file")}
         extra["plate"] = np.array([int(i.split("-")[0]) for i in ids])
         extra["ifudesign"] = np.array([int(i.split("-")[1]) for i in ids])
-        table = None if self.catalogue_path is None else _fits.read_table(self.catalogue_path)
+        table = None if self.catalogue_file is None else _fits.read_table(self.catalogue_file)
         cat, self.galaxies_without_row_, self.rows_without_data_ = _fits.join_catalogue(
-            ids, extra, table, self.join, source=self.catalogue_path, survey_name=self.name)
+            ids, extra, table, self.join, source=self.catalogue_file, survey_name=self.name)
         if not any(extra["maps_file"]):
             self.default_kind = "cube"
         cat.meta.update({"survey": self.name, "path": str(root), "instrument": "SDSS/MaNGA"})
@@ -244,7 +243,7 @@ class MaNGASurvey(Survey):
         gid = str(row["id"])
         maps_file, cube_file = str(row["maps_file"]), str(row["cube_file"])
         maps, header, cube, wave, psf = {}, None, None, None, None
-        z = _fits.row_redshift(row, self.catalogue_path, names=("z", "nsa_z"))
+        z = _fits.row_redshift(row, self.catalogue_file, names=("z", "nsa_z"))
         # Each file is read under its own guard, so that an error names the broken one.
         if maps_file:
             with _fits.reading(maps_file, "MaNGA MAPS file"):

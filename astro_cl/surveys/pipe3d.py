@@ -247,32 +247,31 @@ class Pipe3DSurvey(Survey):
         Pipe3D tables to read (default: all).
     columns : sequence of str, optional
         Columns to turn into maps (default: all numeric ones).
-    catalogue : str or `~pathlib.Path`, optional
+    catalogue_file : str or `~pathlib.Path`, optional
         Table joined on ``join`` (e.g. ``ecalifa_global.csv`` on ``Name``).
     join : str, optional
         Catalogue column holding the galaxy name.
     psf_fwhm : `~astropy.units.Quantity`, optional
         PSF FWHM of the underlying cubes (CALIFA: ~2.5").
+    catalogue : str or `~pathlib.Path`, optional
+        Deprecated former name of ``catalogue_file`` (warns with
+        `~astro_cl.exceptions.AstroCLDeprecationWarning`; ``catalogue`` is the
+        opened table).
     """
 
     name = "pipe3d"
     description = "Pipe3D per-spaxel HDF5 tables (SSP, ELINES, SFH, indices) as 2-D maps."
     default_kind = "maps"
+    renamed_params = {"catalogue": "catalogue_file"}
 
-    def __init__(self, *, path=None, tables=None, columns=None, catalogue=None, join="Name",
-                 psf_fwhm=2.5 * u.arcsec):
+    def __init__(self, *, path=None, tables=None, columns=None, catalogue_file=None, join="Name",
+                 psf_fwhm=2.5 * u.arcsec, catalogue=None):
         self.path = path
         self.tables = tables
         self.columns = columns
-        self.catalogue_path = catalogue
+        self.catalogue_file = self._renamed_param("catalogue", catalogue, catalogue_file)
         self.join = join
         self.psf_fwhm = psf_fwhm
-
-    def get_params(self, deep=True):  # noqa: D102 - see Component
-        return _fits.params_with_catalogue(self)
-
-    def set_params(self, **params):  # noqa: D102 - see Component
-        return _fits.set_params_with_catalogue(self, params)
 
     def _open(self):
         root = _fits.check_directory(self.path, self.name)
@@ -282,10 +281,10 @@ class Pipe3DSurvey(Survey):
             msg = f"{root}: no Pipe3D files (expected <name>_allpix.pipe3d.hdf5)"
             raise SurveyError(msg)
         ids = [_SUFFIX.sub("", f.name) for f in files]
-        table = None if self.catalogue_path is None else _fits.read_table(self.catalogue_path)
+        table = None if self.catalogue_file is None else _fits.read_table(self.catalogue_file)
         cat, self.galaxies_without_row_, self.rows_without_data_ = _fits.join_catalogue(
             ids, {"file": np.array([str(f) for f in files])}, table, self.join,
-            source=self.catalogue_path, survey_name=self.name)
+            source=self.catalogue_file, survey_name=self.name)
         cat.meta.update({"survey": self.name, "path": str(root)})
         return cat
 
@@ -297,7 +296,7 @@ class Pipe3DSurvey(Survey):
             wcs = next(iter(maps.values())).wcs
             observing = ObservingMeta(pixel_scale=_fits.pixel_scale(wcs),
                                       psf_fwhm=self.psf_fwhm,
-                                      redshift=_fits.row_redshift(row, self.catalogue_path),
+                                      redshift=_fits.row_redshift(row, self.catalogue_file),
                                       instrument="Pipe3D")
             return GalaxyRecord(id=str(row["id"]), survey=self.name, maps=maps,
                                 properties=row, observing=observing,

@@ -45,7 +45,7 @@ class SDSSSurvey(Survey):
     ----------
     path : str or `~pathlib.Path`
         A directory of ``<id>.fits`` cutouts, or an ``(N, 5, H, W)`` ``.npy`` file.
-    catalogue : str or `~pathlib.Path`, optional
+    catalogue_file : str or `~pathlib.Path`, optional
         Catalogue with an ``id`` column (default: ``catalogue.ecsv`` in the directory).
     labels : str or `~pathlib.Path`, optional
         For ``.npy`` input: an ``(N,)`` array added as catalogue column ``label``
@@ -57,26 +57,25 @@ class SDSSSurvey(Survey):
         with a warning). FITS cutouts use their ``BUNIT`` (nanomaggy if missing).
     psf_fwhm : `~astropy.units.Quantity`, optional
         PSF FWHM when no ``PSF_FWHM`` card is present.
+    catalogue : str or `~pathlib.Path`, optional
+        Deprecated former name of ``catalogue_file`` (warns with
+        `~astro_cl.exceptions.AstroCLDeprecationWarning`; ``catalogue`` is the
+        opened table).
     """
 
     name = "sdss"
     description = "SDSS ugriz cutouts: per-band or 3-D FITS with a catalogue, or (N,5,H,W) .npy."
     default_kind = "images"
+    renamed_params = {"catalogue": "catalogue_file"}
 
-    def __init__(self, *, path=None, catalogue=None, labels=None, bands="ugriz", unit=None,
-                 psf_fwhm=None):
+    def __init__(self, *, path=None, catalogue_file=None, labels=None, bands="ugriz", unit=None,
+                 psf_fwhm=None, catalogue=None):
         self.path = path
-        self.catalogue_path = catalogue
+        self.catalogue_file = self._renamed_param("catalogue", catalogue, catalogue_file)
         self.labels = labels
         self.bands = bands
         self.unit = unit
         self.psf_fwhm = psf_fwhm
-
-    def get_params(self, deep=True):  # noqa: D102 - see Component
-        return _fits.params_with_catalogue(self)
-
-    def set_params(self, **params):  # noqa: D102 - see Component
-        return _fits.set_params_with_catalogue(self, params)
 
     @property
     def _bands(self):
@@ -103,7 +102,7 @@ class SDSSSurvey(Survey):
         if not files:
             msg = f"{root}: no <id>.fits cutouts"
             raise SurveyError(msg)
-        cat_path = self.catalogue_path
+        cat_path = self.catalogue_file
         if cat_path is None and (root / "catalogue.ecsv").is_file():
             cat_path = root / "catalogue.ecsv"
         table = None if cat_path is None else _fits.read_table(cat_path)

@@ -10,9 +10,10 @@ def astro_cl_register_tasks(register):
     from astro_cl.tasks.correlation import PropertyCorrelation
     from astro_cl.tasks.environment import EnvironmentTest
     from astro_cl.tasks.maps import MapMetrics
+    from astro_cl.tasks.region_search import RegionSearch
     from astro_cl.tasks.regression import PropertyRegression
     from astro_cl.tasks.similarity import SimilaritySearch
 
     for cls in (PropertyCorrelation, SFMSClustering, EnvironmentTest, SimilaritySearch,
-                PropertyRegression, MapMetrics):
+                PropertyRegression, MapMetrics, RegionSearch):
         register(cls)

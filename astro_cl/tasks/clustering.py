@@ -306,7 +306,8 @@ class SFMSClustering(DownstreamTask):
         table.meta["main_sequence"] = self.main_sequence_
         table.meta["thresholds_dex"] = list(self.thresholds)
         table.meta["class_counts"] = {c: int(np.sum(classes == c)) for c in SFMS_CLASSES}
-        table.meta["confusion"] = {key: {"rows": list(t["class"]),
+        # plain str: older astropy cannot write numpy strings into ECSV metadata
+        table.meta["confusion"] = {key: {"rows": [str(c) for c in t["class"]],
                                          "counts": np.asarray([list(r)[1:] for r in t]).tolist()}
                                    for key, t in confusion.items()}
         self.classes_ = classes

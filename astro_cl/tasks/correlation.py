@@ -104,7 +104,8 @@ def project_2d(X, *, method="umap", seed=0, umap_params=None):
     them (brute force, for any metric it knows) and hands them to UMAP as
     ``precomputed_knn``: the same neighbour graph, without compiling
     umap-learn's parallel neighbour search, which is not cached on disk and
-    took about 9 of the 19 s of a 200-galaxy projection in a fresh process.
+    took about half of a small projection's time in a fresh process
+    (figures in ``benchmarks/README.md``).
     """
     X = np.asarray(X, dtype=np.float64)
     if method == "pca":

@@ -125,7 +125,7 @@ def _classifier_test(X, labels, *, strata, n_permutations, cv, seed, rng):
     from threadpoolctl import threadpool_limits
 
     # hundreds of small logistic fits: multi-threaded BLAS only adds synchronisation,
-    # and on a busy 2-core machine its spinning threads made this test 5x slower
+    # and on a busy machine its spinning threads slow it down (benchmarks/README.md)
     with threadpool_limits(limits=1, user_api="blas"):
         observed = score(labels)
         perms = _permuted_labels(labels, strata, n_permutations, rng)

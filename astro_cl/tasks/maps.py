@@ -308,6 +308,52 @@ def _std(values):
     return float(np.std(values, ddof=1)) if values.size > 1 else np.nan
 
 
+def _log_differences(i_t, i_p, i_c, lin_t, lin_p, valid):
+    """``log10(true) - log10(pred)`` per galaxy, the same for the baseline, and per pixel.
+
+    Returns ``(delta, delta_constant, pixel_delta, pixel_log_truth)``: the
+    per-galaxy arrays are NaN where the prediction's integral is unusable;
+    the per-pixel ones hold the valid pixels only (the baseline's per-pixel
+    difference is the true log value, up to the constant).
+    """
+    with np.errstate(invalid="ignore", divide="ignore"):
+        delta = np.log10(i_t) - np.log10(i_p)
+        delta_c = np.log10(i_t) - np.log10(i_c)
+        log_t = np.log10(lin_t)
+        pix = log_t - np.log10(lin_p)
+    delta[~np.isfinite(delta)] = np.nan
+    delta_c[~np.isfinite(delta)] = np.nan
+    pix_ok = valid & np.isfinite(pix)
+    return delta, delta_c, pix[pix_ok], log_t[pix_ok]
+
+
+def _statistics(name, delta, delta_c, pix, pix_c):
+    """One quantity's statistics over galaxies and pixels, the baseline's beside them.
+
+    Returns ``(n_galaxies, sigma, mu, sigma_constant, sigma_ratio,
+    sigma_pixel, mu_pixel, sigma_pixel_constant, n_pixels)`` (see
+    `MapMetrics`); warns when galaxies are left out.
+    """
+    n_gal = delta.shape[0]
+    good = np.isfinite(delta)
+    n_ok = int(good.sum())
+    if n_ok < n_gal:
+        warnings.warn(f"map-metrics: {name!r}: {n_gal - n_ok} of {n_gal} galaxies have "
+                      f"no usable integrated value and are left out", AstroCLWarning)
+    sigma, sigma_c = _std(delta[good]), _std(delta_c[good])
+    with np.errstate(invalid="ignore", divide="ignore"):
+        ratio = sigma / sigma_c if sigma_c > 0 else np.nan
+    return (n_ok, sigma, float(np.mean(delta[good])) if good.any() else np.nan,
+            sigma_c, ratio, _std(pix), float(np.mean(pix)) if pix.size else np.nan,
+            _std(pix_c), int(pix.size))
+
+
+def _study_reference(name):
+    """``(label, study sigma, study mu)``: PICASSSO's numbers, NaN where not comparable."""
+    return PICASSSO_REFERENCE.get(name, (_LABELS.get(name, name.replace("_", " ")),
+                                         np.nan, np.nan))
+
+
 class MapMetrics(MapTask):
     """Bias and scatter (dex) of property maps within 2 half-mass radii, PICASSSO-style.
 
@@ -426,6 +472,34 @@ class MapMetrics(MapTask):
         self : `MapMetrics`
         """
         pred, true = self.stack(predicted, truth)
+        names = self._quantity_names(pred, true)
+        mass = true[self.mass_map][0]
+        ellipses, radius = fit_ellipses(mass)
+        r_half = ellipses["r_half"].value
+        aperture = (radius <= self.n_half_radii * r_half[:, None, None]) & (mass > 0)
+        rows, deltas, constant, pixel_deltas = [], {}, {}, {}
+        for name, lin_t, lin_p, how, is_log in self._measures(names, pred, true):
+            valid = aperture & np.isfinite(lin_t) & np.isfinite(lin_p)
+            if not is_log:
+                valid &= lin_t > 0
+            integrated = self._integrate(how, lin_t, lin_p, valid, true)
+            delta, delta_c, pix, pix_c = _log_differences(*integrated, lin_t, lin_p, valid)
+            label, study_sigma, study_mu = _study_reference(name)
+            rows.append((name, label, self._definition(how),
+                         *_statistics(name, delta, delta_c, pix, pix_c), study_sigma, study_mu))
+            deltas[name] = delta
+            constant[name] = delta_c
+            pixel_deltas[name] = pix
+        self.ellipses_ = ellipses
+        self.delta_ = deltas
+        self.constant_delta_ = constant
+        self.pixel_delta_ = pixel_deltas
+        self.results_ = self._results_table(rows)
+        self._fitted_on = (predicted, truth)
+        return self
+
+    def _quantity_names(self, pred, true):
+        """Return the maps to compare, checking both sides hold them in the mass map's shape."""
         if self.mass_map not in true:
             msg = f"map-metrics: true maps lack {self.mass_map!r}; have {sorted(true)}"
             raise ValidationError(msg)
@@ -437,64 +511,38 @@ class MapMetrics(MapTask):
                    f"({sorted(pred)}) and the truth ({sorted(true)})")
             raise ValidationError(msg)
         mass = true[self.mass_map][0]
-        n_gal = mass.shape[0]
         for name in names:
             for label, stack in (("predicted", pred), ("true", true)):
                 if stack[name][0].shape != mass.shape:
                     msg = (f"map-metrics: {label} map {name!r} has shape {stack[name][0].shape}, "
                            f"the true {self.mass_map!r} maps {mass.shape}")
                     raise ValidationError(msg)
-        ellipses, radius = fit_ellipses(mass)
-        r_half = ellipses["r_half"].value
-        aperture = (radius <= self.n_half_radii * r_half[:, None, None]) & (mass > 0)
-        rows, deltas, constant, pixel_deltas = [], {}, {}, {}
-        for name, lin_t, lin_p, how, is_log in self._measures(names, pred, true):
-            valid = aperture & np.isfinite(lin_t) & np.isfinite(lin_p)
-            if not is_log:
-                valid &= lin_t > 0
-            if how.startswith("sum"):
-                i_t = np.where(valid, lin_t, 0.0).sum(axis=(1, 2))
-                i_p = np.where(valid, lin_p, 0.0).sum(axis=(1, 2))
-                # a constant map (value 1) summed over the aperture: its pixel count
-                i_c = valid.sum(axis=(1, 2)).astype(np.float64)
-            else:
-                _, _, wname = how.partition(":")
-                if wname and wname not in true:
-                    wname = self.mass_map
-                w = true[wname][0] if wname else np.ones_like(lin_t)
-                w = np.where(valid & np.isfinite(w) & (w > 0), w, 0.0)
-                wsum = w.sum(axis=(1, 2))
-                with np.errstate(invalid="ignore", divide="ignore"):
-                    i_t = (w * np.nan_to_num(lin_t)).sum(axis=(1, 2)) / wsum
-                    i_p = (w * np.nan_to_num(lin_p)).sum(axis=(1, 2)) / wsum
-                    i_c = np.where(wsum > 0, 1.0, np.nan)  # a constant's weighted mean
-            with np.errstate(invalid="ignore", divide="ignore"):
-                delta = np.log10(i_t) - np.log10(i_p)
-                delta_c = np.log10(i_t) - np.log10(i_c)
-                log_t = np.log10(lin_t)
-                pix = log_t - np.log10(lin_p)
-            delta[~np.isfinite(delta)] = np.nan
-            delta_c[~np.isfinite(delta)] = np.nan
-            pix_ok = valid & np.isfinite(pix)
-            pix, pix_c = pix[pix_ok], log_t[pix_ok]
-            n_ok = int(np.isfinite(delta).sum())
-            if n_ok < n_gal:
-                warnings.warn(f"map-metrics: {name!r}: {n_gal - n_ok} of {n_gal} galaxies have "
-                              f"no usable integrated value and are left out", AstroCLWarning)
-            good = np.isfinite(delta)
-            sigma, sigma_c = _std(delta[good]), _std(delta_c[good])
-            label, ref_sigma, ref_mu = PICASSSO_REFERENCE.get(
-                name, (_LABELS.get(name, name.replace("_", " ")), np.nan, np.nan))
-            with np.errstate(invalid="ignore", divide="ignore"):
-                ratio = sigma / sigma_c if sigma_c > 0 else np.nan
-            rows.append((name, label, self._definition(how), n_ok, sigma,
-                         float(np.mean(delta[good])) if good.any() else np.nan,
-                         sigma_c, ratio, _std(pix),
-                         float(np.mean(pix)) if pix.size else np.nan, _std(pix_c),
-                         int(pix.size), ref_sigma, ref_mu))
-            deltas[name] = delta
-            constant[name] = delta_c
-            pixel_deltas[name] = pix
+        return names
+
+    def _integrate(self, how, lin_t, lin_p, valid, true):
+        """Per-galaxy integrated truth, prediction and baseline over the ``valid`` pixels.
+
+        The baseline is a constant map of value 1 (any constant gives the same
+        sigma): summed, the aperture's pixel count; a weighted mean, 1 where
+        any weight is positive.
+        """
+        if how.startswith("sum"):
+            i_t = np.where(valid, lin_t, 0.0).sum(axis=(1, 2))
+            i_p = np.where(valid, lin_p, 0.0).sum(axis=(1, 2))
+            return i_t, i_p, valid.sum(axis=(1, 2)).astype(np.float64)
+        _, _, wname = how.partition(":")
+        if wname and wname not in true:
+            wname = self.mass_map
+        w = true[wname][0] if wname else np.ones_like(lin_t)
+        w = np.where(valid & np.isfinite(w) & (w > 0), w, 0.0)
+        wsum = w.sum(axis=(1, 2))
+        with np.errstate(invalid="ignore", divide="ignore"):
+            i_t = (w * np.nan_to_num(lin_t)).sum(axis=(1, 2)) / wsum
+            i_p = (w * np.nan_to_num(lin_p)).sum(axis=(1, 2)) / wsum
+        return i_t, i_p, np.where(wsum > 0, 1.0, np.nan)
+
+    def _results_table(self, rows):
+        """Return the `results_` table from one row per quantity (see the class's Attributes)."""
         table = QTable(rows=rows, names=("property", "label", "definition", "n_galaxies",
                                          "sigma", "mu", "sigma_constant", "sigma_ratio",
                                          "sigma_pixel", "mu_pixel", "sigma_pixel_constant",
@@ -516,13 +564,7 @@ class MapMetrics(MapTask):
             "Buck & Wolf 2021 (arXiv:2111.01154), ugriz 256 px: study_sigma, study_mu, given "
             "only where the quantity is integrated as they defined it (sums; metal mass and "
             "age x mass for stellar metallicity and age)")
-        self.ellipses_ = ellipses
-        self.delta_ = deltas
-        self.constant_delta_ = constant
-        self.pixel_delta_ = pixel_deltas
-        self.results_ = table
-        self._fitted_on = (predicted, truth)
-        return self
+        return table
 
     def galaxy_columns(self):
         """Return the per-galaxy ellipse and ``delta_<quantity>`` (dex) of every quantity.

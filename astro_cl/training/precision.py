@@ -13,10 +13,9 @@ which is computed in float32. ``"auto"`` (the default of
 
 Elsewhere ``"auto"`` means fp32: on AVX2 CPUs, Apple MPS and older GPUs
 bfloat16 is emulated; on CPUs with AVX512-BF16 but no AMX (Intel Cooper Lake,
-AMD Zen 4) it is native (`bf16_native`) but did not pay reliably: on a
-2-core Zen 4 the U-Net's training step ran 1.3x faster in bf16 with one
-thread but several times slower with two (``OMP_WAIT_POLICY=PASSIVE``, a
-loaded machine), SimCLR's 1.1-2.9x faster (``benchmarks/bench_precision.py``).
+AMD Zen 4) it is native (`bf16_native`) but did not pay reliably: faster
+with one thread, slower with two on a loaded 2-core machine (figures in
+``benchmarks/README.md``, from ``benchmarks/bench_precision.py``).
 ``precision="bf16"`` uses it there; `AUTO_BF16_CPU_FLAGS` is the rule.
 
 This module does not import torch until a CUDA device is asked about.

@@ -237,8 +237,8 @@ class Trainer:
         Intra-op threads of the prefetch thread (default: as many as the
         training step). With a light ``prepare`` (pixel permutations,
         element-wise maps) one thread leaves the cores to the model step: the
-        two OpenMP teams otherwise compete for the same cores (the PICASSSO
-        U-Net's epochs are about 8 per cent shorter on 2 cores). Results can
+        two OpenMP teams otherwise compete for the same cores (figures in
+        ``benchmarks/README.md``). Results can
         change with the thread count only through parallel reductions inside
         ``prepare``.
     fused : bool or None, optional
@@ -735,12 +735,15 @@ class Trainer:
         module, dist_info = run.module, run.dist
         module.eval()
         total = torch.zeros(2, dtype=torch.float64)
-        with torch.no_grad():
-            n_val_steps = -(-len(run.val_idx) // run.batch_size)
+        # no gradients to keep, so batches 4x the training size fit in memory
+        # and cut the per-batch overhead of the validation pass
+        size = 4 * run.batch_size
+        with torch.inference_mode():
+            n_val_steps = -(-len(run.val_idx) // size)
             if self.max_batches:
                 n_val_steps = min(n_val_steps, int(self.max_batches))
             for step in range(n_val_steps):
-                global_idx = run.val_idx[step * run.batch_size:(step + 1) * run.batch_size]
+                global_idx = run.val_idx[step * size:(step + 1) * size]
                 local_idx = shard_indices(global_idx, dist_info.rank, dist_info.world_size)
                 batch = run.source.batch(local_idx).to(run.device)
                 gen = torch.Generator(device=run.device).manual_seed(

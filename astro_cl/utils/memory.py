@@ -3,8 +3,9 @@
 Augmentation chains and training steps allocate and free tensors of many
 megabytes at a high rate. With glibc's default settings every such block
 is obtained from the kernel with ``mmap`` and returned on ``free``, so each
-new tensor is faulted in and zero-filled page by page: on a 2-core machine
-this costs the eCALIFA augmentation chain about a third of its time.
+new tensor is faulted in and zero-filled page by page, a large share of the
+time of the augmentation chain and of a training step (figures in the user
+guide, :doc:`/user_guide/training`, "CPU performance").
 `retain_freed_memory` asks malloc to keep freed memory for reuse instead.
 """
 
@@ -36,9 +37,11 @@ def retain_freed_memory():
     process's resident memory then stays near its peak until it exits, as
     with PyTorch's caching allocators on GPUs.
 
-    Called by `~astro_cl.training.trainer.Trainer.fit` on CPU and by
-    `~astro_cl.augment.compose.Compose` when it processes a batch in chunks.
-    Set the environment variable ``ASTRO_CL_RETAIN_MEMORY=0`` to keep the
+    Called by `~astro_cl.training.trainer.Trainer.fit` on CPU, by
+    `~astro_cl.augment.compose.Compose` when it processes a batch in chunks,
+    and in the worker processes of `~astro_cl.utils.executors.TaskRunner`
+    (``"processes"`` and ``"dask"``) before their first task. Set the
+    environment variable ``ASTRO_CL_RETAIN_MEMORY=0`` to keep the
     allocator's defaults. Elsewhere than glibc on Linux this does nothing.
 
     Returns

@@ -710,7 +710,7 @@ def read_manga_subset(folder):
 def read_pipe3d(folder):
     from astro_cl.surveys.pipe3d import Pipe3DSurvey
 
-    return _read_all(Pipe3DSurvey(path=folder, catalogue=folder / "cat.csv"))
+    return _read_all(Pipe3DSurvey(path=folder, catalogue_file=folder / "cat.csv"))
 
 
 def read_pipe3d_real(folder):

@@ -16,7 +16,9 @@ One galaxy model, two renderers:
   cubes;
 * :mod:`~astro_cl.surveys.mock.paint` paints external maps (kpc grid) into
   either survey;
-* :mod:`~astro_cl.surveys.mock.io` writes the real file formats.
+* :mod:`~astro_cl.surveys.mock.io` writes the real file formats;
+* :mod:`~astro_cl.surveys.mock.paired` renders one population with both
+  renderers (`paired_mocks`: the same galaxies as cubes and as images).
 
 The surveys are `~astro_cl.surveys.sdss_mock.SDSSMockSurvey` (``"sdss-mock"``)
 and `~astro_cl.surveys.ecalifa_mock.ECALIFAMockSurvey` (``"ecalifa-mock"``).
@@ -32,12 +34,25 @@ __all__ = [
     "CubeRenderer",
     "GalaxyState",
     "ImageRenderer",
+    "PairedCubeMock",
+    "PairedImageMock",
     "build_state",
     "draw_galaxy",
     "draw_population",
     "load_basis",
     "paint_galaxy",
+    "paired_mocks",
     "resample_maps",
     "state_from_maps",
     "twin_population",
 ]
+
+
+def __getattr__(name):
+    # lazy: the paired mocks import the survey classes, which import this package
+    if name in ("PairedCubeMock", "PairedImageMock", "paired_mocks"):
+        from astro_cl.surveys.mock import paired
+
+        return getattr(paired, name)
+    msg = f"module 'astro_cl.surveys.mock' has no attribute {name!r}"
+    raise AttributeError(msg)

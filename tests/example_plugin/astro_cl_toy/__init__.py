@@ -272,7 +272,7 @@ class ToyAutoencoder(TorchEncoder):
 
     name = "toy-autoencoder"
     description = "Example plugin: a tiny autoencoder of coarse images."
-    output_kind = "embedding"
+    output_type = "embedding"
 
     def __init__(self, *, embedding_dim=8, hidden=8, grid=4):
         self.embedding_dim = embedding_dim
