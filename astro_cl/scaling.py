@@ -176,9 +176,9 @@ def _sharded(mode, model, survey, work_dir, *, executor, workers, scheduler, cli
     model_path = Path(model)
     loaded = load_model(model_path)
     wanted = "embedding" if mode == "embed" else "maps"
-    if getattr(loaded, "output_kind", None) != wanted:
+    if getattr(loaded, "output_type", None) != wanted:
         msg = (f"{model_path} holds a {loaded.name!r} model, which predicts "
-               f"{getattr(loaded, 'output_kind', '?')}, not {wanted}")
+               f"{getattr(loaded, 'output_type', '?')}, not {wanted}")
         raise ValidationError(msg)
     contract = getattr(loaded, "contract_", None)
     if contract is not None and len(survey):

@@ -207,8 +207,9 @@ def profile_small(repeats=3):
     whole = min(_timed(lambda r=r: chain(batch, seed=r))[0] for r in range(repeats))
     print(f"\nprofile of the astro_cl chain on small images ({b} x {c} x {h} x {w}), "
           f"whole chain best {whole * 1e3:.1f} ms, load average {_load()}:")
-    print("  each step alone (Compose of that step, p = 1; the chain fuses noise + rebin "
-          "and chunks the batch, so the sum differs):")
+    print("  each step alone (Compose of that step, p = 1, on the unmasked input; the chain "
+          "fuses noise + rebin, chunks the batch and warps only the pixels the rebinning "
+          "left unmasked, so the sum differs):")
     for aug, _ in chain.steps:
         alone = Compose(steps=[(aug, 1.0)])
         alone(batch, seed=0)

@@ -15,9 +15,15 @@ into a `~astro_cl.preprocess.store.PreprocessedStore`:
 * on a Dask `~distributed.LocalCluster` of ``--workers`` single-threaded
   worker processes (started before the clock starts).
 
-For each: wall time, galaxies/s, CPU time of this process and of the worker
-processes, the peak resident memory per worker, the load average. Then the
-CPU seconds per cube of rendering alone (measured serially) and of the
+For each: wall time, galaxies/s, user and system (kernel) CPU time of this
+process and of the worker processes, minor page faults, the peak resident
+memory per worker, the load average. ``--rounds`` repeats every run, the
+order reversed every other round, and gives each run's rate relative to the
+serial one of the same round (on a shared machine, a slow spell then hits
+both sides). ``--compare-allocator`` adds a second LocalCluster whose
+workers keep Dask's allocator settings (``ASTRO_CL_RETAIN_MEMORY=0``), to
+measure what `~astro_cl.utils.memory.retain_freed_memory` saves them. Then
+the CPU seconds per cube of rendering alone (measured serially) and of the
 preprocessing (the rest), and the projected hours for the 10,010 MaNGA DR17
 cubes on 100 cores.
 
@@ -27,9 +33,11 @@ and no worker above 2 GiB.
 Usage::
 
     python benchmarks/bench_scaling.py [--n 1000] [--size 74] [--workers 2]
+        [--rounds 3] [--skip processes] [--compare-allocator]
 """
 
 import argparse
+import contextlib
 import os
 import resource
 import tempfile
@@ -86,9 +94,13 @@ class MangaLikeMock(Survey):
         yy, xx = np.mgrid[:s, :s] - (s - 1) / 2
         r = np.hypot(yy, xx)
         disc = (20 * np.exp(-r / rng.uniform(4, 10))).astype(np.float32)
-        flux = disc[None] * spec[:, None, None]
         sigma = np.float32(0.2)
-        flux += sigma * rng.standard_normal(flux.shape, dtype=np.float32)
+        # the noise drawn into the cube, then the model added a slab at a time: one
+        # cube-sized array instead of three (model, noise, scaled noise); the same numbers
+        flux = rng.standard_normal((wave.size, s, s), dtype=np.float32)
+        flux *= sigma
+        for lo in range(0, wave.size, 256):
+            flux[lo:lo + 256] += disc[None] * spec[lo:lo + 256, None, None]
         err = np.full(flux.shape, sigma, np.float32)
         # the hexagonal bundle: spaxels outside it are masked at every wavelength
         outside = (np.abs(xx) > 0.48 * s) | (np.abs(xx) * 0.5 + np.abs(yy) * 0.866 > 0.48 * s)
@@ -117,45 +129,61 @@ def _peak_rss_mib():
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def _children_cpu():
-    r = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return r.ru_utime + r.ru_stime
+def _usage(who):
+    """User and system CPU seconds and minor page faults of this process or its reaped children."""
+    r = resource.getrusage(who)
+    return {"user": r.ru_utime, "sys": r.ru_stime, "faults": r.ru_minflt}
 
 
 def _worker_stats():
-    import psutil
+    """In a Dask worker: its CPU times, minor page faults and peak resident memory."""
+    return {**_usage(resource.RUSAGE_SELF), "peak_mib": _peak_rss_mib()}
 
-    p = psutil.Process()
-    t = p.cpu_times()
-    return {"cpu": t.user + t.system, "sys": t.system, "peak_mib": _peak_rss_mib()}
+
+def _diff(after, before):
+    return {k: after[k] - before.get(k, 0) for k in ("user", "sys", "faults")}
 
 
 def _run(label, store_dir, survey, pca, **kwargs):
     from astro_cl.preprocess.store import PreprocessedStore
 
     load0 = load_average()
-    c0, k0, s0 = time.process_time(), _children_cpu(), os.times().system
+    here0, kids0 = _usage(resource.RUSAGE_SELF), _usage(resource.RUSAGE_CHILDREN)
     client = kwargs.get("client")
     w0 = client.run(_worker_stats) if client is not None else {}
     t0 = time.perf_counter()
     src = PreprocessedStore(store_dir, verify="size").get_or_build(
         survey, preprocessor=pca, progress=False, **kwargs)
     wall = time.perf_counter() - t0
-    cpu = time.process_time() - c0
-    system = os.times().system - s0
-    workers_cpu = _children_cpu() - k0
+    here = _diff(_usage(resource.RUSAGE_SELF), here0)
+    workers = _diff(_usage(resource.RUSAGE_CHILDREN), kids0)
     peak = f"{_peak_rss_mib():.0f} MiB (this process)"
     if client is not None:
         w1 = client.run(_worker_stats)
-        workers_cpu = sum(w1[a]["cpu"] - w0.get(a, {"cpu": 0})["cpu"] for a in w1)
-        system = sum(w1[a]["sys"] - w0.get(a, {"sys": 0})["sys"] for a in w1)
+        per = [_diff(w1[a], w0.get(a, {})) for a in w1]
+        workers = {k: sum(w[k] for w in per) for k in ("user", "sys", "faults")}
         peak = ", ".join(f"{w['peak_mib']:.0f}" for w in w1.values()) + " MiB (per worker)"
     n = src.summary.done
-    print(f"{label:<28}: {wall:7.1f} s wall, {n / wall:6.3f} galaxies/s; CPU {cpu:7.1f} s here"
-          f" + {workers_cpu:7.1f} s in workers ({system:.1f} s of it in the kernel); peak RSS "
-          f"{peak}; load {load0} -> "
-          f"{load_average()}")
-    return {"wall": wall, "rate": n / wall, "cpu": cpu + workers_cpu}
+    total = {k: here[k] + workers[k] for k in here}
+    print(f"{label:<34}: {wall:7.1f} s wall, {n / wall:6.3f} galaxies/s; CPU user "
+          f"{total['user']:6.1f} s + sys {total['sys']:5.1f} s ({workers['user']:.1f} + "
+          f"{workers['sys']:.1f} s of it in workers), {total['faults'] / max(n, 1):,.0f} minor "
+          f"page faults per galaxy; peak RSS {peak}; load {load0} -> {load_average()}",
+          flush=True)
+    return {"wall": wall, "rate": n / wall, "cpu": total["user"] + total["sys"], **total,
+            "n": n}
+
+
+def _cluster(n_workers, environ=None):
+    """A LocalCluster of single-threaded worker processes, with extra worker environment."""
+    import dask
+    from distributed import LocalCluster
+
+    spawn = dict(dask.config.get("distributed.nanny.pre-spawn-environ", {}))
+    spawn.update(environ or {})
+    with dask.config.set({"distributed.nanny.pre-spawn-environ": spawn}):
+        return LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True,
+                            dashboard_address=None)
 
 
 def main(argv=None):
@@ -164,8 +192,14 @@ def main(argv=None):
     parser.add_argument("--size", type=int, default=74)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--fit-sample", type=int, default=8)
+    parser.add_argument("--rounds", type=int, default=1,
+                        help="repeat every run this many times, the order reversed every "
+                        "other round; ratios are taken within a round")
     parser.add_argument("--skip", default="", help="comma-separated runs to skip "
                         "(serial,threads,processes,dask)")
+    parser.add_argument("--compare-allocator", action="store_true",
+                        help="also run a second LocalCluster whose workers keep the "
+                        "allocator settings Dask gives them (ASTRO_CL_RETAIN_MEMORY=0)")
     args = parser.parse_args(argv)
     skip = set(filter(None, args.skip.split(",")))
 
@@ -185,45 +219,67 @@ def main(argv=None):
         survey[i]
     render = (time.process_time() - c0) / k
 
-    results = {}
-    with tempfile.TemporaryDirectory() as tmp:
-        tmp = Path(tmp)
-        if "serial" not in skip:
-            results["serial"] = _run("serial (1 thread)", tmp / "serial", survey, pca,
-                                     executor="threads", workers=1)
-        if "threads" not in skip:
-            results["threads"] = _run(f"threads ({args.workers})", tmp / "threads", survey, pca,
-                                      executor="threads", workers=args.workers)
-        if "processes" not in skip:
-            results["processes"] = _run(f"processes ({args.workers})", tmp / "processes", survey,
-                                        pca, executor="processes", workers=args.workers)
-        if "dask" not in skip:
-            from distributed import Client, LocalCluster
+    w = args.workers
+    runs = {}
+    if "serial" not in skip:
+        runs["serial"] = ("serial (1 thread)", {"executor": "threads", "workers": 1})
+    if "threads" not in skip:
+        runs["threads"] = (f"threads ({w})", {"executor": "threads", "workers": w})
+    if "processes" not in skip:
+        runs["processes"] = (f"processes ({w})", {"executor": "processes", "workers": w})
+    clusters = {}
+    if "dask" not in skip:
+        clusters["dask"] = (f"Dask LocalCluster ({w})", {})
+        if args.compare_allocator:
+            clusters["dask-defaults"] = (f"Dask LocalCluster ({w}), allocator defaults",
+                                         {"ASTRO_CL_RETAIN_MEMORY": "0"})
+    results = {name: [] for name in [*runs, *clusters]}
+    with tempfile.TemporaryDirectory() as tmp, contextlib.ExitStack() as stack:
+        from distributed import Client
 
-            with LocalCluster(n_workers=args.workers, threads_per_worker=1, processes=True,
-                              dashboard_address=None) as cluster, Client(cluster) as client:
-                # the workers' start-up (imports, first calls) once, outside the clock: a
-                # fixed cost per worker that a survey of thousands of galaxies amortises
-                t0 = time.perf_counter()
-                _run("  (warm-up, 2 galaxies)", tmp / "warm", MangaLikeMock(n=2, size=args.size,
-                                                                          seed=99),
-                     pca, executor="dask", client=client)
-                print(f"  worker start-up: {time.perf_counter() - t0:.1f} s wall")
-                results["dask"] = _run(f"Dask LocalCluster ({args.workers})", tmp / "dask",
-                                       survey, pca, executor="dask", client=client)
+        tmp = Path(tmp)
+        for name, (label, environ) in clusters.items():
+            cluster = stack.enter_context(_cluster(w, environ))
+            client = stack.enter_context(Client(cluster))
+            # the workers' start-up (imports, first calls) once, outside the clock: a
+            # fixed cost per worker that a survey of thousands of galaxies amortises
+            t0 = time.perf_counter()
+            _run(f"  (warm-up {name}, 2 galaxies)", tmp / f"warm-{name}",
+                 MangaLikeMock(n=2, size=args.size, seed=99), pca, executor="dask",
+                 client=client)
+            print(f"  worker start-up: {time.perf_counter() - t0:.1f} s wall")
+            runs[name] = (label, {"executor": "dask", "client": client})
+        for r in range(args.rounds):
+            # alternating the order, so that a slow spell of a shared machine hits every run
+            order = list(runs) if r % 2 == 0 else list(runs)[::-1]
+            if args.rounds > 1:
+                print(f"round {r + 1} of {args.rounds}")
+            for name in order:
+                label, kwargs = runs[name]
+                results[name].append(_run(label, tmp / f"{name}-{r}", survey, pca, **kwargs))
     base = results.get("serial")
-    if base is not None:
-        per_cube = base["cpu"] / args.n
+    if base:
+        per_cube = float(np.median([b["cpu"] for b in base])) / args.n
         print(f"CPU per cube: {per_cube:.2f} s, of which rendering {render:.2f} s and "
               f"preprocessing {per_cube - render:.2f} s")
         hours = MANGA_CUBES * (per_cube - render) / (100 * 3600)
         print(f"projected: {MANGA_CUBES} MaNGA cubes of this size on 100 cores: {hours:.3f} h "
               f"({60 * hours:.1f} min; {100 * hours:.1f} CPU-hours) of preprocessing, plus "
               "reading and decompressing the files")
-        for name, res in results.items():
-            if name != "serial":
-                print(f"{name} vs serial: {res['rate'] / base['rate']:.2f}x "
-                      "(goal for dask on 2 free cores: >= 1.7x)")
+    for name, res in results.items():
+        if not res:
+            continue
+        user = np.median([x["user"] for x in res]) / args.n
+        system = np.median([x["sys"] for x in res]) / args.n
+        faults = np.median([x["faults"] for x in res]) / args.n
+        line = (f"{name:<14} median per galaxy: CPU user {user:.3f} s, sys {system:.3f} s "
+                f"({100 * system / (user + system):.0f} % kernel), {faults:,.0f} minor faults")
+        if base and name != "serial":
+            ratios = [x["rate"] / b["rate"] for x, b in zip(res, base, strict=True)]
+            line += (f"; rate vs serial in the same round: "
+                     f"{', '.join(f'{q:.2f}x' for q in ratios)} (median "
+                     f"{np.median(ratios):.2f}x; goal for dask on 2 free cores: >= 1.7x)")
+        print(line)
     print(f"pid {os.getpid()} done; load average {load_average()}")
     return results
 

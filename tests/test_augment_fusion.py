@@ -130,6 +130,27 @@ def test_channels_last_resampler_off_frame_and_in_chunks(monkeypatch, shift):
         assert torch.allclose(got, ref, atol=1e-5), (mode, shift)
 
 
+@pytest.mark.parametrize("mode", ["bicubic", "bilinear"])
+def test_channels_last_resampler_works_out_only_the_kept_pixels(monkeypatch, mode):
+    """Mostly skipped pixels (a rebinned image): the kept ones alone, to the same values."""
+    x = torch.rand(4, 6, 21, 17, dtype=torch.float32)
+    theta = RandomRotation().affine(tuple(x.shape), torch.Generator().manual_seed(2))
+    h, w = x.shape[-2:]
+    gx, gy = _resample._pixel_grid(_resample._to_pixels(_resample._homogeneous(theta), h, w), h, w)
+    skip = torch.ones(4, 1, h, w, dtype=torch.bool)
+    skip[:, :, 5:12, 4:10] = False
+    skip[1, :, 0, 0] = False  # a corner rotated in from outside the frame
+    skip[2] = True  # nothing kept
+    monkeypatch.setattr(_resample, "_SPARSE_FRACTION", 0.0)  # every pixel worked out
+    dense = _resample._resample_channels_last(x, gx, gy, mode, skip=skip)
+    monkeypatch.setattr(_resample, "_SPARSE_FRACTION", 0.5)
+    monkeypatch.setattr(_resample, "_CHUNK_ELEMENTS", 16 * 50)  # several chunks of pixels
+    sparse = _resample._resample_channels_last(x, gx, gy, mode, skip=skip)
+    assert torch.equal(sparse, dense)
+    assert sparse.is_contiguous(memory_format=torch.channels_last)
+    assert not bool(sparse[skip.expand_as(sparse)].any())
+
+
 def test_depthwise_and_band_blur_match_grouped_convolution():
     x = torch.rand(3, 5, 19, 23, dtype=torch.float64)
     sigma = torch.tensor([0.7, 1.3, 0.7], dtype=torch.float64)
@@ -143,6 +164,112 @@ def test_depthwise_and_band_blur_match_grouped_convolution():
                                 padding=(0, radius), groups=5)[0] for i in range(3)])
     assert torch.allclose(_separable_conv(x, k, radius), ref, atol=1e-12)
     assert torch.allclose(_separable_conv(x[:, :1], k, radius), ref[:, :1], atol=1e-12)
+
+
+def test_depthwise_and_band_blur_match_grouped_convolution_for_few_channels():
+    x = torch.rand(4, 5, 19, 23, dtype=torch.float64)
+    sigma = torch.tensor([0.7, 1.3, 0.7, 2.0], dtype=torch.float64)
+    radius = 5
+    t = torch.arange(-radius, radius + 1, dtype=torch.float64)
+    k = torch.exp(-0.5 * (t.view(1, -1) / sigma.view(-1, 1)) ** 2)
+    k = k / k.sum(1, keepdim=True)
+    full = _separable_conv(x, k, radius)
+    for c in (2, 3):  # contiguous images of few channels go through the band path
+        part = x[:, :c].contiguous()
+        assert torch.allclose(_separable_conv(part, k, radius), full[:, :c], atol=1e-12), c
+        cl = part.contiguous(memory_format=torch.channels_last)  # the depthwise path
+        assert torch.allclose(_separable_conv(cl, k, radius), full[:, :c], atol=1e-12), c
+
+
+def _rotation_grid(x, seed):
+    b, _, h, w = x.shape
+    theta = RandomRotation().affine(tuple(x.shape), torch.Generator().manual_seed(seed))
+    theta[:, :, 2] = torch.rand(b, 2, generator=torch.Generator().manual_seed(seed)) - 0.5
+    gx, gy = _resample._pixel_grid(_resample._to_pixels(_resample._homogeneous(theta), h, w), h, w)
+    return _resample._normalised_grid(gx, gy, h, w, x.dtype)
+
+
+@pytest.mark.parametrize("mode", ["bicubic", "bilinear", "nearest", "exact"])
+def test_sampling_only_unmasked_pixels_equals_sampling_all(mode):
+    """Mostly masked images are sampled at their unmasked pixels only, to the same values."""
+    gen = torch.Generator().manual_seed(0)
+    b, h, w = 9, 24, 20
+    x = torch.rand(b, 3, h, w, generator=gen)
+    grid = _rotation_grid(x, 1)
+    mask = torch.rand(b, 1, h, w, generator=gen) < torch.linspace(0, 1, b).view(b, 1, 1, 1)
+    mask[3] = True  # nothing left to sample
+    mask[4, :, 2:20, 3:18] = True  # a rebinned image: a small unmasked box and frame
+    nearest = "nearest" if mode == "exact" else mode
+    full = F.grid_sample(x, grid, mode=nearest, padding_mode="zeros", align_corners=False)
+    expected = full.masked_fill(mask, 0)
+    for fraction in (0.0, 0.5, 1.0):  # none, some, all of the images sampled sparsely
+        got = _resample._resample_unmasked(x, grid, mask, mode) if fraction == 0.5 else None
+        if got is None:
+            with pytest.MonkeyPatch.context() as mp:
+                mp.setattr(_resample, "_SPARSE_FRACTION", fraction)
+                got = _resample._resample_unmasked(x, grid, mask, mode)
+        assert torch.equal(got, expected), fraction
+        assert got.is_contiguous()
+
+
+def test_rotation_of_rebinned_images_samples_fewer_pixels(monkeypatch):
+    """After a rebinning, the warp samples the unmasked pixels only (not the whole frame)."""
+    sampled = []
+    grid_sample = F.grid_sample
+
+    def counting(x, grid, *args, **kwargs):
+        if x.shape[1] == 3:  # the data, not the masks
+            sampled.append(grid.shape[:3].numel())
+        return grid_sample(x, grid, *args, **kwargs)
+
+    monkeypatch.setattr(_resample.F, "grid_sample", counting)
+    data = np.random.default_rng(0).lognormal(size=(8, 3, 40, 40)).astype(np.float32)
+    batch = TensorBatch.from_arrays(data, np.zeros((8, 1, 40, 40), bool))
+    chain = Compose(steps=[Rebin(factor=4), RandomRotation(), RandomTranslation(max_shift=2)])
+    chain(batch, seed=0)
+    assert 0 < sum(sampled) < 0.2 * 8 * 40 * 40
+
+
+def test_rebin_works_once_per_kind_of_image(monkeypatch):
+    """Images of the same factor and noise choice are reduced together, wherever they sit."""
+    calls = []
+    reduce = rebin_module._block_reduce
+
+    def counting(t, f, how):
+        calls.append(f)
+        return reduce(t, f, how)
+
+    monkeypatch.setattr(rebin_module, "_block_reduce", counting)
+    batch = batch_of(b=64, c=3, h=20, w=20)
+    Compose(steps=[(Rebin(factor=(1, 5)), 1.0)])(batch, seed=0)
+    # one reduction per field (data, mask, uncertainty, star mask) and factor 2..5,
+    # however the factors are interleaved over the batch
+    assert sorted(set(calls)) == [2, 3, 4, 5]
+    assert len(calls) == 4 * 4
+
+
+@pytest.mark.parametrize("c", [3, 5])
+def test_fused_noise_and_rebin_equal_their_runs_one_by_one(c):
+    """The noise is drawn run by run in batch order: grouping the work changes no view."""
+    from astro_cl.augment.rebin import rebin_images
+
+    batch = batch_of(b=24, c=c, h=20, w=18)
+    gen = torch.Generator().manual_seed(3)
+    factors = torch.randint(1, 4, (24,), generator=gen)
+    sn = torch.randint(0, 3, (24,), generator=gen).float() * 4  # 0: no noise
+    whole = rebin_images(batch, factors, noise_sn=sn, generator=torch.Generator().manual_seed(5))
+    # the same draws, one run of consecutive images alike at a time
+    gen = torch.Generator().manual_seed(5)
+    keys = list(zip(factors.tolist(), (sn > 0).tolist(), strict=True))
+    start = 0
+    for i in range(1, 25):
+        if i < 24 and keys[i] == keys[start]:
+            continue
+        run = rebin_images(batch.chunk(start, i), factors[start:i], noise_sn=sn[start:i],
+                           generator=gen)
+        for name, value in run.tensors().items():
+            assert torch.equal(getattr(whole, name)[start:i], value), (name, start)
+        start = i
 
 
 def test_ecalifa_chain_fused_is_conformant_and_seeded():

@@ -47,3 +47,39 @@ def test_gradient_matches_masked_fill():
     (fill_pixels(a * 2, pixels, 1.0) * w).sum().backward()
     ((b * 2).masked_fill(pixels, 1.0) * w).sum().backward()
     torch.testing.assert_close(a.grad, b.grad)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.float16, torch.bfloat16])
+@pytest.mark.parametrize("fmt", [torch.contiguous_format, torch.channels_last])
+@pytest.mark.parametrize("c", [1, 3, 9])
+def test_zero_fill_matches_masked_fill_bit_for_bit(dtype, fmt, c):
+    """Zeroing (the fast paths) writes +0.0 over anything, NaN and -inf included."""
+    x, pixels = _case(fmt, c=c)
+    x = x.to(dtype)
+    x[0, :, 0, 0] = float("nan")
+    x[1, :, 0, 0] = -float("inf")
+    x[2, :, 0, 0] = -0.0
+    pixels[:, :, 0, 0] = True
+    for inplace in (False, True):
+        y = x.clone()
+        out = fill_pixels(y, pixels, inplace=inplace)
+        expected = x.masked_fill(pixels, 0.0)
+        assert torch.equal(out, expected)
+        assert not bool(torch.signbit(out[pixels.expand_as(out)]).any())  # +0.0, not -0.0
+        assert (out is y) == inplace
+        assert out.is_contiguous(memory_format=fmt)
+        if not inplace:
+            assert torch.equal(y.isnan(), x.isnan())  # the input is left alone
+    # a negative zero is written as such (the plain path)
+    out = fill_pixels(x, pixels, -0.0)
+    assert bool(torch.signbit(out[pixels.expand_as(out)]).all())
+
+
+def test_zero_fill_keeps_the_gradient():
+    x, pixels = _case(torch.contiguous_format, c=3)
+    a = x.clone().requires_grad_(True)
+    b = x.clone().requires_grad_(True)
+    w = torch.randn(x.shape)
+    (fill_pixels(a * 2, pixels) * w).sum().backward()
+    ((b * 2).masked_fill(pixels, 0.0) * w).sum().backward()
+    torch.testing.assert_close(a.grad, b.grad)

@@ -310,3 +310,19 @@ def test_prefetch_threads_set_in_the_prefetch_thread_only():
     assert in_main == {2} and in_prefetch == {1}
     assert {n for _, n in results[None][1]} == {2}
     assert torch.get_num_threads() == before
+
+
+def test_history_times_the_validation_pass(tmp_path):
+    """``val_seconds`` shows what validation costs beside the epoch's training steps."""
+    import csv
+
+    src = _source()
+    for fraction in (0.25, 0.0):
+        tr = Trainer(_Net(), _SplitLoss(), epochs=2, batch_size=5, lr=1e-2, seed=3,
+                     progress=False, validation_fraction=fraction,
+                     checkpoint_dir=tmp_path / str(fraction))
+        history = tr.fit(src)
+        assert all((h["val_seconds"] > 0) == (fraction > 0) for h in history)
+        with open(tmp_path / str(fraction) / "history.csv", newline="") as fh:
+            rows = list(csv.DictReader(fh))
+        assert [float(r["val_seconds"]) for r in rows] == [h["val_seconds"] for h in history]

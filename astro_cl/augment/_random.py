@@ -20,6 +20,7 @@ __all__ = [
     "chosen",
     "coin",
     "multiplicative_noise",
+    "noise_format",
     "randint",
     "randn_like",
     "uniform",
@@ -224,7 +225,25 @@ def randn_like(tensor, generator, memory_format=torch.preserve_format, std=None)
     return noise
 
 
-def multiplicative_noise(data, mask, uncertainty, sn, generator):
+def noise_format(data):
+    """Return the memory format `multiplicative_noise` draws the noise of ``data`` in.
+
+    Images of several channels come out channels-last, the fast layout of the
+    resampling and convolution steps that usually follow.
+
+    Parameters
+    ----------
+    data : `torch.Tensor`
+
+    Returns
+    -------
+    format : `torch.memory_format`
+    """
+    return (torch.channels_last if data.ndim == 4 and data.shape[1] >= 4
+            else torch.preserve_format)
+
+
+def multiplicative_noise(data, mask, uncertainty, sn, generator, noise=None):
     """Return ``data * (1 + N(0, 1) / sn)`` and its uncertainty.
 
     The noise of `~astro_cl.augment.photometric.MultiplicativeNoise` (and of
@@ -243,6 +262,10 @@ def multiplicative_noise(data, mask, uncertainty, sn, generator):
     sn : `torch.Tensor`
         ``(B,)`` signal-to-noise ratios.
     generator : `torch.Generator`
+    noise : `torch.Tensor`, optional
+        The standard normal noise already drawn (``randn_like(data,
+        generator, noise_format(data), std=1 / sn)``) and no longer needed:
+        the result is written over it. Drawn here when None.
 
     Returns
     -------
@@ -251,12 +274,9 @@ def multiplicative_noise(data, mask, uncertainty, sn, generator):
     """
     sn = sn.to(device=data.device, dtype=data.dtype).view(-1, 1, 1, 1)
     # data + data * N(0, 1/SN): the 1/SN scaling happens while drawing and the
-    # rest is one fused pass written over the noise. Images of several
-    # channels come out channels-last, the fast layout of the resampling and
-    # convolution steps that usually follow.
-    fmt = (torch.channels_last if data.ndim == 4 and data.shape[1] >= 4
-           else torch.preserve_format)
-    noise = randn_like(data, generator, fmt, std=sn.reciprocal().flatten())
+    # rest is one fused pass written over the noise
+    if noise is None:
+        noise = randn_like(data, generator, noise_format(data), std=sn.reciprocal().flatten())
     new = torch.addcmul(data, data, noise, out=noise)
     if bool(mask.any()):
         new = fill_pixels(new, mask, inplace=True)

@@ -56,6 +56,15 @@ _FRAME_TOL = 1e-3
 #: Index/weight elements per chunk of the embedding-bag resampler (memory bound).
 _CHUNK_ELEMENTS = 1 << 22
 
+#: Largest fraction of unmasked (unskipped) output pixels at which the resamplers
+#: work out those pixels only (`_resample_unmasked`, `_resample_channels_last`):
+#: below it, gathering them costs less than it saves.
+_SPARSE_FRACTION = 0.5
+
+#: Images whose unmasked-pixel counts lie within this ratio of the largest share one
+#: packed `grid_sample` call (padded to the largest count).
+_BUCKET_RATIO = 0.75
+
 
 def _homogeneous(theta):
     """(B, 2, 3) -> (B, 3, 3) homogeneous matrices."""
@@ -92,9 +101,51 @@ def _outside(gx, gy, height, width):
             | (gy < -_FRAME_TOL) | (gy > height - 1 + _FRAME_TOL))
 
 
+def _outside_under(pix, height, width):
+    """`_outside` of the pixel grid of ``pix`` (B, 3, 3), as a (B, 1, H, W) mask.
+
+    Maps without rotation or shear (translations, flips: the usual steps
+    after a rotation) are tested along each axis, (B, 1, W) and (B, H, 1),
+    and the two tests broadcast: the same flags without a full grid.
+    """
+    if bool((pix[:, 0, 1] == 0).all()) and bool((pix[:, 1, 0] == 0).all()):
+        dev, dt = pix.device, pix.dtype
+        xs = torch.arange(width, device=dev, dtype=dt).view(1, 1, width)
+        ys = torch.arange(height, device=dev, dtype=dt).view(1, height, 1)
+        gx = pix[:, 0, 0, None, None] * xs + pix[:, 0, 2, None, None]
+        gy = pix[:, 1, 1, None, None] * ys + pix[:, 1, 2, None, None]
+        off_x = (gx < -_FRAME_TOL) | (gx > width - 1 + _FRAME_TOL)
+        off_y = (gy < -_FRAME_TOL) | (gy > height - 1 + _FRAME_TOL)
+        return (off_x | off_y).unsqueeze(1)
+    ix, iy = _pixel_grid(pix, height, width)
+    return _outside(ix, iy, height, width).unsqueeze(1)
+
+
 def _normalised_grid(gx, gy, height, width, dtype):
-    """Pixel coordinates -> `grid_sample` grid (B, H, W, 2)."""
-    return torch.stack([(2 * gx + 1) / width - 1, (2 * gy + 1) / height - 1], dim=-1).to(dtype)
+    """Pixel coordinates -> `grid_sample` grid (B, H, W, 2).
+
+    ``(2 * g + 1) / size - 1`` computed in the precision of ``gx`` and
+    written straight into the grid of ``dtype`` (no stacked intermediate).
+    """
+    grid = torch.empty((*gx.shape, 2), dtype=dtype, device=gx.device)
+    for axis, (g, size) in enumerate(((gx, width), (gy, height))):
+        # 2 * g is exact, so 1 + 2 * g in one pass rounds as (2 * g) + 1 does
+        grid[..., axis] = torch.add(1.0, g, alpha=2.0).div_(size).sub_(1.0)
+    return grid
+
+
+class _Grids:
+    """The `grid_sample` grids of one set of sampling positions, built once per dtype."""
+
+    def __init__(self, gx, gy, height, width):
+        self.gx, self.gy, self.height, self.width = gx, gy, height, width
+        self._grids = {}
+
+    def __call__(self, dtype):
+        if dtype not in self._grids:
+            self._grids[dtype] = _normalised_grid(self.gx, self.gy, self.height, self.width,
+                                                  dtype)
+        return self._grids[dtype]
 
 
 def _tap_coefficients(mode, dtype, device):
@@ -168,8 +219,9 @@ def _resample_channels_last(x, gx, gy, mode, skip=None):
     as wide as the kernel, so taps beyond the frame read zeros and every
     pixel's taps are one base index plus fixed offsets; output pixels whose
     taps all fall outside the frame, and those flagged in ``skip``
-    (B, 1, H, W), get zero weights and come out as exactly zero. The result
-    is a ``torch.channels_last`` tensor.
+    (B, 1, H, W), get zero weights and come out as exactly zero; on the CPU,
+    when most pixels are skipped, the others alone are worked out. The
+    result is a ``torch.channels_last`` tensor.
     """
     b, c, h, w = x.shape
     n_tap = 2 if mode == "bilinear" else 4
@@ -186,52 +238,166 @@ def _resample_channels_last(x, gx, gy, mode, skip=None):
     # floor() of positions whose taps can touch the frame; beyond, all taps read zeros
     lo_f = -first - n_tap + 1
     hi_x, hi_y = w - 1 - first, h - 1 - first
+
+    def bags(px, py, image, left_out=None):
+        """Resampled rows (N, C) at positions ``px``, ``py`` (N,) of images ``image``."""
+        fx = torch.nan_to_num(torch.floor(px), nan=float(lo_f - 1))
+        fy = torch.nan_to_num(torch.floor(py), nan=float(lo_f - 1))
+        inside = (fx >= lo_f) & (fx <= hi_x) & (fy >= lo_f) & (fy <= hi_y)
+        if left_out is not None:
+            inside &= ~left_out
+        # (pixel, tap y * n_tap + tap x), zero for the pixels left out
+        weight = _tap_weights_2d((px - fx).to(x.dtype), (py - fy).to(x.dtype), mode,
+                                 scale=inside.to(x.dtype))
+        row = fy.clamp(lo_f, hi_y).to(itype) + (first + pad)
+        col = fx.clamp(lo_f, hi_x).to(itype) + (first + pad)
+        base = (image * hp + row) * wp + col
+        index = base.view(-1, 1) + offsets
+        return F.embedding_bag(index, table, mode="sum", per_sample_weights=weight)
+
+    kept = None
+    if skip is not None and dev.type == "cpu":
+        flags = ~skip.reshape(-1)
+        if int(flags.sum()) <= _SPARSE_FRACTION * flags.numel():
+            kept = flags.nonzero().view(-1)
+    if kept is not None:
+        # mostly skipped (a rebinned image): work out the kept pixels only
+        out = torch.zeros((b * h * w, c), dtype=x.dtype, device=dev)
+        step = max(1, _CHUNK_ELEMENTS // (n_tap * n_tap))
+        for lo in range(0, len(kept), step):
+            pixels = kept[lo:lo + step]
+            image = torch.div(pixels, h * w, rounding_mode="floor").to(itype)
+            out.index_copy_(0, pixels, bags(gx.reshape(-1).index_select(0, pixels),
+                                             gy.reshape(-1).index_select(0, pixels), image))
+        return out.view(b, h, w, c).permute(0, 3, 1, 2)
     chunk = max(1, _CHUNK_ELEMENTS // (h * w * n_tap * n_tap))
     chunk = -(-b // -(-b // chunk))  # balanced chunks
     pieces = []
     for lo in range(0, b, chunk):
         hi = min(b, lo + chunk)
-        px, py = gx[lo:hi].reshape(-1), gy[lo:hi].reshape(-1)
-        fx = torch.nan_to_num(torch.floor(px), nan=float(lo_f - 1))
-        fy = torch.nan_to_num(torch.floor(py), nan=float(lo_f - 1))
-        inside = (fx >= lo_f) & (fx <= hi_x) & (fy >= lo_f) & (fy <= hi_y)
-        if skip is not None:
-            inside &= ~skip[lo:hi].reshape(-1)
-        # (pixel, tap y * n_tap + tap x), zero for the pixels left out
-        weight = _tap_weights_2d((px - fx).to(x.dtype), (py - fy).to(x.dtype), mode,
-                                 scale=inside.to(x.dtype))
         image = torch.arange(lo, hi, device=dev, dtype=itype).repeat_interleave(h * w)
-        row = fy.clamp(lo_f, hi_y).to(itype) + (first + pad)
-        col = fx.clamp(lo_f, hi_x).to(itype) + (first + pad)
-        base = (image * hp + row) * wp + col
-        index = base.view(-1, 1) + offsets
-        pieces.append(F.embedding_bag(index, table, mode="sum", per_sample_weights=weight))
+        pieces.append(bags(gx[lo:hi].reshape(-1), gy[lo:hi].reshape(-1), image,
+                           None if skip is None else skip[lo:hi].reshape(-1)))
     out = pieces[0] if len(pieces) == 1 else torch.cat(pieces)
     return out.view(b, h, w, c).permute(0, 3, 1, 2)
 
 
-def _resample(x, gx, gy, mode):
-    """Resample ``x`` (B, C, H, W) at pixel positions ``gx``, ``gy`` (B, H, W), zero outside."""
+def _resample(x, gx, gy, mode, grids=None):
+    """Resample ``x`` (B, C, H, W) at pixel positions ``gx``, ``gy`` (B, H, W), zero outside.
+
+    ``grids`` (`_Grids` of the same positions) shares the `grid_sample` grid
+    between fields.
+    """
     h, w = x.shape[-2:]
     if mode in ("bilinear", "bicubic") and x.shape[1] >= 4:
         return _resample_channels_last(x, gx, gy, mode)
-    grid = _normalised_grid(gx, gy, h, w, x.dtype)
+    grid = (grids or _Grids(gx, gy, h, w))(x.dtype)
     return F.grid_sample(x, grid, mode="nearest" if mode == "exact" else mode,
                          padding_mode="zeros", align_corners=False)
 
 
-def _any_bad(bad, gx, gy, mode):
+def _resample_unmasked(x, grid, mask, mode):
+    """``grid_sample(x, grid)`` (zeros padding) with the pixels flagged in ``mask`` zero.
+
+    ``x`` (B, C, H, W), ``grid`` (B, H, W, 2), ``mask`` (B, 1, H, W). On the
+    CPU, images whose output is mostly masked (after a rebinning most of the
+    frame is) are sampled at their unmasked pixels only: the grid positions
+    of those pixels are packed into short grids (images of similar counts
+    share one call, padded to the longest) and the samples are put back by
+    flat index. Each sample is what `grid_sample` gives at that position, so
+    the result equals sampling every pixel and zeroing the masked ones.
+    """
+    b, c, h, w = x.shape
+    hw = h * w
+    dev = x.device
+
+    def sample(images, positions):
+        return F.grid_sample(images, positions, mode="nearest" if mode == "exact" else mode,
+                             padding_mode="zeros", align_corners=False)
+
+    good = ~mask.reshape(b, hw)
+    counts = good.sum(1)
+    n_good = counts.tolist() if dev.type == "cpu" else []
+    sparse = [i for i, n in enumerate(n_good) if n <= _SPARSE_FRACTION * hw]
+    if not sparse:
+        return fill_pixels(sample(x, grid), mask, inplace=True)
+    out = torch.empty_like(x, memory_format=torch.contiguous_format)
+    if len(sparse) < b:
+        dense = torch.tensor(sorted(set(range(b)) - set(sparse)), device=dev)
+        part = sample(x.index_select(0, dense), grid.index_select(0, dense))
+        out.index_copy_(0, dense, fill_pixels(part, mask.index_select(0, dense), inplace=True))
+    rows = torch.tensor(sparse, device=dev)
+    out.index_fill_(0, rows, 0)
+    # buckets of images of similar counts, largest first; image k's packed
+    # positions start at offset[k] (in the packed grid), length[k] per image
+    order = sorted(range(len(sparse)), key=lambda k: -n_good[sparse[k]])
+    offset, length, buckets, total, i = [0] * len(sparse), [0] * len(sparse), [], 0, 0
+    while i < len(order) and n_good[sparse[order[i]]] > 0:
+        longest = n_good[sparse[order[i]]]
+        j = i + 1
+        while j < len(order) and n_good[sparse[order[j]]] >= _BUCKET_RATIO * longest:
+            j += 1
+        for r, k in enumerate(order[i:j]):
+            offset[k], length[k] = total + r * longest, longest
+        buckets.append(([sparse[k] for k in order[i:j]], longest, total))
+        total += (j - i) * longest
+        i = j
+    if not buckets:  # every pixel of these images is masked
+        return out
+    # the unmasked pixels of the sparse images, image by image
+    where = good.index_select(0, rows).view(-1).nonzero().view(-1)
+    local = torch.div(where, hw, rounding_mode="floor")
+    pixel = where - local * hw
+    sparse_counts = counts.index_select(0, rows)
+    slot = (torch.arange(len(where), device=dev)
+            - (torch.cumsum(sparse_counts, 0) - sparse_counts).index_select(0, local))
+    offsets = torch.tensor(offset, device=dev).index_select(0, local)
+    packed = torch.zeros((total, 2), dtype=grid.dtype, device=dev)
+    image = rows.index_select(0, local)
+    positions = grid.reshape(b * hw, 2).index_select(0, image * hw + pixel)
+    packed.index_copy_(0, offsets + slot, positions)
+    samples = torch.cat([
+        sample(x.index_select(0, torch.tensor(members, device=dev)),
+               packed[start:start + len(members) * longest].view(len(members), 1, longest, 2))
+        .reshape(-1)
+        for members, longest, start in buckets])
+    # sample (channel ch, slot) of sparse image k sits at c * offset[k] + ch * length[k] + slot
+    src = offsets * c + slot
+    step = torch.tensor(length, device=dev).index_select(0, local)
+    dst = image * (c * hw) + pixel
+    flat = out.view(-1)
+    for ch in range(c):
+        if ch:
+            src += step
+            dst += hw
+        flat.index_copy_(0, dst, samples.index_select(0, src))
+    return out
+
+
+def _dilated(bad):
+    """``bad`` (B, 1, H, W) grown by one pixel in the 8 directions (a 3 x 3 box)."""
+    rows = bad.clone()
+    rows[..., 1:, :] |= bad[..., :-1, :]
+    rows[..., :-1, :] |= bad[..., 1:, :]
+    out = rows.clone()
+    out[..., 1:] |= rows[..., :-1]
+    out[..., :-1] |= rows[..., 1:]
+    return out
+
+
+def _any_bad(bad, gx, gy, mode, grids=None):
     """Any-bad propagation of a boolean mask; out-of-frame samples are bad."""
     h, w = bad.shape[-2:]
-    grid = _normalised_grid(gx, gy, h, w, torch.float32)
-    good = (~bad).to(torch.float32)
+    grid = (grids or _Grids(gx, gy, h, w))(torch.float32)
     if mode in ("exact", "nearest"):
+        good = (~bad).to(torch.float32)
         return F.grid_sample(good, grid, mode="nearest", padding_mode="zeros",
                              align_corners=False) < 0.5
     if mode == "bicubic" and bool(bad.any()):
         # bicubic reads a 4x4 neighbourhood: dilate the bad pixels by one
         # before the bilinear (2x2) read below.
-        good = 1.0 - F.max_pool2d(1.0 - good, 3, stride=1, padding=1)
+        bad = _dilated(bad)
+    good = (~bad).to(torch.float32)
     return F.grid_sample(good, grid, mode="bilinear", padding_mode="zeros",
                          align_corners=False) < 1.0 - 1e-4
 
@@ -271,39 +437,41 @@ def affine_warp(batch, thetas, mode):
     for m in mats[1:]:
         total = total @ m
     gx, gy = _pixel_grid(_to_pixels(total, h, w), h, w)
+    grids = _Grids(gx, gy, h, w)  # each grid_sample grid is built once for all fields
     # intermediate frames: the input of step k sees the output through steps k..n
     lost, suffix = None, None
     for m in reversed(mats[1:]):
         suffix = m if suffix is None else m @ suffix
-        ix, iy = _pixel_grid(_to_pixels(suffix, h, w), h, w)
-        out_k = _outside(ix, iy, h, w).unsqueeze(1)
+        out_k = _outside_under(_to_pixels(suffix, h, w), h, w)
         lost = out_k if lost is None else lost | out_k
-    mask = _any_bad(batch.mask, gx, gy, mode)
+    mask = _any_bad(batch.mask, gx, gy, mode, grids)
     if lost is not None:
         mask = mask | lost
     if mode in ("bilinear", "bicubic") and data.shape[1] >= 4 and mask.shape[1] == 1:
         # masked output pixels get zero interpolation weights: zero without another pass
         resampled = _resample_channels_last(data, gx, gy, mode, skip=mask)
+    elif mask.shape == (data.shape[0], 1, h, w):
+        # masked output pixels are not sampled at all (most of a rebinned image)
+        resampled = _resample_unmasked(data, grids(data.dtype), mask, mode)
     else:
-        resampled = fill_pixels(_resample(data, gx, gy, mode), mask, inplace=True)
+        resampled = fill_pixels(_resample(data, gx, gy, mode, grids), mask, inplace=True)
     out = {"data": resampled, "mask": mask}
     if batch.uncertainty is not None and mode in ("exact", "nearest"):
-        out["uncertainty"] = _resample(batch.uncertainty, gx, gy, "exact")
+        out["uncertainty"] = _resample(batch.uncertainty, gx, gy, "exact", grids)
     elif batch.uncertainty is not None:
-        var = _resample(batch.uncertainty.square(), gx, gy, "bilinear")
+        var = _resample(batch.uncertainty.square(), gx, gy, "bilinear", grids)
         out["uncertainty"] = var.clamp_min_(0).sqrt_()
     if batch.star_mask is not None:
-        grid = _normalised_grid(gx, gy, h, w, torch.float32)
-        stars = F.grid_sample(batch.star_mask.to(torch.float32), grid, mode="nearest",
-                              padding_mode="zeros", align_corners=False)
+        stars = F.grid_sample(batch.star_mask.to(torch.float32), grids(torch.float32),
+                              mode="nearest", padding_mode="zeros", align_corners=False)
         out["star_mask"] = stars > 0.5
     if batch.targets is not None:
         tmode = "exact" if mode in ("exact", "nearest") else "bilinear"
         tgt = batch.targets
-        out["targets"] = _resample(tgt.to(data.dtype), gx, gy, tmode).to(tgt.dtype)
+        out["targets"] = _resample(tgt.to(data.dtype), gx, gy, tmode, grids).to(tgt.dtype)
         tbad = (torch.zeros(tgt.shape, dtype=torch.bool, device=tgt.device)
                 if batch.target_mask is None else batch.target_mask)
-        tmask = _any_bad(tbad, gx, gy, tmode)
+        tmask = _any_bad(tbad, gx, gy, tmode, grids)
         out["target_mask"] = tmask if lost is None else tmask | lost
     return batch.replace(**out)
 

@@ -104,25 +104,29 @@ def _separable_conv(x, kernels, radius):
     Zero padding. Samples sharing a kernel are convolved together as a
     depthwise convolution (one group per channel) on channels-last memory,
     the fast layout of the CPU depthwise kernels; the result is
-    channels-last. Single-channel inputs (masks) are convolved as one image
-    whose channels are the batch's images (a one-channel convolution per
-    image is several times slower).
+    channels-last. Single-channel inputs (masks), and contiguous inputs of
+    two or three channels, are convolved as one image whose channels are the
+    batch's image planes (a one-channel convolution per image is several
+    times slower, and so is the channels-last depthwise pass over so few
+    channels); the result is then contiguous.
     """
     b, c, h, w = x.shape
     kernels = kernels.to(x.dtype)
-    if c == 1:
-        # the images as the channels of one: a depthwise pass with each image's kernel
-        planes = x.reshape(1, b, h, w)
-        planes = F.conv2d(planes, kernels.view(b, 1, -1, 1), padding=(radius, 0), groups=b)
-        planes = F.conv2d(planes, kernels.view(b, 1, 1, -1), padding=(0, radius), groups=b)
-        return planes.view(b, 1, h, w)
+    if c == 1 or (c < 4 and x.is_contiguous()):
+        # the planes as the channels of one image: a depthwise pass with each plane's kernel
+        n = b * c
+        planes = x.reshape(1, n, h, w)
+        kernels = kernels.repeat_interleave(c, dim=0) if c > 1 else kernels
+        planes = F.conv2d(planes, kernels.view(n, 1, -1, 1), padding=(radius, 0), groups=n)
+        planes = F.conv2d(planes, kernels.view(n, 1, 1, -1), padding=(0, radius), groups=n)
+        return planes.view(b, c, h, w)
     x = x.contiguous(memory_format=torch.channels_last)
     unique, inverse = torch.unique(kernels, dim=0, return_inverse=True)
     out = None
     for g in range(len(unique)):
         k = unique[g]
         # channels-last weights too: with other strides oneDNN reorders the
-        # images to and from its own layout around each pass (~3x slower)
+        # images to and from its own layout around each pass (benchmarks/README.md)
         wy = k.view(1, 1, -1, 1).expand(c, 1, -1, 1).contiguous(memory_format=torch.channels_last)
         wx = k.view(1, 1, 1, -1).expand(c, 1, 1, -1).contiguous(memory_format=torch.channels_last)
         if len(unique) == 1:
@@ -165,7 +169,8 @@ def _blur(batch, sigma, truncate=4.0, min_good=0.5):
     if has_bad:  # zero the bad pixels: in place when the data is a Compose intermediate
         data = fill_pixels(data, mask, inplace=chain_owned(data))
     num = _separable_conv(data, kernels, radius)
-    out = {"data": num.mul_(inv.masked_fill(new_mask, 0)), "mask": new_mask}
+    # a copy: the uncertainty below takes the unmasked weights
+    out = {"data": num.mul_(fill_pixels(inv, new_mask)), "mask": new_mask}
     if batch.uncertainty is not None:
         var = batch.uncertainty.square()
         if has_bad:

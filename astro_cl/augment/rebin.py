@@ -9,7 +9,13 @@ with zero, masked pixels) keeps the batch shape.
 import torch
 import torch.nn.functional as F
 
-from astro_cl.augment._random import as_range, multiplicative_noise, randint, randn_like
+from astro_cl.augment._random import (
+    as_range,
+    multiplicative_noise,
+    noise_format,
+    randint,
+    randn_like,
+)
 from astro_cl.augment._resample import memory_format
 from astro_cl.augment.base import Augmenter
 from astro_cl.utils.tensors import fill_pixels
@@ -116,6 +122,12 @@ def rebin_images(batch, factors, *, noise_sn=None, generator=None):
     random numbers. (`~astro_cl.augment.photometric.MultiplicativeNoise.fusion`
     uses this for a noise step directly followed by a rebinning step.)
 
+    The work is done once per kind of image (factor, noise or not), for all
+    the images of that kind at once. On the CPU the noise is drawn first, in
+    batch order, one draw per run of consecutive images of the same kind, so
+    the views do not depend on that grouping; on other devices it is drawn
+    once per kind.
+
     Parameters
     ----------
     batch : `~astro_cl.data.batch.TensorBatch`
@@ -130,7 +142,7 @@ def rebin_images(batch, factors, *, noise_sn=None, generator=None):
     -------
     batch : `~astro_cl.data.batch.TensorBatch`
     """
-    b, _, h, w = batch.data.shape
+    b, c, h, w = batch.data.shape
     factors = factors.cpu()
     noisy = (torch.zeros(b, dtype=torch.bool) if noise_sn is None
              else noise_sn.cpu() > 0)
@@ -145,24 +157,31 @@ def rebin_images(batch, factors, *, noise_sn=None, generator=None):
                       else memory_format(value)) for name, value in fields.items()}
     out = {name: torch.empty_like(value, memory_format=formats[name])
            for name, value in fields.items()}
-    for f, with_noise, rows, idx in _groups(factors, noisy, batch.device):
+    keys = list(zip(factors.tolist(), noisy.tolist(), strict=True))
+    noise = None
+    if batch.device.type == "cpu" and bool(noisy.any()):
+        noise = _noise_by_run(keys, (c, h, w), formats["data"], noise_sn, generator)
+    for (f, with_noise), rows, idx in _groups(keys, batch.device):
         if f == 1 and not with_noise:  # unchanged
             for name, value in fields.items():
                 _put_rows(out[name], rows, idx, value[rows])
             continue
-        parts = {name: value[rows].contiguous(memory_format=formats[name])
+        parts = {name: _take_rows(value, rows, idx, formats[name])
                  for name, value in fields.items()}
         sn = noise_sn[idx] if with_noise else None
+        # the noise of these images: drawn above in batch order (CPU), or now
+        z = None if noise is None or not with_noise else _join(noise[f, with_noise])
         if f == 1:
             if with_noise:
                 parts["data"], unc = multiplicative_noise(
-                    parts["data"], parts["mask"], parts.get("uncertainty"), sn, generator)
+                    parts["data"], parts["mask"], parts.get("uncertainty"), sn, generator,
+                    noise=z)
                 if unc is not None:
                     parts["uncertainty"] = unc
             for name, part in parts.items():
                 _put_rows(out[name], rows, idx, part)
             continue
-        for name, red in _reduce_group(parts, f, sn, generator).items():
+        for name, red in _reduce_group(parts, f, sn, generator, z).items():
             fill = (name != "star_mask") if red.dtype == torch.bool else 0
             hh, ww = red.shape[-2:]
             top, left = (h - hh) // 2, (w - ww) // 2  # centred, as RandomRot90 pads
@@ -180,24 +199,71 @@ def _prefers_channels_last(value):
     return value.device.type == "cpu" and value.ndim == 4 and value.shape[1] >= 4
 
 
-def _groups(factors, noisy, device):
-    """Yield ``(factor, noisy, rows, idx)`` for the images treated alike.
+def _groups(keys, device):
+    """Yield ``(key, rows, idx)`` for each kind ``key`` of image, all images of a kind at once.
 
-    On the CPU, runs of consecutive images (``rows`` a slice: views, no
-    copies); elsewhere, one gathered group per kind (fewer kernel launches).
+    ``rows`` is a slice when the images of a kind are consecutive (views, no
+    copies), else their indices; ``idx`` are the indices on ``device``. One
+    group per kind keeps the number of operations independent of the batch
+    size (at most one group per factor and noise choice).
     """
-    keys = list(zip(factors.tolist(), noisy.tolist(), strict=True))
-    if device.type == "cpu":
-        start = 0
-        for i in range(1, len(keys) + 1):
-            if i == len(keys) or keys[i] != keys[start]:
-                yield (*keys[start], slice(start, i), torch.arange(start, i))
-                start = i
-        return
     for key in sorted(set(keys)):
         idx = torch.tensor([i for i, k in enumerate(keys) if k == key])
-        rows = _rows(idx)
-        yield (*key, rows, idx.to(device))
+        yield key, _rows(idx), idx.to(device)
+
+
+def _runs(keys):
+    """Return ``[(key, start, stop), ...]``: the runs of consecutive equal ``keys``."""
+    runs, start = [], 0
+    for i in range(1, len(keys) + 1):
+        if i == len(keys) or keys[i] != keys[start]:
+            runs.append((keys[start], start, i))
+            start = i
+    return runs
+
+
+def _noise_by_run(keys, image_shape, fmt, noise_sn, generator):
+    """Draw the noise of every noisy image on the CPU, in batch order, one draw per run.
+
+    The noise of `rebin_images` is drawn for each run of consecutive images
+    of the same kind (``keys``, (factor, noisy) per image), in batch order, at
+    the size the run needs (the rebinned blocks when ``f > 1``): so the views
+    do not depend on how the work is grouped afterwards. Each draw is scaled
+    by its images' ``1 / SN``.
+
+    Returns
+    -------
+    noise : dict
+        Kind -> the draws of its runs, in batch order.
+    """
+    c, h, w = image_shape
+    noise = {}
+    for (f, with_noise), lo, hi in _runs(keys):
+        if not with_noise:
+            continue
+        if f == 1:
+            # the draw multiplicative_noise would make for these images
+            template = torch.empty((hi - lo, c, h, w), dtype=noise_sn.dtype, memory_format=fmt)
+            piece = randn_like(template, generator, noise_format(template),
+                               std=noise_sn[lo:hi].reciprocal())
+        else:
+            # the draw _reduce_group would make: one number per block
+            template = torch.empty((hi - lo, c, -(-h // f), -(-w // f)), dtype=noise_sn.dtype,
+                                   memory_format=fmt)
+            piece = randn_like(template, generator, std=noise_sn[lo:hi].reciprocal())
+        noise.setdefault((f, with_noise), []).append(piece)
+    return noise
+
+
+def _join(pieces):
+    """Return the noise of the images of one kind (see `_noise_by_run`) as one tensor."""
+    return pieces[0] if len(pieces) == 1 else torch.cat(pieces)
+
+
+def _take_rows(value, rows, idx, fmt):
+    """Return the rows of ``value`` in memory format ``fmt`` (a view when possible)."""
+    part = value[rows] if isinstance(rows, slice) else value.index_select(0, idx)
+    return part.contiguous(memory_format=fmt)
 
 
 def _put_rows(full, rows, idx, part):
@@ -208,8 +274,12 @@ def _put_rows(full, rows, idx, part):
         full.index_copy_(0, idx, part.to(full.dtype))
 
 
-def _reduce_group(parts, f, sn, generator):
-    """Block-reduce the fields of images sharing the factor ``f`` (see `rebin_images`)."""
+def _reduce_group(parts, f, sn, generator, z=None):
+    """Block-reduce the fields of images sharing the factor ``f`` (see `rebin_images`).
+
+    ``z``: the noise of the blocks, already drawn and scaled by ``1 / sn``
+    (drawn here if None).
+    """
     reduced = {}
     if sn is not None:
         data, mask = parts["data"], parts["mask"]
@@ -221,7 +291,8 @@ def _reduce_group(parts, f, sn, generator):
             var = _block_reduce(parts["uncertainty"].square(), f, "sum")
             inv_sn2 = sn.reciprocal().square().view(-1, 1, 1, 1)
             reduced["uncertainty"] = var.addcmul_(raw, inv_sn2).sqrt_()
-        z = randn_like(total, generator, std=sn.reciprocal())
+        if z is None:
+            z = randn_like(total, generator, std=sn.reciprocal())
         reduced["data"] = total.addcmul_(power.sqrt_(), z)
     for name, part in parts.items():
         if name in reduced:

@@ -58,6 +58,82 @@ def _interp_weights(x_old, x_new):
     return i0, i1, w1, outside
 
 
+def _clean_range(values, mask, start, stop):
+    """Rows ``start:stop`` of (L, N) spectra as float32 with bad entries zeroed, and the flags.
+
+    Bad: masked (``mask``, may be None) or not finite once in float32.
+    """
+    block = np.array(values[start:stop], dtype=np.float32)
+    bad = ~np.isfinite(block)
+    if mask is not None:
+        flags = mask[start:stop]
+        if flags.ndim == 2 and flags.strides[0] < flags.strides[1]:
+            # wavelength innermost in memory (as specutils keeps a mask): read it
+            # spaxel by spaxel, not one page per spaxel and row
+            flags = np.ascontiguousarray(flags.T).T
+        bad |= flags
+    np.copyto(block, np.float32(0), where=bad)
+    return block, bad
+
+
+def _resample_cube(flux, mask, weights, *, std=None, with_flux=True):
+    """Linear resampling of a cube's (L, N) spectra, cleaned block by block.
+
+    The same numbers as cleaning the whole cube first (float32, bad inputs
+    set to zero) and calling `resample_spectra` with ``method="linear"`` on
+    it, and on ``std**2`` (zeroed where the flux is bad), but only the few
+    input rows under each block of output rows are cleaned at a time: no
+    cube-sized copy of the input is made, and rows outside the output range
+    are never read. Cube-sized temporaries are freshly page-faulted memory
+    for every galaxy, and that kernel time grows with the number of workers.
+
+    Parameters
+    ----------
+    flux : `numpy.ndarray`
+        ``(L, N)`` spectra, any float dtype.
+    mask : `numpy.ndarray` of bool or None
+        ``(L, N)`` bad pixels.
+    weights : tuple
+        ``(i0, i1, w1, outside)`` of `_interp_weights` for the output grid.
+    std : `numpy.ndarray`, optional
+        ``(L, N)`` 1-sigma errors: the variance is resampled too.
+    with_flux : bool, optional
+        Resample the flux (False: only the bad flags and the variance).
+
+    Returns
+    -------
+    flux : `numpy.ndarray` of float32 or None
+        ``(M, N)``.
+    bad : `numpy.ndarray` of bool
+        ``(M, N)``, as `resample_spectra` flags them.
+    var : `numpy.ndarray` of float32 or None
+        ``(M, N)`` resampled variance.
+    """
+    i0, i1, w1, outside = weights
+    n_out, n = i0.size, flux.shape[1]
+    res = np.empty((n_out, n), np.float32) if with_flux else None
+    var = None if std is None else np.empty((n_out, n), np.float32)
+    bad_out = np.empty((n_out, n), bool)
+    w0 = 1 - w1
+    step = max(1, _BLOCK_ELEMENTS // max(1, n))
+    for lo in range(0, n_out, step):
+        rows = slice(lo, lo + step)
+        start = int(min(i0[rows].min(), i1[rows].min()))
+        k0, k1 = i0[rows] - start, i1[rows] - start
+        block, bad = _clean_range(flux, mask, start, int(max(i0[rows].max(), i1[rows].max())) + 1)
+        np.logical_or(bad[k0], bad[k1], out=bad_out[rows])
+        bad_out[rows] |= outside[rows, None]
+        # float32 samples times float64 weights, rounded once: resample_spectra's arithmetic
+        if res is not None:
+            res[rows] = block[k0] * w0[rows, None] + block[k1] * w1[rows, None]
+        if var is not None:
+            np.copyto(block, std[start:start + len(block)], casting="unsafe")
+            np.square(block, out=block)
+            np.copyto(block, np.float32(0), where=bad)
+            var[rows] = block[k0] * w0[rows, None] + block[k1] * w1[rows, None]
+    return res, bad_out, var
+
+
 def resample_spectra(wave, flux, new_wave, *, mask=None, method="linear"):
     """Resample many spectra at once onto a new wavelength grid.
 
@@ -121,7 +197,8 @@ def _nanmedian(x):
 
     One sort of the whole array (NaN sorts last) and a gather of the two middle
     values per column: the same numbers as `numpy.nanmedian`, which for short
-    axes goes through masked-array sorting and is about five times slower here.
+    axes goes through slower masked-array sorting (figures in
+    ``benchmarks/README.md``).
     It also emits no all-NaN warning, so no process-wide warning filter is
     needed (galaxies may be preprocessed in threads,
     `PreprocessedCache.get_or_build`).
@@ -165,13 +242,18 @@ def der_snr(flux, axis=0):
         return np.where(noise > 0, signal / noise, np.inf * np.sign(signal))
 
 
-def _fill_along(values, bad):
+def _fill_along(values, bad, *, overwrite=False):
     """Fill bad pixels of (L, N) spectra by linear interpolation between good neighbours.
 
     Pixels with a good neighbour on one side only take that neighbour's value;
-    spectra with no good pixel become zeros.
+    spectra with no good pixel become zeros. With ``overwrite`` the result is
+    written into ``values`` (the same numbers: only good pixels are read).
     """
-    out = np.where(bad, values.dtype.type(0), values)
+    if overwrite:
+        out = values
+        np.copyto(out, values.dtype.type(0), where=bad)
+    else:
+        out = np.where(bad, values.dtype.type(0), values)
     # only spectra with both good and bad pixels need the (costly) neighbour search;
     # in a cube most are either clean or wholly masked (outside the field of view)
     partial = np.flatnonzero(bad.any(axis=0) & ~bad.all(axis=0))
@@ -201,6 +283,31 @@ def _fill_columns(values, bad):
     out = values.copy()
     out[rows, cols] = filled
     return out
+
+
+def _cube_arrays(cube):
+    """`~astro_cl.data.record.cube_to_array` without copies: flux, mask (or None), std.
+
+    A standard-deviation uncertainty keeps its floating-point dtype (a float32
+    error cube is not widened to a float64 copy: only its float32 square is
+    used); a mask-less cube gives None instead of an all-False cube.
+    """
+    from astropy.nddata import StdDevUncertainty
+
+    from astro_cl.data.record import uncertainty_as_std
+
+    axis = cube.spectral_axis_index
+    flux = np.moveaxis(np.asarray(cube.flux.value), axis, 0)
+    mask = None if cube.mask is None else np.moveaxis(np.asarray(cube.mask, bool), axis, 0)
+    unc = cube.uncertainty
+    if isinstance(unc, StdDevUncertainty) and np.issubdtype(np.asarray(unc.array).dtype,
+                                                             np.floating):
+        std = np.asarray(unc.array)
+    else:
+        std = uncertainty_as_std(unc)
+    if std is not None:
+        std = np.moveaxis(std, axis, 0)
+    return flux, mask, std
 
 
 class WavelengthCoverageWarning(AstroCLWarning):
@@ -380,44 +487,51 @@ class CubePCA(Preprocessor):
         grid = self._grid()
         wave_rest = wave_obs / (1.0 + z)
         self._check_coverage(wave_rest, z, gid)
-        lum = flux.reshape(n_l, h * w).astype(np.float32)
-        bad = mask.reshape(n_l, h * w) | ~np.isfinite(lum)
-        lum = np.where(bad, 0.0, lum).astype(np.float32)
-        res, bad_r = resample_spectra(wave_rest, lum, grid, mask=bad, method=self.resample)
         lo, hi = self.norm_window
         win = (grid >= lo) & (grid <= hi)
         if not win.any():
             msg = (f"CubePCA.norm_window {self.norm_window} lies outside "
                    f"wave_range {self.wave_range}")
             raise ValidationError(msg)
-        res_nan = np.where(bad_r, np.nan, res)
+        flux = flux.reshape(n_l, h * w)
+        mask = None if mask is None else mask.reshape(n_l, h * w)
+        weights = _interp_weights(np.asarray(wave_rest, dtype=float), grid)
+        if self.resample == "linear":
+            res, bad_r, _ = _resample_cube(flux, mask, weights)
+        else:
+            lum, bad = _clean_range(flux, mask, 0, n_l)
+            res, bad_r = resample_spectra(wave_rest, lum, grid, mask=bad, method=self.resample)
+            del lum, bad
         with np.errstate(all="ignore"):
-            norm = _nanmedian(res_nan[win])
+            res_win = np.where(bad_r[win], np.nan, res[win])
+            norm = _nanmedian(res_win)
             if std is not None:
-                var = std.reshape(n_l, h * w).astype(np.float32) ** 2
-                var = np.where(bad, 0.0, var).astype(np.float32)
-                var_r, _ = resample_spectra(wave_rest, var, grid, mask=bad, method="linear")
-                ratio = res_nan[win] / np.sqrt(np.where(var_r[win] > 0, var_r[win], np.nan))
+                # the S/N needs the variance in the normalising window only
+                _, _, var_win = _resample_cube(
+                    flux, mask, tuple(v[win] for v in weights),
+                    std=std.reshape(n_l, h * w), with_flux=False)
+                ratio = res_win / np.sqrt(np.where(var_win > 0, var_win, np.nan))
                 snr = _nanmedian(ratio)
             else:
-                snr = der_snr(res_nan, axis=0)
+                snr = der_snr(np.where(bad_r, np.nan, res), axis=0)
         snr = np.where(np.isfinite(snr), snr, 0.0)
-        valid = np.isfinite(norm) & (norm > 0) & ((~bad_r).sum(axis=0) > 0.5 * len(grid))
+        n_good = len(grid) - np.count_nonzero(bad_r, axis=0)
+        valid = np.isfinite(norm) & (norm > 0) & (n_good > 0.5 * len(grid))
         safe = np.where(valid, norm, 1.0)
-        x = _fill_along(res, bad_r) / safe[None, :]
+        # res is this call's own array: filled and normalised in place
+        x = _fill_along(res, bad_r, overwrite=True)
+        x /= safe[None, :]
         with np.errstate(divide="ignore"):
             log_l = np.where(valid, np.log10(safe) + np.log10(scale * self._luminosity_factor(z)),
                              np.nan)
-        return {"x": x.astype(np.float32), "bad": bad_r, "log_l": log_l, "snr": snr,
-                "valid": valid, "shape": (h, w)}
+        return {"x": x.astype(np.float32, copy=False), "bad": bad_r, "log_l": log_l,
+                "snr": snr, "valid": valid, "shape": (h, w)}
 
     def _record_inputs(self, record):
-        from astro_cl.data.record import cube_to_array
-
         if record.cube is None:
             msg = f"galaxy {record.id!r}: CubePCA needs a cube, the record has none"
             raise ValidationError(msg)
-        flux, mask, std = cube_to_array(record.cube)
+        flux, mask, std = _cube_arrays(record.cube)
         try:
             scale = (1.0 * record.cube.flux.unit).to_value(
                 _FLAMBDA, equivalencies=u.spectral_density(record.cube.spectral_axis[0]))
@@ -459,7 +573,7 @@ class CubePCA(Preprocessor):
         std = kwargs.get("std")
         ids = kwargs.get("ids", [str(i) for i in range(len(flux))])
         for i in range(len(flux)):
-            m = np.zeros(flux[i].shape, bool) if mask is None else np.asarray(mask[i], bool)
+            m = None if mask is None else np.asarray(mask[i], bool)
             yield (flux[i], m, None if std is None else std[i],
                    wave * (1.0 + z[i]) if rest_frame else wave, float(z[i]), ids[i], scale)
 
@@ -533,15 +647,29 @@ class CubePCA(Preprocessor):
         self.channel_mean_ = chans.mean(axis=0).astype(np.float32)
         self.channel_std_ = np.where(std > 0, std, 1.0).astype(np.float32)
 
-    def _project(self, x, bad):
-        """PCA coefficients (N, K) of normalised spectra x (M, N), refining bad pixels."""
+    def _project(self, x, bad, *, overwrite=False):
+        """PCA coefficients (N, K) of normalised spectra x (M, N), refining bad pixels.
+
+        The refinement replaces the bad pixels of ``x`` by the reconstruction
+        and projects again; with ``overwrite`` it writes into ``x`` (when
+        C-contiguous), otherwise into a copy. One (M, N) work array serves
+        every step.
+        """
         comp = self.components_.astype(np.float32)
         mean = self.mean_.astype(np.float32)[:, None]
-        coeffs = (comp @ (x - mean)).T
-        for _ in range(int(self.fill_iterations) if bad.any() else 0):
-            recon = mean + comp.T @ coeffs.T
-            x = np.where(bad, recon, x)
-            coeffs = (comp @ (x - mean)).T
+        work = np.subtract(x, mean)
+        coeffs = (comp @ work).T
+        n_iter = int(self.fill_iterations) if bad.any() else 0
+        if n_iter:
+            if not (overwrite and x.flags.c_contiguous):
+                x = np.array(x, order="C")
+            work = np.ascontiguousarray(work)
+        for _ in range(n_iter):
+            np.matmul(comp.T, coeffs.T, out=work)
+            work += mean  # the reconstruction
+            np.copyto(x, work, where=bad)
+            np.subtract(x, mean, out=work)
+            coeffs = (comp @ work).T
         return coeffs
 
     # -- applying -----------------------------------------------------------
@@ -556,7 +684,7 @@ class CubePCA(Preprocessor):
             msg = "CubePCA: the wavelength grid differs from the fitted one (parameters changed?)"
             raise ValidationError(msg)
         h, w = s["shape"]
-        coeffs = self._project(s["x"], s["bad"])
+        coeffs = self._project(s["x"], s["bad"], overwrite=True)  # x is not used after
         region = self._region(s["snr"] >= self.region_snr, h, w)
         good = region & s["valid"]
         chans = np.column_stack([s["log_l"], coeffs]) if self.luminosity_channel else coeffs

@@ -524,7 +524,8 @@ def plot_map_metrics(table):
 #: Per-epoch series of the trainers' histories with a label and a unit of their own.
 _SERIES = {
     "lr": ("learning rate", ""), "learning_rate": ("learning rate", ""),
-    "seconds": ("epoch time", "s"), "images_per_s": ("throughput", "images/s"),
+    "seconds": ("epoch time", "s"), "val_seconds": ("validation time", "s"),
+    "images_per_s": ("throughput", "images/s"),
 }
 
 

@@ -54,7 +54,10 @@ __all__ = ["NonFiniteLossError", "Trainer", "default_num_threads", "lr_factor"]
 LAST_CHECKPOINT = "last.pt"
 #: Name of the history file inside ``checkpoint_dir``.
 HISTORY_FILE = "history.csv"
-_HISTORY_COLUMNS = ("epoch", "lr", "train_loss", "val_loss", "seconds", "images_per_s")
+#: Validation batches hold this many times the training batch size.
+VALIDATION_BATCH_FACTOR = 4
+_HISTORY_COLUMNS = ("epoch", "lr", "train_loss", "val_loss", "seconds", "val_seconds",
+                    "images_per_s")
 
 
 class NonFiniteLossError(AstroCLError, FloatingPointError):
@@ -449,8 +452,8 @@ class Trainer:
         Returns
         -------
         history : list of dict
-            One row per epoch: epoch, lr, train_loss, val_loss, seconds,
-            images_per_s.
+            One row per epoch: epoch, lr, train_loss, val_loss, seconds
+            (training steps), val_seconds (the validation pass), images_per_s.
 
         Raises
         ------
@@ -611,7 +614,9 @@ class Trainer:
         finally:
             bar.close()
         train_loss = loss_sum / max(count, 1)
+        started = time.perf_counter()
         val_loss = self._validate(run)
+        val_seconds = time.perf_counter() - started if val_loss is not None else 0.0
         monitored = val_loss if val_loss is not None else train_loss
         best = run.best
         if monitored < best["loss"] - float(self.min_delta):
@@ -621,6 +626,7 @@ class Trainer:
             best["bad"] += 1
         self.history.append({"epoch": epoch + 1, "lr": lr, "train_loss": train_loss,
                              "val_loss": val_loss, "seconds": seconds,
+                             "val_seconds": val_seconds,
                              "images_per_s": count / seconds if seconds > 0 else float("nan")})
         self._save(run.optimizer, epoch + 1, 0, (0.0, 0, 0.0), best)
         self._callback("epoch_end", dict(self.history[-1]))
@@ -735,9 +741,9 @@ class Trainer:
         module, dist_info = run.module, run.dist
         module.eval()
         total = torch.zeros(2, dtype=torch.float64)
-        # no gradients to keep, so batches 4x the training size fit in memory
-        # and cut the per-batch overhead of the validation pass
-        size = 4 * run.batch_size
+        # no gradients to keep, so larger batches fit in memory and cut the
+        # per-batch overhead of the validation pass
+        size = VALIDATION_BATCH_FACTOR * run.batch_size
         with torch.inference_mode():
             n_val_steps = -(-len(run.val_idx) // size)
             if self.max_batches:

@@ -21,6 +21,16 @@ functions that must go on after a failure catch their own errors.
 In every worker, BLAS and OpenMP are limited to one thread while a task runs:
 the workers are the parallelism, and a task's floating-point results then do
 not depend on the executor or the number of workers.
+
+Worker processes (``"processes"``, and the Dask workers that run a task of
+`TaskRunner`) also keep freed memory for reuse
+(`~astro_cl.utils.memory.retain_freed_memory`): a task that reads and
+preprocesses a cube allocates and frees hundreds of megabytes, and Dask's
+workers hand every freed block above 64 kB back to the kernel
+(``MALLOC_TRIM_THRESHOLD_=65536``), so that each task would fault it in and
+zero it again, at a cost in kernel time that grows with the number of
+workers per machine. A worker's resident memory then stays near its peak;
+``ASTRO_CL_RETAIN_MEMORY=0`` in the workers' environment turns this off.
 """
 
 import concurrent.futures as cf
@@ -59,6 +69,9 @@ def _single_threaded_blas():
 
 def _init_process(token, context):
     """Keep the context in a ``"processes"`` worker, and limit it to one BLAS thread."""
+    from astro_cl.utils.memory import retain_freed_memory
+
+    retain_freed_memory()
     _CONTEXTS[token] = context
     try:
         from threadpoolctl import threadpool_limits
@@ -73,6 +86,9 @@ def _process_call(token, func, item):
 
 
 def _dask_call(func, context, item):
+    from astro_cl.utils.memory import retain_freed_memory
+
+    retain_freed_memory()  # once per worker process (cached)
     with _single_threaded_blas():
         return func(context, item)
 

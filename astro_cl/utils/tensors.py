@@ -9,6 +9,8 @@ several times slower than a copy. `fill_pixels` writes whole pixels
 (all their channels, contiguous in memory) instead.
 """
 
+import math
+
 import torch
 
 __all__ = ["fill_pixels"]
@@ -47,6 +49,19 @@ def fill_pixels(tensor, pixels, value=0.0, *, inplace=False):
                  and pixels.shape == (tensor.shape[0], 1, *tensor.shape[2:]))
     channels_last = (per_pixel and not tensor.is_contiguous()
                      and tensor.is_contiguous(memory_format=torch.channels_last))
+    zero_bits = _zeroes_by_bits(tensor, pixels, value)
+    if zero_bits and (not channels_last or (
+            tensor.shape[1] >= _BITS_MIN_CHANNELS
+            and int(pixels.sum()) > _BITS_MIN_FRACTION * pixels.numel())):
+        # masked_fill runs a scalar loop over the flags, and writing whole
+        # pixels gathers them one by one; clearing the bits of the flagged
+        # elements (+0.0 is all zero bits) is one vectorised AND over the
+        # tensor (on channels-last memory only worth it with enough channels
+        # per pixel and enough pixels flagged)
+        bits = _SAME_SIZE_INT[tensor.dtype]
+        out = tensor if inplace else tensor.clone(memory_format=torch.preserve_format)
+        out.view(bits).bitwise_and_((~pixels).to(bits).neg_())  # -1: every bit set
+        return out
     if not channels_last:
         # contiguous (B, C, H, W): the channel axis is an outer loop, which
         # broadcasts efficiently; any other shape is masked_fill's own business
@@ -58,3 +73,23 @@ def fill_pixels(tensor, pixels, value=0.0, *, inplace=False):
         # (B, H, W, C) rows are pixels, in the order of the flattened (B, 1, H, W) mask
         out.permute(0, 2, 3, 1).view(-1, out.shape[1]).index_fill_(0, rows, value)
     return out
+
+
+#: Channels per pixel and fraction of pixels flagged from which `fill_pixels`
+#: zeroes a channels-last tensor by clearing bits rather than pixel by pixel.
+_BITS_MIN_CHANNELS = 8
+_BITS_MIN_FRACTION = 0.1
+
+
+#: Integer dtype of the same size as each floating dtype (bit-level zeroing).
+_SAME_SIZE_INT = {torch.float64: torch.int64, torch.float32: torch.int32,
+                  torch.float16: torch.int16, torch.bfloat16: torch.int16}
+
+
+def _zeroes_by_bits(tensor, pixels, value):
+    """Whether `fill_pixels` may write +0.0 by clearing bits (no autograd, a plain layout)."""
+    layout = tensor.is_contiguous() or tensor.is_contiguous(memory_format=torch.channels_last)
+    return (tensor.dtype in _SAME_SIZE_INT and pixels.dtype == torch.bool
+            and value == 0 and math.copysign(1.0, value) > 0 and layout
+            and not (tensor.requires_grad and torch.is_grad_enabled())
+            and torch.broadcast_shapes(pixels.shape, tensor.shape) == tensor.shape)

@@ -30,6 +30,8 @@ __all__ = ["CubeRenderer", "ImageRenderer", "dust_expansion", "dust_nodes", "wei
 
 _AV_STEP = 0.1
 _FWHM = 2.3548200450309493
+#: Wavelengths per slab where a cube is built in pieces (keeps temporaries small).
+_SLAB = 256
 
 
 def dust_nodes(av, step=_AV_STEP):
@@ -417,15 +419,31 @@ class CubeRenderer:
                     bb = _blackbody(wave, tk)
                     norm = spectra.maggies_matrix(bb[None], wave, "r")[0]
                     sed = bb * 10 ** (-0.4 * m) / norm * 1e16
-                    model += (sed[:, None, None]
-                              * _psf_image((ny, nx), (y0, x0), sig)[None]).astype(np.float32)
+                    psf = _psf_image((ny, nx), (y0, x0), sig)[None]
+                    # a slab of wavelengths at a time: no cube-sized float64 temporary
+                    for lo in range(0, wave.size, _SLAB):
+                        model[lo:lo + _SLAB] += (sed[lo:lo + _SLAB, None, None]
+                                                 * psf).astype(np.float32)
                 gaia = _star_mask((ny, nx), pos, radius).astype(np.uint8)
+        # the noise model and the noisy cube in two cube-sized arrays, in place; the
+        # same float32 operations, in the same order, as written out:
+        #   error = sqrt(sky**2 + kappa * m+ + (m+ / snr_max)**2),  m+ = clip(model, 0)
+        #   flux = model + error * N(0, 1)
         sky = self.sky_curve().astype(np.float32)[:, None, None]
-        pos_model = np.clip(model, 0, None)
-        error = np.sqrt(sky**2 + self.photon_kappa * pos_model + (pos_model / self.snr_max) ** 2)
-        flux = model
+        error = np.clip(model, 0, None)
+        scratch = np.divide(error, self.snr_max)
+        np.square(scratch, out=scratch)
+        error *= self.photon_kappa
+        error += sky**2
+        error += scratch
+        np.sqrt(error, out=error)
         if self.noise and rng is not None:
-            flux = model + error * rng.standard_normal(model.shape, dtype=np.float32)
+            flux = rng.standard_normal(dtype=np.float32, out=scratch)
+            flux *= error
+            flux += model
+        else:
+            flux = scratch
+            np.copyto(flux, model)
         if self.hexagon:
             badpix |= self._outside_hexagon((ny, nx))[None]
         if rng is not None and self.bad_fraction > 0:
@@ -433,8 +451,8 @@ class CubeRenderer:
             idx = rng.integers(0, model.size, n_bad)
             badpix.reshape(-1)[idx] = 1
         bad = badpix != 0
-        flux = np.where(bad, np.float32(0.0), flux).astype(np.float32, copy=False)
-        error = np.where(bad, np.float32(1e10), error).astype(np.float32, copy=False)
+        np.copyto(flux, np.float32(0.0), where=bad)
+        np.copyto(error, np.float32(1e10), where=bad)
         return {"flux": flux, "model": model, "error": error, "badpix": badpix,
                 "errweight": np.ones((ny, nx), np.float32), "flat": np.ones((ny, nx), np.float32),
                 "gaia_mask": gaia}
