@@ -32,7 +32,8 @@ def _data(n, size=64, maps=6, seed=0):
     rng = np.random.default_rng(seed)
     images = rng.normal(size=(n, 5, size, size)).astype(np.float32)
     targets = 10 ** rng.normal(7, 0.5, (n, maps, size, size)).astype(np.float32)
-    return TensorBatch(data=torch.from_numpy(images), mask=torch.zeros(n, 1, size, size, dtype=bool),
+    return TensorBatch(data=torch.from_numpy(images),
+                       mask=torch.zeros(n, 1, size, size, dtype=bool),
                        targets=torch.from_numpy(targets),
                        ids=[f"g{i}" for i in range(n)])
 

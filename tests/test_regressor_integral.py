@@ -101,3 +101,50 @@ def test_integral_gradient_raises_an_unresolved_peak():
 def test_integral_weight_is_validated():
     with pytest.raises(ValidationError, match="integral_weight"):
         CNNRegressor(integral_weight=-1.0)._validate_params()
+
+
+def _maps_batch(n=12, size=16, seed=0):
+    """Images whose total flux sets a galaxy's mass map (a Gaussian in Msun / kpc2)."""
+    import astropy.units as u
+
+    from astro_cl.data.batch import TensorBatch
+
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[:size, :size] - (size - 1) / 2
+    amp = 10 ** rng.uniform(7, 9, n)
+    prof = np.exp(-(xx**2 + yy**2) / 8.0)
+    mass = amp[:, None, None, None] * prof
+    images = np.log10(mass).repeat(3, axis=1) - 8 + 0.01 * rng.normal(size=(n, 3, size, size))
+    return TensorBatch(data=torch.as_tensor(images, dtype=torch.float32),
+                       mask=torch.zeros(n, 1, size, size, dtype=torch.bool),
+                       targets=torch.as_tensor(mass, dtype=torch.float32),
+                       ids=[f"g{i}" for i in range(n)],
+                       meta={"target_names": ("stellar_mass",),
+                             "target_units": (str(u.Msun / u.kpc**2),)})
+
+
+def test_calibration_removes_the_training_bias_of_summed_maps(tmp_path):
+    import astro_cl
+
+    batch = _maps_batch()
+    trainer = {"epochs": 2, "batch_size": 6, "lr": 1e-3, "progress": False, "seed": 0}
+    raw = CNNRegressor(width=1 / 16, channels=(16, 32), bottom=32, border=0,
+                       calibrate_integrals=False).fit(batch, trainer=trainer)
+    fixed = CNNRegressor(width=1 / 16, channels=(16, 32), bottom=32, border=0).fit(
+        batch, trainer=trainer)
+    assert raw.info_["log10_offset"] == [0.0]
+    offset = fixed.info_["log10_offset"][0]
+
+    def mean_delta(model):
+        pred = np.stack([m["stellar_mass"].data for m in model.predict_maps(batch)])
+        true = batch.targets.numpy()[:, 0]
+        return float(np.mean(np.log10(true.sum(axis=(1, 2)) / pred.sum(axis=(1, 2)))))
+
+    # two epochs leave a large bias; the calibrated model has none on its training set
+    assert abs(mean_delta(raw)) > 0.05
+    assert offset == pytest.approx(mean_delta(raw), abs=1e-3)
+    assert abs(mean_delta(fixed)) < 1e-3
+    # the offset is saved with the model
+    fixed.save(tmp_path / "unet.pt")
+    loaded = astro_cl.load_model(tmp_path / "unet.pt")
+    assert loaded.info_["log10_offset"] == fixed.info_["log10_offset"]

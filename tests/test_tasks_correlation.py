@@ -163,3 +163,18 @@ def test_exact_knn_for_umap_matches_the_distance_matrix():
     np.testing.assert_allclose(dist, np.take_along_axis(full, expected, axis=1), atol=1e-6)
     assert dist.dtype == np.float32 and index is None
     assert _exact_knn(X, 7, "no-such-metric") is None
+
+
+def test_umap_compilation_is_cached_on_disk():
+    """After a UMAP projection, umap-learn's numba functions keep their compilation on disk."""
+    from numba.core.registry import CPUDispatcher
+
+    from astro_cl.tasks.correlation import project_2d
+
+    X = np.random.default_rng(0).normal(size=(30, 5))
+    project_2d(X, method="umap", seed=0)
+    import umap.layouts
+
+    dispatchers = [v for v in vars(umap.layouts).values() if isinstance(v, CPUDispatcher)]
+    assert dispatchers
+    assert all(type(d._cache).__name__ != "NullCache" for d in dispatchers)

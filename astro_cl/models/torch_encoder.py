@@ -321,7 +321,23 @@ class TorchEncoder(Encoder):
         self.preprocessor_ = preprocessor
         self.contract_ = contract
         self.provenance_ = dict(provenance or {})
+        if not fast_dev_run:
+            self.after_fit(source)
         return self
+
+    def after_fit(self, source):
+        """Hook: finish the fitted model on its training data (default: nothing).
+
+        Called by `fit` after training, with the training batch source (not
+        after a fast dev run). A model can store what it learns here in
+        ``info_``, which is saved with it (e.g. the calibration of
+        `~astro_cl.models.regressor.CNNRegressor`).
+
+        Parameters
+        ----------
+        source : batch source
+            The training inputs (and targets).
+        """
 
     def _training_source(self, X, settings, preprocessor, cache_dir, fast_dev_run):
         """Return the training batch source and the survey it comes from (or None)."""

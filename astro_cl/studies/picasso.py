@@ -14,7 +14,7 @@ within two half-mass radii, beside the study's numbers). The returned
 
     survey = SDSSMockSurvey(n=800, size=64, seed=0)
     study = run_picasso_study(survey, "picasso-out",
-                              unet={"width": 0.1875, "epochs": 45, "lr": 1e-3},
+                              unet={"width": 0.1875, "epochs": 15, "lr": 2e-3},
                               seed=0)
     print(study.metrics["property", "sigma", "mu", "study_sigma"])
     study.report("picasso-out/report")
@@ -279,8 +279,9 @@ class PicassoStudy:
     def checks(self) -> dict[str, dict[str, Any]]:
         """Return the study's checks of `~astro_cl.studies.ACCEPTANCE` (`MAP_CHECKS`).
 
-        The stellar-mass scatter, and the scatter of the mass-weighted age and
-        metallicity over a constant prediction's.
+        The stellar-mass scatter and |bias| (`~astro_cl.studies.ACCEPTANCE_MEDIUM`
+        also checks the scatter of the mass-weighted age and metallicity over
+        a constant prediction's).
 
         Returns
         -------

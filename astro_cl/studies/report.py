@@ -81,7 +81,7 @@ class _Part(Protocol):
 
 #: Headline checks: name -> (threshold, sense, what is measured, what the study found).
 #: The thresholds are those of the demo's default size ("small"), met at seeds 0-4
-#: with margin; `ACCEPTANCE_MEDIUM` holds the tighter science checks of
+#: with margin; `ACCEPTANCE_MEDIUM` adds the science checks of
 #: ``astro-cl demo --size medium``. See :doc:`/user_guide/demo`.
 ACCEPTANCE: dict[str, tuple[float, str, str, str]] = {
     "purity_bc_rs_k2": (0.85, ">=", "blue cloud vs red sequence purity, k-means k=2",
@@ -96,23 +96,23 @@ ACCEPTANCE: dict[str, tuple[float, str, str, str]] = {
                            "training pairs)"),
     "bias_stellar_mass": (0.05, "<=", "U-Net stellar-mass |bias| within 2 R_half (dex)",
                           "+0.103 dex at 256 px"),
-    "skill_age_mw": (0.75, "<=", "U-Net mass-weighted age scatter within 2 R_half over a "
-                                 "constant prediction's",
-                     "no constant baseline published; PICASSSO's age x mass: 0.086 dex"),
-    "skill_metallicity": (0.95, "<=", "U-Net mass-weighted metallicity scatter within 2 "
-                                      "R_half over a constant prediction's",
-                          "no constant baseline published; PICASSSO's metal mass: 0.143 dex"),
 }
 
 #: The science checks of the demo's ``medium`` size (and ``study``): `ACCEPTANCE`
-#: with the stellar-mass scatter of PICASSSO at 256 px and the mock-physics goal
-#: of a 2x skill over a constant prediction in age and metallicity.
+#: with PICASSSO's stellar-mass scatter at 256 px and the mock-physics goal of a
+#: 2x skill over a constant prediction in mass-weighted age and metallicity
+#: (which even a better-informed estimator misses on SDSS-depth mock images:
+#: ``docs/science/map_skill_ceiling.py``).
 ACCEPTANCE_MEDIUM: dict[str, tuple[float, str, str, str]] = {
     **ACCEPTANCE,
     "sigma_stellar_mass": (0.10, "<=", ACCEPTANCE["sigma_stellar_mass"][2],
                            ACCEPTANCE["sigma_stellar_mass"][3]),
-    "skill_age_mw": (0.5, *ACCEPTANCE["skill_age_mw"][1:]),
-    "skill_metallicity": (0.5, *ACCEPTANCE["skill_metallicity"][1:]),
+    "skill_age_mw": (0.5, "<=", "U-Net mass-weighted age scatter within 2 R_half over a "
+                                "constant prediction's",
+                     "no constant baseline published; PICASSSO's age x mass: 0.086 dex"),
+    "skill_metallicity": (0.5, "<=", "U-Net mass-weighted metallicity scatter within 2 "
+                                     "R_half over a constant prediction's",
+                          "no constant baseline published; PICASSSO's metal mass: 0.143 dex"),
 }
 
 #: The `ACCEPTANCE` checks of the maps study (`~astro_cl.studies.PicassoStudy`); the
@@ -137,7 +137,7 @@ def acceptance_values(tables: Mapping[str, Table]) -> dict[str, float]:
     values : dict of str to float
         NaN for a check whose table or row is missing.
     """
-    values = dict.fromkeys(ACCEPTANCE, np.nan)
+    values = dict.fromkeys(ACCEPTANCE_MEDIUM, np.nan)
     clus = tables.get("sfms-clustering")
     if clus is not None:
         for r in clus:

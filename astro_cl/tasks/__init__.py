@@ -13,7 +13,12 @@ third-party tasks alike. Tasks comparing predicted with true maps derive from
 * ``"environment"``: `EnvironmentTest`;
 * ``"similarity-search"``: `SimilaritySearch`;
 * ``"property-regression"``: `PropertyRegression`;
-* ``"map-metrics"``: `MapMetrics`.
+* ``"map-metrics"``: `MapMetrics`;
+* ``"region-search"``: `RegionSearch` (resolved embeddings; with
+  `truth_regimes` and `region_precision` to score it on mocks).
+
+`astro_cl.tasks.alignment` scores cube <-> image alignment (retrieval and
+zero-shot probes of `~astro_cl.models.clip.CLIPEncoder`).
 
 `astro_cl.tasks.catalogue` holds what they share: aligning embeddings with
 catalogues, reading columns, and deciding which columns are physical
@@ -48,6 +53,7 @@ from astro_cl.tasks.maps import (
     fit_ellipses,
     stack_maps,
 )
+from astro_cl.tasks.region_search import RegionSearch, region_precision, truth_regimes
 from astro_cl.tasks.regression import PropertyRegression
 from astro_cl.tasks.similarity import SimilaritySearch, faiss_available
 
@@ -62,6 +68,7 @@ __all__ = [
     "MapTask",
     "PropertyCorrelation",
     "PropertyRegression",
+    "RegionSearch",
     "SFMSClustering",
     "SimilaritySearch",
     "TaskOutputs",
@@ -78,6 +85,8 @@ __all__ = [
     "permutation_energy_test",
     "project_2d",
     "property_columns",
+    "region_precision",
     "sfms_classes",
     "stack_maps",
+    "truth_regimes",
 ]

@@ -78,6 +78,39 @@ def _exact_knn(X, n_neighbors, metric):
     return idx, dist.astype(np.float32), None
 
 
+_UMAP_CACHE_ENABLED = []
+
+
+def _cache_umap_compilation():
+    """Let numba keep umap-learn's compiled functions on disk, once per process.
+
+    umap-learn compiles its layout optimiser and helpers with numba at the
+    first projection of every process, without ``cache=True``; switching
+    caching on for those dispatchers makes that cost a one-off per machine
+    (the cache is checked against the source files, so an upgrade
+    recompiles). ``ASTRO_CL_NUMBA_CACHE=0`` leaves umap-learn as it is.
+    """
+    import os
+    import sys
+
+    if _UMAP_CACHE_ENABLED or os.environ.get("ASTRO_CL_NUMBA_CACHE", "1") == "0":
+        return
+    _UMAP_CACHE_ENABLED.append(True)
+    try:
+        from numba.core.registry import CPUDispatcher
+    except ImportError:  # pragma: no cover - numba always comes with umap-learn
+        return
+    for name, module in list(sys.modules.items()):
+        if module is None or not name.startswith(("umap", "pynndescent")):
+            continue
+        for value in list(vars(module).values()):
+            if isinstance(value, CPUDispatcher) and value._cache.__class__.__name__ == "NullCache":
+                try:
+                    value.enable_caching()
+                except Exception:  # noqa: BLE001 - a function numba cannot cache stays uncached
+                    continue
+
+
 def project_2d(X, *, method="umap", seed=0, umap_params=None):
     """Project embeddings to two dimensions.
 
@@ -99,6 +132,10 @@ def project_2d(X, *, method="umap", seed=0, umap_params=None):
 
     Notes
     -----
+    umap-learn's numba functions are compiled once per machine, not once per
+    process: their on-disk cache is switched on at the first projection
+    (``ASTRO_CL_NUMBA_CACHE=0`` turns this off).
+
     Below `EXACT_KNN_LIMIT` galaxies umap-learn finds the exact nearest
     neighbours itself, from the full distance matrix. Here scikit-learn finds
     them (brute force, for any metric it knows) and hands them to UMAP as
@@ -121,6 +158,7 @@ def project_2d(X, *, method="umap", seed=0, umap_params=None):
         # umap-learn warns at import when TensorFlow (ParametricUMAP) is absent.
         warnings.simplefilter("ignore", ImportWarning)
         import umap
+    _cache_umap_compilation()
 
     params = {"n_neighbors": min(15, len(X) - 1), "min_dist": 0.1, "metric": "cosine"}
     params.update(umap_params or {})
