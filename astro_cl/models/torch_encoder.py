@@ -326,7 +326,7 @@ class TorchEncoder(Encoder):
         return self
 
     def after_fit(self, source):
-        """Hook: finish the fitted model on its training data (default: nothing).
+        """Finish the fitted model on its training data (a hook; the default does nothing).
 
         Called by `fit` after training, with the training batch source (not
         after a fast dev run). A model can store what it learns here in

@@ -27,7 +27,7 @@ A study in a script (see ``examples/studies``)::
     from astro_cl.surveys.sdss_mock import SDSSMockSurvey
 
     cubes = run_ecalifa_study(ECALIFAMockSurvey(n=400, size=32), "out",
-                              simclr={"width": 0.25, "epochs": 30, "batch_size": 64})
+                              simclr={"width": 0.25, "epochs": 20, "batch_size": 64})
     maps = run_picasso_study(SDSSMockSurvey(n=800, size=64), "out",
                              unet={"width": 0.1875, "epochs": 15, "lr": 2e-3})
     write_study_report("out/report", {"cubes": cubes, "maps": maps})

@@ -15,7 +15,7 @@ the report::
 
     survey = ECALIFAMockSurvey(n=400, size=32, seed=0)
     study = run_ecalifa_study(survey, "ecalifa-out", pca={"fit_snr": 10.0, "standardize": True},
-                              simclr={"width": 0.25, "epochs": 30, "batch_size": 64},
+                              simclr={"width": 0.25, "epochs": 20, "batch_size": 64},
                               seed=0)
     print(study.ranking)
     study.report("ecalifa-out/report")

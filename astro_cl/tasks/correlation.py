@@ -107,7 +107,7 @@ def _cache_umap_compilation():
             if isinstance(value, CPUDispatcher) and value._cache.__class__.__name__ == "NullCache":
                 try:
                     value.enable_caching()
-                except Exception:  # noqa: BLE001 - a function numba cannot cache stays uncached
+                except Exception:  # a function numba cannot cache stays uncached
                     continue
 
 
