@@ -279,7 +279,7 @@ class PicassoStudy:
     def checks(self) -> dict[str, dict[str, Any]]:
         """Return the study's checks of `~astro_cl.studies.ACCEPTANCE` (`MAP_CHECKS`).
 
-        The stellar-mass scatter and |bias| (`~astro_cl.studies.ACCEPTANCE_MEDIUM`
+        The stellar-mass scatter and absolute bias (`~astro_cl.studies.ACCEPTANCE_MEDIUM`
         also checks the scatter of the mass-weighted age and metallicity over
         a constant prediction's).
 

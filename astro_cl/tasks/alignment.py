@@ -221,7 +221,7 @@ def evaluate_alignment(model, pairs, *, properties=DEFAULT_PROPERTIES, catalogue
         Ridge strengths chosen from inside each fold.
     log_transform : {True, "auto", False}, optional
         Regress one-signed quantities in log10 (True, the default: an
-        equivalent width as log10 |EW|, whatever its range in a small
+        equivalent width as log10 of the absolute EW, whatever its range in a small
         held-out set; quantities already in dex are left as they are), see
         `~astro_cl.tasks.PropertyRegression`.
 
