@@ -26,7 +26,7 @@ A study in a script (see ``examples/studies``)::
     from astro_cl.surveys.ecalifa_mock import ECALIFAMockSurvey
     from astro_cl.surveys.sdss_mock import SDSSMockSurvey
 
-    cubes = run_ecalifa_study(ECALIFAMockSurvey(n=400, size=32), "out",
+    cubes = run_ecalifa_study(ECALIFAMockSurvey(n=600, size=32), "out",
                               simclr={"width": 0.25, "epochs": 20, "batch_size": 64})
     maps = run_picasso_study(SDSSMockSurvey(n=800, size=64), "out",
                              unet={"width": 0.1875, "epochs": 15, "lr": 2e-3})

@@ -13,7 +13,7 @@ the report::
     from astro_cl.surveys.ecalifa_mock import ECALIFAMockSurvey
     from astro_cl.studies import run_ecalifa_study
 
-    survey = ECALIFAMockSurvey(n=400, size=32, seed=0)
+    survey = ECALIFAMockSurvey(n=600, size=32, seed=0)
     study = run_ecalifa_study(survey, "ecalifa-out", pca={"fit_snr": 10.0, "standardize": True},
                               simclr={"width": 0.25, "epochs": 20, "batch_size": 64},
                               seed=0)
