@@ -312,17 +312,28 @@ def test_prefetch_threads_set_in_the_prefetch_thread_only():
     assert torch.get_num_threads() == before
 
 
-def test_history_times_the_validation_pass(tmp_path):
-    """``val_seconds`` shows what validation costs beside the epoch's training steps."""
-    import csv
+def test_history_times_the_validation_pass(tmp_path, monkeypatch):
+    """``val_seconds`` shows what validation costs beside the epoch's training steps.
 
+    A fake clock (each reading one second after the last) makes the recorded
+    times exact, so the test checks what is timed, not how fast this machine is.
+    """
+    import csv
+    import itertools
+
+    from astro_cl.training import trainer as trainer_module
+
+    ticks = itertools.count()
+    monkeypatch.setattr(trainer_module.time, "perf_counter", lambda: float(next(ticks)))
     src = _source()
     for fraction in (0.25, 0.0):
         tr = Trainer(_Net(), _SplitLoss(), epochs=2, batch_size=5, lr=1e-2, seed=3,
                      progress=False, validation_fraction=fraction,
                      checkpoint_dir=tmp_path / str(fraction))
         history = tr.fit(src)
-        assert all((h["val_seconds"] > 0) == (fraction > 0) for h in history)
+        # the validation pass is read between two clock readings; none without it
+        expected = 1.0 if fraction > 0 else 0.0
+        assert [h["val_seconds"] for h in history] == [expected, expected]
         with open(tmp_path / str(fraction) / "history.csv", newline="") as fh:
             rows = list(csv.DictReader(fh))
-        assert [float(r["val_seconds"]) for r in rows] == [h["val_seconds"] for h in history]
+        assert [float(r["val_seconds"]) for r in rows] == [expected, expected]
