@@ -316,6 +316,7 @@ def run_demo(out, *, size="small", seed=0, catalogue=None, check=False, progress
     )
     from astro_cl.surveys.ecalifa_mock import ECALIFAMockSurvey
     from astro_cl.surveys.sdss_mock import SDSSMockSurvey
+    from astro_cl.utils.cpus import available_cpus
     from astro_cl.utils.io import atomic_path, atomic_write, file_checksum
 
     cfg = _resolve_size(size)
@@ -326,7 +327,7 @@ def run_demo(out, *, size="small", seed=0, catalogue=None, check=False, progress
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     results_dir = out / "results"
-    threads = max(1, min(2, os.cpu_count() or 1))
+    threads = min(2, available_cpus())  # affinity and cgroup quota, not the machine
     old_threads = torch.get_num_threads()
     torch.set_num_threads(threads)
     stage = _Stages(9, progress, start=started)

@@ -387,24 +387,16 @@ class CLIPEncoder(TorchEncoder):
             raise ValidationError(msg)
         info = self.input_info(source)
         contracts = self._contracts(source, surveys, info, pres)
-        import torch
-
-        torch.manual_seed(int(settings.seed))  # the networks' initial weights
-        module = self.build_module(info)
-        runner = settings.build(module, self.build_loss(info), header=self._header(settings),
-                                extra_state={"info": info}, callbacks=callbacks,
-                                prefetch_threads=self.prefetch_threads,
-                                max_batches=int(fast_dev_run) if fast_dev_run else None)
-        self.history_ = runner.fit(source, resume=resume and not fast_dev_run)
-        self.module_ = runner.module.eval()
-        self.info_ = info
-        self.trainer_ = settings
+        self._train(source, info, settings, callbacks=callbacks, resume=resume,
+                    fast_dev_run=fast_dev_run)
         self.preprocessors_ = pres
         self.contracts_ = contracts
         # the image side in the base class's slots: its model card and save()
         self.preprocessor_ = pres["image"]
         self.contract_ = contracts["image"]
         self.provenance_ = dict(provenance or {})
+        if not fast_dev_run:
+            self.after_fit(source)
         return self
 
     @staticmethod

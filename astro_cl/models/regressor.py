@@ -274,14 +274,11 @@ class CNNRegressor(TorchEncoder):
         as_is = info.get("target_as_is", [False] * k)
         standardise = (as_is, info.get("target_offset", [0.0] * k),
                        info.get("target_scale", [1.0] * k))
-        units = info.get("target_units", [""] * k)
-        summable = [not keep and _is_surface_density(unit)
-                    for keep, unit in zip(as_is, units, strict=True)]
         return _RegressionLoss(self.resolve_augmenter(), info.get("log_floor"),
                                float(self.empty_weight), int(self.border),
                                bool(self.predict_uncertainty), standardise,
                                integral_weight=float(self.integral_weight),
-                               summable=summable)
+                               summable=_summable(info))
 
     def after_fit(self, source):
         """Measure the bias of the summed surface-density maps on the training galaxies.
@@ -306,9 +303,7 @@ class CNNRegressor(TorchEncoder):
         k = int(self.info_["out_channels"])
         self.info_["log10_offset"] = [0.0] * k
         as_is = list(self.info_.get("target_as_is", [False] * k))
-        units = list(self.info_.get("target_units", [""] * k))
-        summable = [not keep and _is_surface_density(unit)
-                    for keep, unit in zip(as_is, units, strict=True)]
+        summable = _summable(self.info_)
         if not self.calibrate_integrals or not any(summable) or len(source) == 0:
             return
         rows = np.unique(np.linspace(0, len(source) - 1, min(len(source), 1024)).astype(int))
@@ -428,6 +423,14 @@ class CNNRegressor(TorchEncoder):
                                     uncertainty=unc, meta=meta)
             out.append(maps)
         return out
+
+
+def _summable(info):
+    """Which target maps are surface densities regressed in log10 (their sums are totals)."""
+    k = int(info["out_channels"])
+    as_is = info.get("target_as_is", [False] * k)
+    units = info.get("target_units", [""] * k)
+    return [not keep and _is_surface_density(unit) for keep, unit in zip(as_is, units, strict=True)]
 
 
 def _is_surface_density(unit):
@@ -580,9 +583,9 @@ class _RegressionLoss:
         ln_true = torch.where(populated, ((logt * scale + offset) * ln10).flatten(2), lowest)
         # the core: pixels in decreasing true value until half the true total
         ranked, order = ln_true.sort(dim=2, descending=True)
-        share = torch.softmax(ranked, dim=2).cumsum(dim=2)
-        in_core = torch.zeros_like(populated).scatter(2, order, (share - torch.softmax(
-            ranked, dim=2)) < 0.5) & populated
+        share = torch.softmax(ranked, dim=2)
+        before = share.cumsum(dim=2) - share  # of the total, in brighter pixels
+        in_core = torch.zeros_like(populated).scatter(2, order, before < 0.5) & populated
         usable = populated.any(dim=2) & keep.view(1, k)
         sq = 0.0
         for region in (populated, in_core):

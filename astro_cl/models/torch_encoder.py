@@ -306,6 +306,20 @@ class TorchEncoder(Encoder):
                                                fast_dev_run)
         info = self.input_info(source)
         contract = self._contract(source, survey, info, preprocessor)
+        self._train(source, info, settings, callbacks=callbacks, resume=resume,
+                    fast_dev_run=fast_dev_run)
+        self.preprocessor_ = preprocessor
+        self.contract_ = contract
+        self.provenance_ = dict(provenance or {})
+        if not fast_dev_run:
+            self.after_fit(source)
+        return self
+
+    def _train(self, source, info, settings, *, callbacks, resume, fast_dev_run):
+        """Build the network and its loss, train them, and keep the fitted state.
+
+        Sets ``history_``, ``module_`` (in eval mode), ``info_`` and ``trainer_``.
+        """
         import torch
 
         torch.manual_seed(int(settings.seed))  # the network's initial weights
@@ -318,12 +332,6 @@ class TorchEncoder(Encoder):
         self.module_ = runner.module.eval()
         self.info_ = info
         self.trainer_ = settings
-        self.preprocessor_ = preprocessor
-        self.contract_ = contract
-        self.provenance_ = dict(provenance or {})
-        if not fast_dev_run:
-            self.after_fit(source)
-        return self
 
     def after_fit(self, source):
         """Finish the fitted model on its training data (a hook; the default does nothing).

@@ -153,7 +153,6 @@ def run_ecalifa_study(survey: Survey, out: str | os.PathLike[str], *,
     -------
     study : `ECALIFAStudy`
     """
-    import os
     from pathlib import Path
 
     from tqdm.auto import tqdm
@@ -165,12 +164,13 @@ def run_ecalifa_study(survey: Survey, out: str | os.PathLike[str], *,
     from astro_cl.studies.results import run_tasks
     from astro_cl.studies.sources import SourceView
     from astro_cl.tasks import PropertyCorrelation, compare_rankings
+    from astro_cl.utils.cpus import available_cpus
     from astro_cl.utils.parallel import imap_ordered
 
     stage = stage or _no_stage
     out = Path(out)
     models_dir = out / "models"
-    threads = threads or max(1, min(2, os.cpu_count() or 1))
+    threads = threads or min(2, available_cpus())
     model_args: dict[str, Any] = {"seed": seed, "num_threads": threads, "progress": progress}
     if device is not None:
         model_args["device"] = device

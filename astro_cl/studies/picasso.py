@@ -122,7 +122,6 @@ def run_picasso_study(survey: Survey, out: str | os.PathLike[str], *,
     -------
     study : `PicassoStudy`
     """
-    import os
     from pathlib import Path
 
     from astro_cl.augment.presets import picasso_augmentations
@@ -131,12 +130,13 @@ def run_picasso_study(survey: Survey, out: str | os.PathLike[str], *,
     from astro_cl.preprocess.images import ImageScaler
     from astro_cl.studies.sources import SourceView
     from astro_cl.tasks import MapMetrics
+    from astro_cl.utils.cpus import available_cpus
     from astro_cl.utils.parallel import imap_ordered
 
     stage = stage or _no_stage
     out = Path(out)
     models_dir = out / "models"
-    threads = threads or max(1, min(2, os.cpu_count() or 1))
+    threads = threads or min(2, available_cpus())
     targets = list(targets)
 
     stage("simulating sdss-mock ugriz images and caching them with truth maps")

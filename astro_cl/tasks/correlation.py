@@ -15,6 +15,7 @@ by Martinez-Solaeche et al. (2024, A&A 688, A160) with Kendall's tau, and
 luminosity channel).
 """
 
+import functools
 import warnings
 
 import numpy as np
@@ -78,9 +79,7 @@ def _exact_knn(X, n_neighbors, metric):
     return idx, dist.astype(np.float32), None
 
 
-_UMAP_CACHE_ENABLED = []
-
-
+@functools.cache
 def _cache_umap_compilation():
     """Let numba keep umap-learn's compiled functions on disk, once per process.
 
@@ -93,9 +92,8 @@ def _cache_umap_compilation():
     import os
     import sys
 
-    if _UMAP_CACHE_ENABLED or os.environ.get("ASTRO_CL_NUMBA_CACHE", "1") == "0":
+    if os.environ.get("ASTRO_CL_NUMBA_CACHE", "1") == "0":
         return
-    _UMAP_CACHE_ENABLED.append(True)
     try:
         from numba.core.registry import CPUDispatcher
     except ImportError:  # pragma: no cover - numba always comes with umap-learn
