@@ -425,7 +425,9 @@ def _timing_table(summary):
     names = list(summary["timings"])
     walls = [float(summary["timings"][n]) for n in names]
     cpus = [float(summary.get("cpu_timings", {}).get(n, np.nan)) for n in names]
-    other = wall - sum(walls)  # imports before the first stage
+    # imports before the first stage; the stages are rounded to 0.01 s, so
+    # their sum can exceed the total by a little
+    other = max(0.0, round(wall - sum(walls), 2))
     table = QTable([[*names, "imports and setup", "total"],
                     [*walls, other, wall] * u.s,
                     [*cpus, np.nan, np.nansum(cpus)] * u.s,

@@ -214,3 +214,14 @@ def test_stellar_mass_bias_is_checked_in_absolute_value():
         checks = check_acceptance(values)
         assert checks["bias_stellar_mass"]["passed"] is passed
         assert checks["sigma_stellar_mass"]["passed"]
+
+
+def test_timing_table_never_shows_negative_setup_time():
+    """Stages are rounded to 0.01 s: their sum may exceed the total without a negative row."""
+    from astro_cl.demo import _timing_table
+
+    table = _timing_table({"wall_time": 1.0, "timings": {"a": 0.5, "b": 0.51},
+                           "cpu_timings": {"a": 0.4, "b": 0.4}})
+    assert list(table["stage"]) == ["a", "b", "imports and setup", "total"]
+    assert table["wall_time"][2].value == 0.0
+    assert table["cpu_time"][-1].value == pytest.approx(0.8)
