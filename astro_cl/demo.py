@@ -466,6 +466,8 @@ def _summarise(size_name, seed, out, n_gal, n_sd, tables, checks, ablation, embe
                     for r in ranking],
         "kendall_tau": float(comparison.meta["kendall_tau"]),
         "kendall_pvalue": float(comparison.meta["kendall_pvalue"]),
+        "kendall_tau_range": [float(v) for v in
+                              comparison.meta.get("kendall_tau_range", [np.nan, np.nan])],
         "study_comparison": [[str(r["property"]), int(r["study_rank"]), int(r["measured_rank"])]
                              for r in comparison],
         "clustering": {f"{r['method']}-k{int(r['n_clusters'])}":
@@ -522,8 +524,11 @@ def format_summary(summary):
     lines.append("Property ranking (kNN CV score +- bootstrap error):")
     for i, (prop, score, err) in enumerate(summary["ranking"], 1):
         lines.append(f"  {i:2d}. {prop:<16s} {score:6.3f} +- {err:.3f}")
+    lo, hi = summary.get("kendall_tau_range", [np.nan, np.nan])
+    span = (f"; 95% range from the score errors {lo:.2f} to {hi:.2f}"
+            if np.isfinite([lo, hi]).all() else "")
     lines.append(f"  Kendall's tau vs the eCALIFA study's order: {summary['kendall_tau']:.2f} "
-                 f"(p = {summary['kendall_pvalue']:.2f})")
+                 f"(p = {summary['kendall_pvalue']:.2f}{span})")
     lines.append(f"  Ablation without the luminosity channel: Kendall's tau "
                  f"{summary['ablation']['kendall_tau']:.2f}, mean |change in score| "
                  f"{summary['ablation']['mean_abs_delta_score']:.3f}")

@@ -64,7 +64,7 @@ def config(tmp_path, monkeypatch):
     ("optimizer.name=rmsprop", ["optimizer.name", "'rmsprop'", "'adam', 'adamw', 'sgd'"]),
     ("training.schedule=warm", ["training.schedule", "'warm'", "'step'"]),
     ("training.schedule={name='step',gama=0.5}", ["training.schedule", "no key 'gama'"]),
-    ("training.patience=1.5", ["training.patience", "1.5", "an integer >= 1"]),
+    ("training.patience=1.5", ["training.patience", "1.5", "an integer >= 0"]),
     ("training.progress=yes", ["training.progress", "'yes'", "true or false"]),
     ("survey.n=abc", ["survey.n", "'abc'", "an integer"]),
     ("survey.nn=3", ["survey.nn", "not a parameter of 'sdss-mock'"]),

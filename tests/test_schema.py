@@ -106,3 +106,36 @@ def test_descriptions():
         "a list of integers >= 1 (at least 1)"
     assert not Interval(float, 0, None).accepts(float("nan"))
     assert Options("adam", case_sensitive=False).accepts("ADAM")
+
+
+def test_cosine_preset_anneals_over_the_run():
+    """``schedule = "cosine"`` (a name, as a TOML file writes it) spans the run's epochs."""
+    from astro_cl.training.settings import TrainerConfig
+    from astro_cl.training.trainer import lr_factor
+
+    table = TrainerConfig(schedule="cosine", epochs=20).schedule_table()
+    assert table == {"name": "cosine", "min_factor": 0.0, "epochs": 20}
+    assert lr_factor(table, 0) == pytest.approx(1.0)
+    assert lr_factor(table, 10) == pytest.approx(0.5)
+    # a table that names its own length keeps it
+    own = TrainerConfig(schedule={"name": "cosine", "epochs": 5}, epochs=20).schedule_table()
+    assert own["epochs"] == 5
+
+
+def test_patience_zero_is_accepted():
+    from astro_cl.training.settings import TrainerConfig
+
+    assert TRAINER_CONSTRAINTS["patience"][1].accepts(0)
+    assert not TRAINER_CONSTRAINTS["patience"][1].accepts(-1)
+    assert TrainerConfig(patience=0).patience == 0
+
+
+def test_config_names_a_wrong_data_kind(tmp_path):
+    from astro_cl.training.config import load_config
+
+    path = tmp_path / "run.toml"
+    path.write_text('[survey]\nname = "sdss-mock"\n[model]\nname = "simclr"\n'
+                    '[training]\nkind = "image"\n')
+    with pytest.raises(ValidationError,
+                       match=r"run\.toml: training\.kind = 'image': expected one of 'images'"):
+        load_config(path)

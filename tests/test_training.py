@@ -158,6 +158,13 @@ def test_early_stopping(tmp_path):
     assert len(hist) == 3 and tr.stopped_early_
 
 
+def test_patience_zero_never_stops_early(tmp_path):
+    """0 is how a TOML configuration turns early stopping off (TOML has no null)."""
+    tr = _trainer(tmp_path, 5, lr=0.0, patience=0)
+    hist = tr.fit(_source())
+    assert len(hist) == 5 and not tr.stopped_early_
+
+
 class _Evil:
     def __reduce__(self):
         return (print, ("executed!",))

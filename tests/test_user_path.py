@@ -25,21 +25,41 @@ def _survey_name(config):
     return tomllib.loads(config.read_text())["survey"]["name"]
 
 
+def _tiny_survey(survey, tmp_path, request):
+    """Return the tiny run's survey settings, its survey PATH argument (or None) and its size.
+
+    Mocks are drawn small; the image-folder config runs on a folder of 16 real Galaxy Zoo 1
+    cutouts linked from the shared data (which it needs, and says so when it skips).
+    """
+    if survey in TINY:
+        return dict(TINY[survey]), None, TINY[survey]["n"]
+    assert survey == "image-folder", f"no tiny settings for shipped survey {survey!r}"
+    gz1 = request.getfixturevalue("shared_data") / "gz1"
+    folder = tmp_path / "cutouts"
+    folder.mkdir()
+    rows = (gz1 / "labels.csv").read_text().splitlines()
+    for row in rows[1:17]:
+        objid = row.split(",")[0]
+        (folder / f"{objid}.jpeg").symlink_to(gz1 / "images" / f"{objid}.jpeg")
+    (folder / "labels.csv").write_text("\n".join(rows[:17]) + "\n")
+    return {}, folder, 16
+
+
 def test_there_are_shipped_configs():
     assert {c.name for c in CONFIGS} >= {"ecalifa_simclr.toml", "picasso_unet.toml"}
 
 
 @pytest.mark.parametrize("config", CONFIGS, ids=lambda p: p.stem)
-def test_shipped_config_runs_end_to_end(config, tmp_path, monkeypatch, capsys):
+def test_shipped_config_runs_end_to_end(config, tmp_path, monkeypatch, capsys, request):
     """Every shipped config: train --fast-dev-run as shipped (tiny survey), then the next steps."""
     monkeypatch.chdir(tmp_path)
     survey = _survey_name(config)
-    assert survey in TINY, f"{config.name}: ships survey {survey!r}; shipped configs use mocks"
     model = tmp_path / "model.pt"
-    tiny = TINY[survey]
+    tiny, path, n_tiny = _tiny_survey(survey, tmp_path, request)
+    where = [] if path is None else ["--set", f'survey.path="{path}"']
     status = main(["train", str(config), "--fast-dev-run",
                    *[x for k, v in tiny.items() for x in ("--set", f"survey.{k}={v}")],
-                   "--set", "training.progress=false",
+                   *where, "--set", "training.progress=false",
                    "--output", str(model)])
     assert status == 0
     assert model.is_file() and model.with_suffix(".md").is_file()
@@ -55,15 +75,21 @@ def test_shipped_config_runs_end_to_end(config, tmp_path, monkeypatch, capsys):
     import astro_cl
 
     encoder = astro_cl.load_model(model)
-    settings = [x for k, v in tiny.items() for x in ("--set", f"{k}={v}")]
+    survey_cfg = {k: v for k, v in tomllib.loads(config.read_text())["survey"].items()
+                  if k not in ("name", "path")}
+    # the mocks' own size and a new seed; a folder's crop and resampling as trained
+    params = {**survey_cfg, **tiny, "seed": 7} if path is None else survey_cfg
+    settings = [x for k, v in params.items()
+                for x in ("--set", f"{k}={v!r}" if isinstance(v, str) else f"{k}={v}")]
+    positional = [] if path is None else [str(path)]
     if encoder.output_type == "embedding":
-        assert main(["embed", str(model), survey, *settings, "--set", "seed=7",
-                     "--out", "emb"]) == 0
+        assert main(["embed", str(model), survey, *positional, *settings, "--out", "emb"]) == 0
         from astropy.table import QTable
 
         emb = QTable.read(tmp_path / "emb.ecsv")
-        assert len(emb) == tiny["n"] and np.isfinite(np.asarray(emb["embedding"])).all()
-        cat = astro_cl.get_survey(survey, **tiny, seed=7).catalogue
+        assert len(emb) == n_tiny and np.isfinite(np.asarray(emb["embedding"])).all()
+        params = {**params, **({} if path is None else {"path": path})}
+        cat = astro_cl.get_survey(survey, **params).catalogue
         cat.write(tmp_path / "cat.ecsv")
         with warnings.catch_warnings():
             # a one-batch model's embedding is collapsed (or nearly): evaluate says so with an
@@ -74,9 +100,10 @@ def test_shipped_config_runs_end_to_end(config, tmp_path, monkeypatch, capsys):
             assert main(["report", "results"]) == 0
         assert (tmp_path / "results" / "report" / "index.html").is_file()
     else:
-        assert main(["predict", str(model), survey, *settings, "--out", "maps"]) == 0
+        assert main(["predict", str(model), survey, *positional, *settings,
+                     "--out", "maps"]) == 0
         files = sorted((tmp_path / "maps").glob("*.maps.fits"))
-        assert len(files) == tiny["n"]
+        assert len(files) == n_tiny
         from astro_cl.data.fits_maps import read_maps
 
         maps = read_maps(files[0])

@@ -49,10 +49,12 @@ __all__ = ["ECALIFA_PROPERTIES", "ECALIFAStudy", "run_ecalifa_study"]
 
 #: Catalogue properties ranked and regressed by default: those of the study's
 #: order (`~astro_cl.tasks.STUDY_ORDER`, eCALIFA catalogue names) and a few
-#: more. Only those the catalogue has are used.
-ECALIFA_PROPERTIES = ("EW_Ha_cen", "type", "ZH_LW_Re_fit", "Age_LW_Re_fit", "Sigma_Mass_cen",
-                      "log_NII_Ha_cen", "log_Mass", "log_SFR_Ha", "Re_kpc", "Av_gas_Re", "z",
-                      "inclination")
+#: more. Only those the catalogue has are used. Morphology is ranked both as the
+#: numerical Hubble stage ``T_type`` (R^2, what the study comparison uses) and as
+#: the class ``type`` (balanced accuracy).
+ECALIFA_PROPERTIES = ("EW_Ha_cen", "T_type", "type", "ZH_LW_Re_fit", "Age_LW_Re_fit",
+                      "Sigma_Mass_cen", "log_NII_Ha_cen", "log_Mass", "log_SFR_Ha", "Re_kpc",
+                      "Av_gas_Re", "z", "inclination")
 
 
 def _query_ids(cat: QTable, seed: int | None) -> list[str]:

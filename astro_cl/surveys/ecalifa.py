@@ -28,6 +28,7 @@ from astro_cl.data.record import ObservingMeta
 from astro_cl.exceptions import AstroCLWarning, CatalogueError, SurveyError
 from astro_cl.surveys import _fits
 from astro_cl.surveys.base import Survey
+from astro_cl.utils.morphology import hubble_stage
 
 __all__ = ["ECALIFASurvey"]
 
@@ -150,6 +151,9 @@ class ECALIFASurvey(Survey):
             source=cat_path, survey_name=self.name)
         if self.labels is not None:
             cat = self._add_labels(cat)
+        if "type" in cat.colnames and "T_type" not in cat.colnames:
+            # the Hubble type as the ordered number a regression can score (RC3 stage)
+            cat["T_type"] = hubble_stage(np.asarray(cat["type"]).astype(str))
         self.split_unmatched_ = []
         if self.split is not None:
             cat["split"] = self._read_split(cat)

@@ -43,9 +43,12 @@ __all__ = ["EXACT_KNN_LIMIT", "STUDY_ORDER", "PropertyCorrelation", "compare_ran
 #: The eCALIFA study's ranking (strongest first) and the catalogue columns that
 #: measure each property, in order of preference (eCALIFA pyPipe3D catalogue
 #: names, the paper's label-table names, and the mock catalogue names).
+#: Morphology is matched first as ``T_type``, the numerical Hubble stage
+#: (`astro_cl.utils.morphology.hubble_stage`), scored by R^2 like the other
+#: properties, before the categorical ``type``.
 STUDY_ORDER = (
     ("EW(Halpha)", ("EW_Ha_cen", "EW_Ha_Re", "WHa_int", "EW_Ha_ALL")),
-    ("morphology", ("type", "morphology", "T_type")),
+    ("morphology", ("T_type", "type", "morphology")),
     ("stellar metallicity", ("ZH_LW_Re_fit", "met_LW_int", "ZH_MW_Re_fit", "met_MW_int")),
     ("stellar age", ("Age_LW_Re_fit", "Age_LW_int", "Age_MW_Re_fit", "Age_MW_int")),
     ("stellar mass surface density", ("Sigma_Mass_cen", "Sigma_Mass_Re", "Sigma_Mass_ALL")),
@@ -563,10 +566,16 @@ class PropertyCorrelation(DownstreamTask):
         if comparison is not None and np.isfinite(comparison.meta.get("kendall_tau", np.nan)):
             rows.append({"result": (f"Kendall's tau of the ranking vs the study's order "
                                     f"({comparison.meta['n_matched']} properties)"),
-                         "value": f"{comparison.meta['kendall_tau']:.2f} "
-                                  f"(p = {comparison.meta['kendall_pvalue']:.2f})",
+                         "value": _tau_text(comparison.meta),
                          "reference": "1 = the same order", "criterion": "", "passed": None})
         return rows
+
+
+def _tau_text(meta):
+    """Kendall's tau with its 95 per cent range from the score errors and its p-value."""
+    lo, hi = meta.get("kendall_tau_range", [np.nan, np.nan])
+    span = f", 95% range {lo:.2f} to {hi:.2f}" if np.isfinite([lo, hi]).all() else ""
+    return f"{meta['kendall_tau']:.2f} (p = {meta['kendall_pvalue']:.2f}{span})"
 
 
 def _ranking_column(table):
@@ -576,13 +585,16 @@ def _ranking_column(table):
     return [str(p) for p in table["property"]], np.asarray(table["score"], dtype=float)
 
 
-def compare_with_study(table, *, study_order=STUDY_ORDER):
+def compare_with_study(table, *, study_order=STUDY_ORDER, n_draws=1000, seed=0):
     """Put a measured ranking beside the eCALIFA study's order.
 
     Each study property is matched to the first of its candidate columns that
     the measured table contains; the matched properties are re-ranked among
     themselves by their measured score and compared with the study's order by
-    Kendall's tau.
+    Kendall's tau. How firm that tau is follows from the score errors: scores
+    drawn as independent normals (``score``, ``score_err``) give a range of
+    taus; properties whose scores differ by less than their errors can swap
+    places, and the range says how much that moves tau.
 
     Parameters
     ----------
@@ -590,6 +602,10 @@ def compare_with_study(table, *, study_order=STUDY_ORDER):
         Output of `PropertyCorrelation.evaluate`.
     study_order : sequence of (str, sequence of str), optional
         The reference order and candidate columns (default `STUDY_ORDER`).
+    n_draws : int, optional
+        Draws of the scores for the tau range (0: no range).
+    seed : int, optional
+        Seed of the draws.
 
     Returns
     -------
@@ -598,7 +614,9 @@ def compare_with_study(table, *, study_order=STUDY_ORDER):
         measured), ``measured_rank`` (-1 when not measured), ``score``,
         ``score_err``. ``meta["kendall_tau"]`` and ``meta["kendall_pvalue"]``
         compare the two orders over the matched properties (NaN with fewer
-        than 2); ``meta["n_matched"]`` counts them.
+        than 2); ``meta["kendall_tau_range"]`` is the central 95 per cent of
+        tau over the score draws (NaNs without errors or draws);
+        ``meta["n_matched"]`` counts the properties.
     """
     from scipy.stats import kendalltau
 
@@ -628,9 +646,25 @@ def compare_with_study(table, *, study_order=STUDY_ORDER):
         tau, pvalue = float(result.statistic), float(result.pvalue)
     out.meta["kendall_tau"] = tau
     out.meta["kendall_pvalue"] = pvalue
+    out.meta["kendall_tau_range"] = _tau_range(out["score"][have], out["score_err"][have],
+                                               out["study_rank"][have], n_draws, seed)
     out.meta["n_matched"] = int(have.sum())
     out.meta["reference"] = "Martinez-Solaeche et al. 2024, A&A 688, A160 (arXiv:2405.13471)"
     return out
+
+
+def _tau_range(scores, errors, study_rank, n_draws, seed):
+    """Central 95 per cent of Kendall's tau with the scores drawn from their errors."""
+    from scipy.stats import kendalltau
+
+    scores, errors = np.asarray(scores, float), np.asarray(errors, float)
+    if len(scores) < 2 or int(n_draws) < 1 or not np.isfinite(errors).all():
+        return [np.nan, np.nan]
+    draws = np.random.default_rng(seed).normal(scores, errors, (int(n_draws), len(scores)))
+    # rank of each property in each draw, best (highest score) first
+    ranks = np.argsort(np.argsort(-draws, axis=1), axis=1) + 1
+    taus = np.array([kendalltau(study_rank, r).statistic for r in ranks])
+    return [float(v) for v in np.percentile(taus, [2.5, 97.5])]
 
 
 def compare_rankings(a, b, *, labels=("a", "b")):

@@ -67,6 +67,8 @@ SCHEDULE_PRESETS = {
     "constant": {"name": "constant"},
     "step": {"name": "step", "step_size": 2, "gamma": 0.75},
     "multistep": {"name": "multistep", "milestones": [8, 10], "gamma": 0.1},
+    # cosine annealing to 0 over the run: ``epochs`` is filled in from the training's
+    "cosine": {"name": "cosine", "min_factor": 0.0},
 }
 
 
@@ -357,7 +359,7 @@ TRAINER_CONSTRAINTS = {
     "batch_size": [None, Interval(int, 1, None)],
     "drop_last": [bool],
     "validation_fraction": [Interval(float, 0, 1, closed="left")],
-    "patience": [None, Interval(int, 1, None)],
+    "patience": [None, Interval(int, 0, None)],   # 0: no early stopping (TOML has no null)
     "min_delta": [Interval(float, 0, None)],
     "restore_best": [bool],
     "seed": [Interval(int, 0, None)],
@@ -607,7 +609,7 @@ def validate_params(cls, params, *, where="", keys=None, numbers_only=False, fal
 #: Keys of [training] that are not encoder parameters, with their constraints.
 _RUN_KEYS = {
     "output": [_PATH],
-    "kind": [str],
+    "kind": [Options("images", "cube", "maps")],   # what GalaxyRecord.as_arrays reads
     "targets": [str, SequenceOf(str, min_length=1)],
 }
 

@@ -59,7 +59,8 @@ class TrainerConfig(Component):
     validation_fraction : float, optional
         Fraction of the galaxies held out (seeded) to monitor.
     patience : int or None, optional
-        Early stopping after this many epochs without improvement.
+        Early stopping after this many epochs without improvement; 0 or None:
+        no early stopping (0 is how a TOML configuration says so).
     seed : int, optional
         Seed of the network's initial weights, the split, the shuffles and
         the augmentations.
@@ -223,12 +224,19 @@ class TrainerConfig(Component):
                                  self.resolve_device() if device is None else device)
 
     def schedule_table(self):
-        """Return the schedule as a table for `~astro_cl.training.trainer.lr_factor` (or None)."""
+        """Return the schedule as a table for `~astro_cl.training.trainer.lr_factor` (or None).
+
+        A cosine schedule without ``epochs`` anneals over this run's ``epochs``.
+        """
         spec = self.schedule
-        if spec is None or isinstance(spec, Mapping):
-            return None if spec is None else dict(spec)
-        if spec in SCHEDULE_PRESETS:
-            return dict(SCHEDULE_PRESETS[spec])
+        if spec is None:
+            return None
+        table = (dict(spec) if isinstance(spec, Mapping)
+                 else dict(SCHEDULE_PRESETS[spec]) if spec in SCHEDULE_PRESETS else None)
+        if table is not None:
+            if table.get("name") == "cosine":
+                table.setdefault("epochs", int(self.epochs))
+            return table
         msg = (f"schedule = {spec!r}: expected a table or one of "
                f"{', '.join(map(repr, SCHEDULE_PRESETS))}")
         raise ValidationError(msg)
@@ -263,7 +271,7 @@ class TrainerConfig(Component):
         return Trainer(
             module, loss, optimizer=self.optimizer, lr=self.lr, weight_decay=self.weight_decay,
             schedule=self.schedule_table(), epochs=self.epochs, batch_size=self.batch_size,
-            validation_fraction=self.validation_fraction, patience=self.patience,
+            validation_fraction=self.validation_fraction, patience=self.patience or None,
             seed=self.seed, device=self.resolve_device(),
             checkpoint_dir=None if max_batches else self.checkpoint_dir, header=header,
             extra_state=extra_state, progress=self.progress, num_threads=self.num_threads,

@@ -200,7 +200,7 @@ class Trainer:
         Fraction of the source held out (seeded) to monitor; 0 = none.
     patience : int or None, optional
         Early stopping: stop after this many epochs without improvement of the
-        monitored loss (validation loss, else training loss).
+        monitored loss (validation loss, else training loss); 0 or None: never.
     min_delta : float, optional
         Smallest decrease counted as an improvement.
     restore_best : bool, optional
@@ -630,7 +630,7 @@ class Trainer:
                              "images_per_s": count / seconds if seconds > 0 else float("nan")})
         self._save(run.optimizer, epoch + 1, 0, (0.0, 0, 0.0), best)
         self._callback("epoch_end", dict(self.history[-1]))
-        return self.patience is not None and best["bad"] >= int(self.patience)
+        return bool(self.patience) and best["bad"] >= int(self.patience)
 
     def _split_loss(self):
         """Return the loss's ``(prepare, compute)`` methods, or None if it has not both."""

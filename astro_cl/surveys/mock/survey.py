@@ -23,6 +23,7 @@ from astro_cl.surveys.mock import io as mock_io
 from astro_cl.surveys.mock.population import draw_galaxy, galaxy_seed, twin_population
 from astro_cl.surveys.mock.structure import MAP_UNITS, build_state
 from astro_cl.utils.cpus import available_cpus
+from astro_cl.utils.morphology import hubble_stage
 from astro_cl.utils.parallel import imap_ordered
 
 __all__ = ["MockSurvey", "catalogue_from_rows", "mock_model_version"]
@@ -81,7 +82,7 @@ def mock_model_version(survey_cls=None):
 
 _COLUMNS = [
     ("id", None), ("ID", None), ("Name", None), ("RA", u.deg), ("DEC", u.deg), ("z", None),
-    ("type", None), ("environment", None), ("sfms_class", None), ("Re", u.arcsec),
+    ("type", None), ("T_type", None), ("environment", None), ("sfms_class", None), ("Re", u.arcsec),
     ("Re_kpc", u.kpc), ("log_Mass", u.dex(u.Msun)), ("log_Mass_total", u.dex(u.Msun)),
     ("log_SFR_Ha", u.dex(u.Msun / u.yr)), ("EW_Ha_cen", u.AA), ("Age_LW_Re_fit", u.dex(u.yr)),
     ("Age_MW_Re_fit", u.dex(u.yr)), ("ZH_LW_Re_fit", u.dex), ("log_NII_Ha_cen", None),
@@ -97,7 +98,8 @@ def _row(params, state):
     return {
         "id": params["name"], "ID": int(params["index"]), "Name": params["name"],
         "RA": params["ra"], "DEC": params["dec"], "z": params["z"], "type": params["type"],
-        "environment": params["environment"], "sfms_class": s["sfms_class"],
+        "T_type": hubble_stage(params["type"]), "environment": params["environment"],
+        "sfms_class": s["sfms_class"],
         "Re": params["re_kpc"] / kpc_arcsec, "Re_kpc": params["re_kpc"],
         "log_Mass": s["log_Mass"], "log_Mass_total": state.params["log_mass_total"],
         "log_SFR_Ha": s["log_SFR_Ha"], "EW_Ha_cen": s["EW_Ha_cen"],
