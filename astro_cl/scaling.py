@@ -123,8 +123,11 @@ def _run_shard(ctx, shard):
         ctx["_source"] = source
     view = SourceView(source, rows=np.arange(int(shard[1]), int(shard[2])))
     if ctx["mode"] == "embed":
+        # the encoder's default readout is left implicit: encoders without readouts embed too
+        extra = {} if ctx.get("readout", "embedding") == "embedding" else {
+            "readout": ctx["readout"]}
         table = model.embed(view, n_views=ctx["n_views"], seed=ctx["seed"],
-                            batch_size=ctx["batch_size"])
+                            batch_size=ctx["batch_size"], **extra)
         with atomic_path(part) as tmp, open(tmp, "wb") as fh:
             np.savez(fh, ids=np.asarray(table["id"], dtype=str),
                      embedding=np.asarray(table["embedding"], dtype=np.float32))
@@ -165,7 +168,8 @@ def _shards(n, size):
 
 
 def _sharded(mode, model, survey, work_dir, *, executor, workers, scheduler, client,
-             n_views, seed, batch_size, shard_size, cache_dir, on_error, progress, out=None):
+             n_views, seed, batch_size, shard_size, cache_dir, on_error, progress, out=None,
+             readout="embedding"):
     """Preprocess a survey into a store, then run the model over shards of it."""
     from tqdm.auto import tqdm
 
@@ -196,12 +200,14 @@ def _sharded(mode, model, survey, work_dir, *, executor, workers, scheduler, cli
         if contract is not None and len(source):
             contract.check_input(tuple(source.batch(np.array([0])).data.shape),
                                  source=f"survey {survey.name!r}")
-        parts = work_dir / "parts"
+        # part files of one readout are not resumed by a run of another
+        parts = work_dir / ("parts" if readout == "embedding" else f"parts-{readout}")
         parts.mkdir(parents=True, exist_ok=True)
         shards = _shards(len(source), shard_size)
         ctx = {"mode": mode, "suffix": "npz" if mode == "embed" else "json",
                "model": str(model_path.resolve()), "entry": str(source.directory.resolve()),
                "parts": str(parts), "n_views": int(n_views), "seed": int(seed),
+               "readout": readout,
                "batch_size": batch_size, "out": None if out is None else str(out),
                "survey": survey if mode == "predict" else None,
                "torch_threads": 1 if runner.n_workers > 1 or executor != "threads" else None}
@@ -228,7 +234,7 @@ def _sharded(mode, model, survey, work_dir, *, executor, workers, scheduler, cli
 
 def embed_survey(model, survey, *, work_dir, executor="threads", workers=None, scheduler=None,
                  client=None, n_views=1, seed=0, batch_size=None, shard_size=64,
-                 cache_dir=None, on_error="skip", progress=True):
+                 cache_dir=None, on_error="skip", progress=True, readout="embedding"):
     """Return the embedding table of a survey, computed in shards on many workers.
 
     Parameters
@@ -241,8 +247,8 @@ def embed_survey(model, survey, *, work_dir, executor="threads", workers=None, s
         files of the shards go; a run interrupted resumes from them.
     executor, workers, scheduler, client : optional
         See `~astro_cl.utils.executors.TaskRunner`.
-    n_views, seed, batch_size : optional
-        As for the encoder's ``embed``.
+    n_views, seed, batch_size, readout : optional
+        As for the encoder's ``embed`` (``readout``: `~astro_cl.models.simclr.SimCLR.embed`).
     shard_size : int, optional
         Galaxies per task.
     cache_dir : str or `~pathlib.Path`, optional
@@ -268,7 +274,8 @@ def embed_survey(model, survey, *, work_dir, executor="threads", workers=None, s
     loaded, source, shards, ctx, summary = _sharded(
         "embed", model, survey, work_dir, executor=executor, workers=workers,
         scheduler=scheduler, client=client, n_views=n_views, seed=seed, batch_size=batch_size,
-        shard_size=shard_size, cache_dir=cache_dir, on_error=on_error, progress=progress)
+        shard_size=shard_size, cache_dir=cache_dir, on_error=on_error, progress=progress,
+        readout=readout)
     ids, vectors = [], []
     for shard in shards:
         with np.load(_part_path(ctx, shard), allow_pickle=False) as part:
@@ -283,7 +290,7 @@ def embed_survey(model, survey, *, work_dir, executor="threads", workers=None, s
     table = QTable({"id": np.asarray(ids, dtype=str), "embedding": emb})
     table.meta.update({"model": loaded.name, "model_params": jsonable(loaded.get_params(False)),
                        "survey": str(survey.name), "astro_cl_version": __version__,
-                       "n_views": int(n_views), "seed": int(seed)})
+                       "n_views": int(n_views), "seed": int(seed), "readout": readout})
     if summary.failed:
         table.meta["failed"] = dict(summary.failed)
     return table, summary

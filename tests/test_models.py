@@ -11,6 +11,7 @@ torch = pytest.importorskip("torch")
 from astro_cl.augment.base import Augmenter  # noqa: E402
 from astro_cl.data.batch import TensorBatch  # noqa: E402
 from astro_cl.data.record import GalaxyRecord  # noqa: E402
+from astro_cl.exceptions import ValidationError  # noqa: E402
 from astro_cl.models.backbones import ConvBackbone, ResNetBackbone, UNet  # noqa: E402
 from astro_cl.models.regressor import CNNRegressor  # noqa: E402
 from astro_cl.models.simclr import SimCLR  # noqa: E402
@@ -143,6 +144,19 @@ def test_simclr_loss_falls_and_outputs():
     # deterministic with the same seed
     again = enc.embed(batch, n_views=3, seed=0)
     np.testing.assert_array_equal(table["embedding"], again["embedding"])
+    # the trunk's pooled features: as wide as the last convolution, unit vectors
+    import torch
+
+    feats = enc.embed(batch, readout="features")
+    with torch.no_grad():
+        expected = enc.module_.eval().backbone.features(torch.as_tensor(data))
+    assert feats.meta["readout"] == "features" and table.meta["readout"] == "embedding"
+    np.testing.assert_allclose(np.asarray(feats["embedding"]),
+                               torch.nn.functional.normalize(expected, dim=1).numpy(),
+                               rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValidationError, match="readout: expected one of 'embedding', "
+                                              "'features', got 'head'"):
+        enc.embed(batch, readout="head")
 
 
 def test_simclr_check_encoder():

@@ -131,3 +131,25 @@ def test_crop_and_resample_errors_name_the_file(tmp_path):
         ImageFolderSurvey(path=tmp_path, crop=20)[0]
     with pytest.raises(SurveyError, match=r"a\.png.*whole multiple"):
         ImageFolderSurvey(path=tmp_path, crop=10, size=4, resample="block")[0]
+
+
+def test_aperture_masks_the_pixels_outside_the_circle(tmp_path):
+    """aperture= flags the corners as bad (the networks zero them); the data stay as read."""
+    img = np.full((20, 20, 3), 200, dtype=np.uint8)
+    _write_png(tmp_path / "a.png", img)
+    plain = ImageFolderSurvey(path=tmp_path)[0]
+    rec = ImageFolderSurvey(path=tmp_path, crop=16, size=8, resample="block", aperture=0.5)[0]
+    mask = np.asarray(rec.images.mask)
+    assert mask.shape == (3, 8, 8) and not np.asarray(plain.images.mask).any()
+    # radius 0.5 * 4 px = 2 px about the centre (3.5, 3.5): the four central pixels
+    # are inside (0.71 px), the next ring (1.58 px) too, the corners are out
+    assert not mask[:, 3:5, 3:5].any() and mask[:, 0, 0].all() and mask[:, 7, 7].all()
+    assert mask.sum() / 3 == pytest.approx(64 - 12)
+    np.testing.assert_array_equal(rec.images.data, np.full((3, 8, 8), 200 / 255, np.float32))
+
+
+@pytest.mark.parametrize("aperture", [0, 1.5, "wide", True])
+def test_bad_aperture_is_named(tmp_path, aperture):
+    _write_png(tmp_path / "a.png", np.zeros((8, 8, 3), dtype=np.uint8))
+    with pytest.raises(SurveyError, match=r"aperture = .*expected a number in \(0, 1\]"):
+        ImageFolderSurvey(path=tmp_path, aperture=aperture)[0]

@@ -83,11 +83,15 @@ def test_shipped_config_runs_end_to_end(config, tmp_path, monkeypatch, capsys, r
                 for x in ("--set", f"{k}={v!r}" if isinstance(v, str) else f"{k}={v}")]
     positional = [] if path is None else [str(path)]
     if encoder.output_type == "embedding":
-        assert main(["embed", str(model), survey, *positional, *settings, "--out", "emb"]) == 0
+        # real images are embedded with the trunk's features, as the config's comments say
+        readout = [] if path is None else ["--readout", "features"]
+        assert main(["embed", str(model), survey, *positional, *settings, *readout,
+                     "--out", "emb"]) == 0
         from astropy.table import QTable
 
         emb = QTable.read(tmp_path / "emb.ecsv")
         assert len(emb) == n_tiny and np.isfinite(np.asarray(emb["embedding"])).all()
+        assert emb.meta["readout"] == ("embedding" if path is None else "features")
         params = {**params, **({} if path is None else {"path": path})}
         cat = astro_cl.get_survey(survey, **params).catalogue
         cat.write(tmp_path / "cat.ecsv")

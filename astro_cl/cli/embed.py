@@ -22,6 +22,9 @@ def add_arguments(parser):
     parser.add_argument("--n-views", type=int, default=1,
                         help="augmented realisations per galaxy (median, as the eCALIFA study)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the augmented views")
+    parser.add_argument("--readout", choices=("embedding", "features"), default="embedding",
+                        help="SimCLR: the trained embedding (default), or the pooled features "
+                             "of the convolutional trunk before the dense head")
     parser.add_argument("--cache-dir", default=None,
                         help="cache the preprocessed inputs here (default: a temporary folder)")
     from astro_cl.cli.preprocess import add_executor_arguments
@@ -84,12 +87,21 @@ def run(args):
     if args.n_views < 1:
         msg = f"--n-views: expected a positive integer, got {args.n_views}"
         raise ValidationError(msg)
+    readout = {}
+    if args.readout != "embedding":
+        import inspect
+
+        if "readout" not in inspect.signature(model.embed).parameters:
+            msg = (f"--readout {args.readout}: the {model.name!r} model has one readout, "
+                   "its embedding")
+            raise ValidationError(msg)
+        readout = {"readout": args.readout}
     if args.executor is None:
         if args.scheduler is not None:
             msg = "--scheduler: needs --executor dask"
             raise ValidationError(msg)
         table = model.embed(survey_from_args(args), n_views=args.n_views, seed=args.seed,
-                            cache_dir=args.cache_dir)
+                            cache_dir=args.cache_dir, **readout)
         stem = write_embeddings(table, args.out)
     else:
         import shutil
@@ -104,7 +116,7 @@ def run(args):
                                       executor=args.executor, workers=args.workers,
                                       scheduler=args.scheduler, n_views=args.n_views,
                                       seed=args.seed, cache_dir=args.cache_dir,
-                                      on_error=args.on_error)
+                                      on_error=args.on_error, **readout)
         print(summary)
         stem = write_embeddings(table, args.out)
         shutil.rmtree(work, ignore_errors=True)

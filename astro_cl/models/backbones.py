@@ -407,19 +407,24 @@ class ContrastiveNet(nn.Module):
         """int: smallest height and width (px) the backbone can take."""
         return int(getattr(self.backbone, "min_input_size", 1))
 
-    def forward(self, x, mask=None, *, project=True):
-        """Return projections (``project=True``) or embeddings.
+    def forward(self, x, mask=None, *, project=True, readout="embedding"):
+        """Return projections (``project=True``), embeddings or pooled trunk features.
 
         Parameters
         ----------
         x : `torch.Tensor`
         mask : `torch.Tensor`, optional
         project : bool, optional
+        readout : {"embedding", "features"}, optional
+            With ``project=False``: the backbone's output (after its dense
+            head), or the pooled features of its trunk (before the head).
 
         Returns
         -------
         out : `torch.Tensor`
         """
+        if not project and readout == "features":
+            return self.backbone.features(x, mask)
         h = self.backbone(x, mask)
         if project and self.projection is not None:
             return self.projection(h)

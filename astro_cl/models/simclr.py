@@ -11,7 +11,10 @@ from astro_cl.models.torch_encoder import TorchEncoder
 from astro_cl.training.schema import Interval, Options, SequenceOf
 from astro_cl.training.settings import TrainerConfig
 
-__all__ = ["SimCLR"]
+__all__ = ["READOUTS", "SimCLR"]
+
+#: What `SimCLR.embed` can return: the trained embedding, or the trunk's pooled features.
+READOUTS = ("embedding", "features")
 
 
 class SimCLR(TorchEncoder):
@@ -160,7 +163,7 @@ class SimCLR(TorchEncoder):
         return self._embed_views(self.input_source(X), n_views=1, seed=0,
                                  batch_size=batch_size)
 
-    def _embed_views(self, source, *, n_views, seed, batch_size):
+    def _embed_views(self, source, *, n_views, seed, batch_size, readout="embedding"):
         import torch
         import torch.nn.functional as F
 
@@ -182,13 +185,14 @@ class SimCLR(TorchEncoder):
                     if aug is not None:
                         gen = make_generator(int(seed) * 1_000_003 + i * 1009 + v, batch.device)
                         b = aug(batch, generator=gen)
-                    z = forward(b.data, b.mask, project=False)
+                    z = forward(b.data, b.mask, project=False, readout=readout)
                     views.append(F.normalize(z.float(), dim=1))
                 z = torch.stack(views).median(dim=0).values if n_views > 1 else views[0]
                 out.append(F.normalize(z, dim=1).cpu())
         return torch.cat(out).numpy().astype(np.float32)
 
-    def embed(self, X, *, n_views=1, seed=0, batch_size=None, cache_dir=None):
+    def embed(self, X, *, n_views=1, seed=0, batch_size=None, cache_dir=None,
+              readout="embedding"):
         """Return the embedding table of a survey or batch.
 
         A galaxy's embedding is, as in the eCALIFA study, the median over
@@ -206,6 +210,13 @@ class SimCLR(TorchEncoder):
         cache_dir : str or `~pathlib.Path`, optional
             Where raw data preprocessed with the model's saved preprocessor
             are cached (default: a temporary folder).
+        readout : {"embedding", "features"}, optional
+            ``"embedding"``: the ``embedding_dim`` output the loss was trained
+            on (the eCALIFA study's). ``"features"``: the pooled features of
+            the convolutional trunk, before the dense head (as wide as the
+            last convolution), the representation SimCLR (Chen et al. 2020)
+            recommends for downstream use; on the real Galaxy Zoo 1 images it
+            scores higher in kNN morphology (``docs/science/real_images.rst``).
 
         Returns
         -------
@@ -213,7 +224,12 @@ class SimCLR(TorchEncoder):
             Columns ``id`` (str) and ``embedding`` (float32, ``(N, D)``); meta
             ``model``, ``model_params``, ``trainer_params`` (the training
             settings), ``survey``, ``astro_cl_version``,
-            ``n_views``, ``seed``.
+            ``n_views``, ``seed``, ``readout``.
+
+        Raises
+        ------
+        astro_cl.exceptions.ValidationError
+            If ``readout`` is not one of the two.
         """
         from astropy.table import QTable
 
@@ -225,14 +241,19 @@ class SimCLR(TorchEncoder):
         if int(n_views) < 1:
             msg = f"n_views: expected a positive integer, got {n_views!r}"
             raise ValueError(msg)
+        if readout not in READOUTS:
+            msg = f"readout: expected one of {', '.join(map(repr, READOUTS))}, got {readout!r}"
+            raise ValidationError(msg)
         source = self.input_source(X, cache_dir=cache_dir)
-        emb = self._embed_views(source, n_views=int(n_views), seed=seed, batch_size=batch_size)
+        emb = self._embed_views(source, n_views=int(n_views), seed=seed, batch_size=batch_size,
+                                readout=readout)
         survey = X.name if isinstance(X, Survey) else source_meta(source).get("survey", "")
         table = QTable({"id": np.asarray(source.ids, dtype=str), "embedding": emb})
         table.meta.update({"model": self.name, "model_params": jsonable(self.get_params(False)),
                            "trainer_params": jsonable(self._settings().get_params(False)),
                            "survey": str(survey), "astro_cl_version": __version__,
-                           "n_views": int(n_views), "seed": int(seed)})
+                           "n_views": int(n_views), "seed": int(seed),
+                           "readout": readout})
         return table
 
 

@@ -78,6 +78,12 @@ class ImageFolderSurvey(Survey):
         green and g in blue).
     pixel_scale : `~astropy.units.Quantity`, optional
         Angular pixel size of raster images (they carry no WCS).
+    aperture : float, optional
+        Mask (flag as bad) the pixels outside a centred circle of this radius,
+        as a fraction of half the smaller side of the (cropped, resampled)
+        image; e.g. 0.7 keeps the galaxy of a centred cutout and drops the
+        neighbours in the corners. Networks zero masked pixels and pool over
+        the rest. Default: no mask.
     require_labels : bool, optional
         Leave out images without a label row (reported either way).
 
@@ -91,7 +97,7 @@ class ImageFolderSurvey(Survey):
     default_kind = "images"
 
     def __init__(self, *, path=None, labels=None, id_column=None, size=None, crop=None,
-                 resample="bilinear", bands=("i", "r", "g"), pixel_scale=None,
+                 resample="bilinear", bands=("i", "r", "g"), pixel_scale=None, aperture=None,
                  require_labels=False):
         self.path = path
         self.labels = labels
@@ -101,6 +107,7 @@ class ImageFolderSurvey(Survey):
         self.resample = resample
         self.bands = bands
         self.pixel_scale = pixel_scale
+        self.aperture = aperture
         self.require_labels = require_labels
 
     @staticmethod
@@ -151,6 +158,19 @@ class ImageFolderSurvey(Survey):
             scale = scale * 0.5 * (data.shape[1] / size[0] + data.shape[2] / size[1])
         # the resampled grid no longer matches the header WCS
         return _resize(data, size).astype(np.float32), None, scale
+
+    def _outside_aperture(self, shape):
+        """Return the ``(H, W)`` mask of the pixels outside the ``aperture`` circle."""
+        aperture = self.aperture
+        if isinstance(aperture, bool) or not isinstance(aperture, (int, float)) or not (
+                0 < aperture <= 1):
+            msg = (f"survey {self.name!r}: aperture = {aperture!r}: expected a number in "
+                   "(0, 1], the radius as a fraction of half the image's smaller side")
+            raise SurveyError(msg)
+        ny, nx = shape
+        yy, xx = np.ogrid[:ny, :nx]
+        radius = np.hypot(yy - (ny - 1) / 2, xx - (nx - 1) / 2)
+        return radius > float(aperture) * min(ny, nx) / 2
 
     def _open(self):
         root = _fits.check_directory(self.path, self.name)
@@ -240,8 +260,10 @@ class ImageFolderSurvey(Survey):
             data, unit, wcs, bands = self._read_raster(path)
         data, wcs, scale = self._geometry(data, path, wcs,
                                           _fits.pixel_scale(wcs) or self.pixel_scale)
-        images = NDData(data, unit=unit, mask=~np.isfinite(data), wcs=wcs,
-                        meta={"bands": bands})
+        mask = ~np.isfinite(data)
+        if self.aperture is not None:
+            mask |= self._outside_aperture(data.shape[1:])
+        images = NDData(data, unit=unit, mask=mask, wcs=wcs, meta={"bands": bands})
         obs = ObservingMeta(pixel_scale=scale, bands=bands,
                             redshift=_fits.row_redshift(row, self._labels_source))
         return GalaxyRecord(id=gid, survey=self.name, images=images, properties=row,
