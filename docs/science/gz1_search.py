@@ -36,7 +36,7 @@ CLASS_NAMES = {0: "elliptical", 1: "clockwise spiral", 2: "anticlockwise spiral"
                3: "edge-on", 5: "merger"}
 
 #: The image-folder settings the configuration trains with (and `embed` must repeat).
-SURVEY_SETTINGS = {"crop": 96, "size": 32, "resample": "block", "aperture": 0.7}
+SURVEY_SETTINGS = {"crop": 96, "size": 32, "resample": "block"}
 
 _ROOT = Path(__file__).resolve().parents[2]
 
@@ -106,8 +106,12 @@ def neighbour_precision(embedding, classes, *, k=12, groups=None):
     return table
 
 
-def _cli(args, log):
-    """Run one ``astro-cl`` command in-process; record it and its wall time."""
+def _cli(args, log, names):
+    """Run one ``astro-cl`` command in-process; record it and its wall time.
+
+    ``names`` maps this machine's paths to the short names the record shows
+    (the data folder as ``gz1``, the work folder as ``runs/gz1_search``).
+    """
     from astro_cl.cli import main as astro_cl
 
     t0 = time.perf_counter()
@@ -116,7 +120,10 @@ def _cli(args, log):
     if status != 0:
         msg = f"astro-cl {' '.join(map(str, args))} exited with {status}"
         raise RuntimeError(msg)
-    log.append({"command": "astro-cl " + " ".join(map(str, args)), "seconds": seconds})
+    command = "astro-cl " + " ".join(map(str, args))
+    for path, name in names.items():
+        command = command.replace(path, name)
+    log.append({"command": command, "seconds": seconds})
 
 
 def run_search(data_dir, work, *, epochs=60, k=12, seed=0, progress=True):
@@ -139,8 +146,10 @@ def run_search(data_dir, work, *, epochs=60, k=12, seed=0, progress=True):
     Returns
     -------
     result : dict
-        ``commands`` (command, seconds), ``queries``, ``precision_5``,
-        ``precision_3`` (lists of rows), ``figure`` (path of the grid).
+        ``commands`` (command as typed, with the data folder shown as ``gz1``
+        and ``work`` as ``runs/gz1_search``; seconds), ``queries``,
+        ``precision_5``, ``precision_3`` (lists of rows), ``figure`` (path of
+        the grid), ``work``.
     """
     from astro_cl.studies import read_table
     from astro_cl.surveys.image_folder import ImageFolderSurvey
@@ -150,13 +159,15 @@ def run_search(data_dir, work, *, epochs=60, k=12, seed=0, progress=True):
     config = _ROOT / "examples" / "configs" / "gz1_simclr.toml"
     settings = [x for key, value in SURVEY_SETTINGS.items() for x in ("--set", f"{key}={value}")]
     log = []
+    names = {str(config): "examples/configs/gz1_simclr.toml", str(work): "runs/gz1_search",
+             str(data_dir): "gz1"}
     model = work / "model.pt"
     _cli(["train", config, "--set", f'survey.path="{data_dir}"',
           "--set", f"training.epochs={int(epochs)}",
           "--set", f'training.checkpoint_dir="{work}"', "--set", f'training.output="{model}"',
-          "--set", f"training.progress={'true' if progress else 'false'}"], log)
+          "--set", f"training.progress={'true' if progress else 'false'}"], log, names)
     _cli(["embed", model, "image-folder", data_dir, *settings, "--readout", "features",
-          "--out", work / "emb"], log)
+          "--out", work / "emb"], log, names)
     cat = ImageFolderSurvey(path=data_dir).catalogue
     ids, classes = np.asarray(cat["id"]).astype(str), np.asarray(cat["class"]).astype(int)
     queries = query_ids(ids, classes, seed=seed)
@@ -164,7 +175,7 @@ def run_search(data_dir, work, *, epochs=60, k=12, seed=0, progress=True):
     _cli(["similar", work / "emb.ecsv", "image-folder", data_dir, "--set",
           f"crop={SURVEY_SETTINGS['crop']}",
           *[x for q in queries.values() for x in ("--query", q)], "--k", k,
-          "--out", work / "similar"], log)
+          "--out", work / "similar"], log, names)
     emb = read_table(work / "emb.ecsv")
     order = {g: i for i, g in enumerate(np.asarray(emb["id"]).astype(str))}
     x = np.asarray(emb["embedding"])[[order[g] for g in ids]]
@@ -173,7 +184,7 @@ def run_search(data_dir, work, *, epochs=60, k=12, seed=0, progress=True):
     return {"commands": log, "queries": {CLASS_NAMES[c]: q for c, q in queries.items()},
             "precision_5": _rows(five), "precision_3": _rows(three), "k": int(k),
             "n_galaxies": len(ids), "epochs": int(epochs),
-            "figure": str(work / "similar" / "similar.png")}
+            "figure": str(work / "similar" / "similar.png"), "work": str(work)}
 
 
 def _rows(table):
@@ -242,7 +253,9 @@ def main(argv=None):
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     with atomic_path(out / "gz1_search.json") as tmp:
-        tmp.write_text(json.dumps(result, indent=1))
+        # machine-specific paths stay out of the record
+        tmp.write_text(json.dumps({k: v for k, v in result.items() if k not in ("figure", "work")},
+                                  indent=1))
     with atomic_path(out / "gz1_search.rst") as tmp:
         tmp.write_text(results_rst(result))
     with atomic_path(out / "gz1_similar.png") as tmp:
