@@ -180,3 +180,28 @@ def test_quenched_galaxies_shine_by_their_old_stars():
     assert frac > 0.5
     assert -1.6 < state.summary["EW_Ha_cen"] < -0.4
     assert state.summary["log_NII_Ha_cen"] > -0.1
+
+
+def test_ecalifa_mock_pixel_scale_sets_the_field_and_the_wcs(tmp_path):
+    """pixel_scale= widens the field at a fixed size: the records, the WCS and the files agree."""
+    import astropy.units as u
+
+    from astro_cl.exceptions import ValidationError
+    from astro_cl.surveys.ecalifa import ECALIFASurvey
+    from astro_cl.surveys.ecalifa_mock import ECALIFAMockSurvey
+
+    fine = ECALIFAMockSurvey(n=2, seed=3, size=16)
+    coarse = ECALIFAMockSurvey(n=2, seed=3, size=16, pixel_scale=2.0)
+    assert fine.fov_arcsec == 8.0 and coarse.fov_arcsec == 32.0
+    rec = coarse[0]
+    assert rec.observing.pixel_scale == 2.0 * u.arcsec / u.pix
+    cdelt = rec.cube.wcs.celestial.wcs.cdelt
+    assert abs(cdelt[0]) * 3600 == pytest.approx(2.0) and abs(cdelt[1]) * 3600 == pytest.approx(2.0)
+    # the fingerprint (cache key) tells the two apart
+    assert fine.fingerprint() != coarse.fingerprint()
+    coarse.write(tmp_path, progress=False)
+    back = ECALIFASurvey(path=tmp_path)[0]
+    assert back.observing.pixel_scale.to_value(u.arcsec / u.pix) == pytest.approx(2.0)
+    for bad in (0.01, 10, "wide", True):
+        with pytest.raises(ValidationError, match="pixel_scale: expected 0.1-5 arcsec"):
+            ECALIFAMockSurvey(n=1, pixel_scale=bad)

@@ -33,6 +33,11 @@ class ECALIFAMockSurvey(MockSurvey):
         Survey seed; galaxy ``i`` depends only on ``(seed, i)``.
     size : int, optional
         Spaxels per side (48; real cubes are 192 x 184).
+    pixel_scale : float, optional
+        Arcsec per spaxel (0.5, the eCALIFA cubes'). The field of view is
+        ``size * pixel_scale``: at small sizes a coarser scale keeps the
+        CALIFA field (74 arcsec; e.g. 32 spaxels of 2 arcsec), so that twinned
+        galaxies, whose real sizes and redshifts are kept, fit in it.
     path : str or `~pathlib.Path`, optional
         Read a written mock with the ``ecalifa`` reader instead of generating.
     twin : str, `~pathlib.Path` or `~astropy.table.Table`, optional
@@ -58,13 +63,15 @@ class ECALIFAMockSurvey(MockSurvey):
     description = "Physical mock galaxies as eCALIFA V500 cubes (CALIFA FITS layout) + truth maps."
     default_kind = "cube"
     reader_class = ("astro_cl.surveys.ecalifa", "ECALIFASurvey")
+    #: Default arcsec per spaxel (the eCALIFA cubes'); a survey may set its own.
     pixel_scale = 0.5
 
-    def __init__(self, *, n=100, seed=0, size=48, path=None, twin=None, noise=True,
-                 star_rate=0.3, hexagon=True, bad_fraction=5e-4):
+    def __init__(self, *, n=100, seed=0, size=48, pixel_scale=0.5, path=None, twin=None,
+                 noise=True, star_rate=0.3, hexagon=True, bad_fraction=5e-4):
         self.n = n
         self.seed = seed
         self.size = size
+        self.pixel_scale = pixel_scale
         self.path = path
         self.twin = twin
         self.noise = noise
@@ -73,6 +80,10 @@ class ECALIFAMockSurvey(MockSurvey):
         self.bad_fraction = bad_fraction
         if not 8 <= int(size) <= 256:
             msg = f"size: expected 8-256 spaxels, got {size!r}"
+            raise ValidationError(msg)
+        if isinstance(pixel_scale, bool) or not isinstance(pixel_scale, (int, float)) or not (
+                0.1 <= pixel_scale <= 5):
+            msg = f"pixel_scale: expected 0.1-5 arcsec per spaxel, got {pixel_scale!r}"
             raise ValidationError(msg)
 
     @property

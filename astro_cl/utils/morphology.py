@@ -8,11 +8,15 @@ from the R^2 of every other property. The numerical stage of the RC3
 (de Vaucouleurs et al. 1991, Third Reference Catalogue of Bright Galaxies)
 keeps the order and is what morphology regressions usually predict:
 
-====  ====  ====  ====  ===  ===  ===  ===  ===  ===  ===  ===  ===  ===
-E     S0    S0a   Sa    Sab  Sb   Sbc  Sc   Scd  Sd   Sdm  Sm   I/Im
-====  ====  ====  ====  ===  ===  ===  ===  ===  ===  ===  ===  ===  ===
--5    -2    0     1     2    3    4    5    6    7    8    9    10
-====  ====  ====  ====  ===  ===  ===  ===  ===  ===  ===  ===  ===  ===
+======================================  ===
+Hubble type                             T
+======================================  ===
+E (E0-E7)                               -5
+S0                                      -2
+S0a                                     0
+Sa, Sab, Sb, Sbc, Sc, Scd, Sd, Sdm, Sm  1-9
+I, Im, Irr                              10
+======================================  ===
 
 Blue compact dwarfs (``BCD``), unknown (``U``) and anything else unparsed
 get NaN: they are not on the Hubble sequence.

@@ -83,10 +83,10 @@ class PairedCubeMock(_SharedPopulation, ECALIFAMockSurvey):
     def __init__(self, *, n=100, seed=0, size=32, pixel_scale=0.5, population_fov=None,
                  selection="diameter", twin=None, noise=True, star_rate=0.3, hexagon=True,
                  bad_fraction=5e-4):
-        super().__init__(n=n, seed=seed, size=size, path=None, twin=twin, noise=noise,
-                         star_rate=star_rate, hexagon=hexagon, bad_fraction=bad_fraction)
+        super().__init__(n=n, seed=seed, size=size, pixel_scale=pixel_scale, path=None,
+                         twin=twin, noise=noise, star_rate=star_rate, hexagon=hexagon,
+                         bad_fraction=bad_fraction)
         _check_population(selection, population_fov)
-        self.pixel_scale = pixel_scale
         self.population_fov = population_fov
         self.selection = selection
 
