@@ -103,16 +103,48 @@ def test_tiny_run_on_real_images(le, shared_data, tmp_path):
     result = le.main(["--data", str(shared_data), "--out", str(tmp_path), "--limit", "160",
                       "--size", "16", "--epochs", "1", "--sup-epochs", "1", "--seeds", "2",
                       "--fractions", "0.3", "1.0", "--n-boot", "20", "--batch-size", "64",
-                      "--augment", "jitter", "physical", "--quiet"])
+                      "--augment", "jitter", "physical", "--finetune-init", "random", "probe",
+                      "--quiet"])
     methods = {r["method"] for r in result["rows"]}
     assert {"simclr-jitter linear", "simclr-physical kNN", "random-weights linear",
-            "pixel-pca kNN", "scratch", "finetune-jitter", "finetune-physical"} <= methods
+            "pixel-pca kNN", "scratch", "finetune-jitter", "finetune-physical",
+            "lpft-jitter", "lpft-physical"} <= methods
+    assert result["settings"]["finetune_init"] == ["random", "probe"]
     assert {r["task"] for r in result["rows"]} == {"3-class", "5-class"}
     for r in result["rows"]:
         assert 0.0 <= r["balanced_accuracy"] <= 1.0 and len(r["per_seed"]) == 2
     assert all("handedness" in r for r in result["rows"] if r["task"] == "5-class")
     assert (tmp_path / "gz1_label_efficiency.json").is_file()
     assert "3-class" in (tmp_path / "gz1_label_efficiency.rst").read_text()
+
+
+def test_probe_head_is_the_linear_probe_folded_into_one_layer(le):
+    """The LP-FT head predicts, on the raw features, what the standardised probe predicts."""
+    torch = pytest.importorskip("torch")
+    from sklearn.linear_model import LogisticRegression
+
+    from astro_cl.data.batch import TensorBatch
+
+    rng = np.random.default_rng(2)
+    feats = rng.normal(size=(60, 5)).astype(np.float32) * [1, 5, 0.2, 3, 1] + [0, 4, 1, 0, -2]
+    labels = np.r_[np.zeros(20, int), np.ones(20, int), np.full(20, 2)]
+    feats[labels == 1, 0] += 3
+    feats[labels == 2, 1] -= 8
+
+    class Trunk(torch.nn.Module):  # features = the inputs' pixel means: a known feature map
+        def features(self, data, mask=None):
+            return data.mean(dim=(2, 3))
+
+    x = np.repeat(np.repeat(feats[:, :, None, None], 4, axis=2), 4, axis=3)
+    batch = TensorBatch.from_arrays(x.astype(np.float32), ids=[str(i) for i in range(60)])
+    train = np.arange(0, 60, 2)
+    weight, bias = le.probe_head(Trunk(), batch, labels, train, n_classes=4, seed=0)
+    assert weight.shape == (4, 5) and bias[3] == -10.0 and not weight[3].any()
+    mu, sd = feats[train].mean(0), feats[train].std(0) + 1e-6
+    ref = LogisticRegression(class_weight="balanced", max_iter=2000, random_state=0).fit(
+        (feats[train] - mu) / sd, labels[train])
+    np.testing.assert_array_equal((feats @ weight.T + bias).argmax(1),
+                                  ref.predict((feats - mu) / sd))
 
 
 def test_vectorised_bootstrap_matches_the_experiment(le):

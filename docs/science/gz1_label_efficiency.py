@@ -41,6 +41,7 @@ import numpy as np
 
 __all__ = [
     "AUGMENTATIONS",
+    "FINETUNE_INITS",
     "LE_DEFAULTS",
     "TASKS",
     "build_views",
@@ -50,6 +51,7 @@ __all__ = [
     "linear_probe_predict",
     "main",
     "physical_views",
+    "probe_head",
     "results_table",
     "train_classifier",
     "write_outputs",
@@ -83,6 +85,9 @@ TASKS = {
 #: Augmentation sets of the SimCLR views (``--augment``).
 AUGMENTATIONS = ("jitter", "physical")
 
+#: Heads the fine-tuned encoders start from (``--finetune-init``).
+FINETUNE_INITS = ("random", "probe")
+
 #: Default settings of the label-efficiency experiment.
 LE_DEFAULTS = {
     "crop": 96,
@@ -95,6 +100,7 @@ LE_DEFAULTS = {
     "sup_batch_size": 64,
     "lr": 1e-3,
     "finetune_lr": 3e-4,
+    "finetune_init": ("random",),  # the fine-tuned head: random, or the linear probe's (LP-FT)
     "k": 15,
     "fractions": (0.01, 0.03, 0.1, 0.3, 1.0),
     "seeds": 3,
@@ -296,8 +302,62 @@ def linear_probe_predict(train_x, train_y, test_x, *, seed=0):
     return model.fit(train_x, train_y).predict(test_x)
 
 
+def probe_head(trunk, batch, labels, train, *, n_classes, seed):
+    """Return a linear head fitted as a probe on the trunk's frozen features (LP-FT).
+
+    Linear probing, then fine-tuning (Kumar et al. 2022, ICLR) starts the
+    fine-tuning from a head that already separates the classes, so that the
+    first steps do not pull the pretrained features towards a random head:
+    class-balanced logistic regression on the standardised features of the
+    labelled galaxies (eval mode, no augmentation), folded back into one
+    linear layer on the raw features.
+
+    Parameters
+    ----------
+    trunk : `torch.nn.Module`
+        Backbone with a ``features(data, mask)`` method.
+    batch : `~astro_cl.data.batch.TensorBatch`
+    labels : `numpy.ndarray`
+        ``(N,)`` classes of ``batch``.
+    train : `numpy.ndarray`
+        Indices of the labelled galaxies.
+    n_classes : int
+    seed : int
+
+    Returns
+    -------
+    weight, bias : `numpy.ndarray`
+        ``(n_classes, n_features)`` and ``(n_classes,)``; a class without a
+        labelled galaxy gets zero weights and a bias of -10.
+    """
+    import torch
+    from sklearn.linear_model import LogisticRegression
+
+    trunk.eval()
+    with torch.no_grad():
+        feats = np.concatenate([trunk.features(part.data, part.mask).float().numpy()
+                                for part in (batch.index(train[s:s + 512])
+                                             for s in range(0, len(train), 512))])
+    mu, sd = feats.mean(axis=0), feats.std(axis=0) + 1e-6
+    y = labels[train]
+    weight = np.zeros((n_classes, feats.shape[1]), np.float32)
+    bias = np.full(n_classes, -10.0, np.float32)
+    classes = np.unique(y)
+    if len(classes) < 2:
+        bias[classes] = 0.0
+        return weight, bias
+    probe = LogisticRegression(class_weight="balanced", max_iter=2000,
+                               random_state=seed).fit((feats - mu) / sd, y)
+    coef = probe.coef_ if len(classes) > 2 else np.r_[-probe.coef_, probe.coef_] / 2
+    icpt = probe.intercept_ if len(classes) > 2 else np.r_[-probe.intercept_,
+                                                            probe.intercept_] / 2
+    weight[probe.classes_] = coef / sd
+    bias[probe.classes_] = icpt - (coef * mu / sd).sum(axis=1)
+    return weight, bias
+
+
 def train_classifier(trunk, batch, labels, train, test, *, n_classes, augmenter, steps,
-                     batch_size, lr, seed):
+                     batch_size, lr, seed, head_init=None):
     """Train a trunk and a linear head on the labelled galaxies; predict the test galaxies.
 
     Class-weighted cross-entropy (each class weighs as much as the others),
@@ -320,6 +380,8 @@ def train_classifier(trunk, batch, labels, train, test, *, n_classes, augmenter,
     batch_size : int
     lr : float
     seed : int
+    head_init : (`numpy.ndarray`, `numpy.ndarray`), optional
+        Initial weight and bias of the head (`probe_head`); default: random.
 
     Returns
     -------
@@ -335,6 +397,10 @@ def train_classifier(trunk, batch, labels, train, test, *, n_classes, augmenter,
     with torch.random.fork_rng():  # seeds the head without touching the global generator
         torch.manual_seed(seed)
         head = torch.nn.Linear(n_features, n_classes)
+    if head_init is not None:
+        with torch.no_grad():
+            head.weight.copy_(torch.as_tensor(head_init[0]))
+            head.bias.copy_(torch.as_tensor(head_init[1]))
     opt = torch.optim.Adam([*trunk.parameters(), *head.parameters()], lr=float(lr))
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, max(int(steps), 1))
     counts = np.bincount(labels[train], minlength=n_classes)
@@ -407,7 +473,8 @@ def label_efficiency(images, gz_classes, ids, *, size=None, width=LE_DEFAULTS["w
                      embedding_dim=LE_DEFAULTS["embedding_dim"], epochs=LE_DEFAULTS["epochs"],
                      sup_epochs=LE_DEFAULTS["sup_epochs"], batch_size=LE_DEFAULTS["batch_size"],
                      sup_batch_size=LE_DEFAULTS["sup_batch_size"], lr=LE_DEFAULTS["lr"],
-                     finetune_lr=LE_DEFAULTS["finetune_lr"], k=LE_DEFAULTS["k"],
+                     finetune_lr=LE_DEFAULTS["finetune_lr"],
+                     finetune_init=LE_DEFAULTS["finetune_init"], k=LE_DEFAULTS["k"],
                      fractions=LE_DEFAULTS["fractions"], seeds=LE_DEFAULTS["seeds"],
                      test_fraction=LE_DEFAULTS["test_fraction"], augment=LE_DEFAULTS["augment"],
                      tasks=LE_DEFAULTS["tasks"], n_boot=LE_DEFAULTS["n_boot"],
@@ -434,6 +501,10 @@ def label_efficiency(images, gz_classes, ids, *, size=None, width=LE_DEFAULTS["w
     sup_batch_size : int, optional
     finetune_lr : float, optional
         Learning rate of the fine-tuning (scratch uses ``lr``).
+    finetune_init : sequence of {"random", "probe"}, optional
+        Heads of the fine-tuned encoders: ``random`` (arm ``finetune-<augment>``)
+        and/or the linear probe's (`probe_head`, linear probing then
+        fine-tuning; arm ``lpft-<augment>``).
     k : int, optional
         kNN neighbours (at most the number of labelled galaxies).
     fractions : sequence of float, optional
@@ -510,17 +581,21 @@ def label_efficiency(images, gz_classes, ids, *, size=None, width=LE_DEFAULTS["w
                                                        k=min(int(k), len(train)),
                                                        n_classes=len(names)))
                 t = time.perf_counter()
-                sup = {"scratch": (encoders["random-weights"], views[augment[0]], lr)}
-                sup.update({f"finetune-{a}": (encoders[f"simclr-{a}"], views[a], finetune_lr)
-                            for a in augment})
-                for method, (enc, aug, rate) in sup.items():
+                sup = {"scratch": (encoders["random-weights"], views[augment[0]], lr, False)}
+                for init in finetune_init:
+                    arm = "finetune" if init == "random" else "lpft"
+                    sup.update({f"{arm}-{a}": (encoders[f"simclr-{a}"], views[a], finetune_lr,
+                                               init == "probe") for a in augment})
+                for method, (enc, aug, rate, from_probe) in sup.items():
                     if int(sup_epochs) <= 0:
                         continue
                     trunk = copy.deepcopy(enc.module_.backbone)
+                    head = (probe_head(trunk, batch, task_y, train, n_classes=len(names),
+                                       seed=seed + s) if from_probe else None)
                     put(method, train_classifier(trunk, batch, task_y, train, test,
                                                  n_classes=len(names), augmenter=aug,
                                                  steps=steps, batch_size=sup_batch_size,
-                                                 lr=rate, seed=seed + s))
+                                                 lr=rate, seed=seed + s, head_init=head))
                 t_sup += time.perf_counter() - t
                 if progress:
                     print(f"{task} seed {s} fraction {f}: {len(train)} labelled, "
@@ -544,7 +619,8 @@ def label_efficiency(images, gz_classes, ids, *, size=None, width=LE_DEFAULTS["w
     settings = {"size": int(size), "width": float(width), "embedding_dim": int(embedding_dim),
                 "epochs": int(epochs), "sup_epochs": int(sup_epochs),
                 "batch_size": int(batch_size), "sup_batch_size": int(sup_batch_size),
-                "lr": float(lr), "finetune_lr": float(finetune_lr), "k": int(k),
+                "lr": float(lr), "finetune_lr": float(finetune_lr),
+                "finetune_init": list(finetune_init), "k": int(k),
                 "fractions": sorted(float(f) for f in fractions), "seeds": int(seeds),
                 "test_fraction": float(test_fraction), "augment": list(augment),
                 "tasks": list(tasks), "n_boot": int(n_boot), "seed": int(seed),
@@ -629,6 +705,10 @@ def main(argv=None):
                         default=list(LE_DEFAULTS["augment"]))
     parser.add_argument("--tasks", nargs="+", choices=list(TASKS),
                         default=list(LE_DEFAULTS["tasks"]))
+    parser.add_argument("--finetune-init", nargs="+", choices=FINETUNE_INITS,
+                        default=list(LE_DEFAULTS["finetune_init"]),
+                        help="heads of the fine-tuned encoders: random (finetune-*) and/or "
+                             "the linear probe's (lpft-*)")
     for key in ("crop", "size", "width", "embedding_dim", "epochs", "sup_epochs",
                 "batch_size", "sup_batch_size", "lr", "finetune_lr", "k", "seeds",
                 "test_fraction", "n_boot", "seed", "threads"):
