@@ -305,3 +305,27 @@ def test_paired_mocks_written_in_the_real_formats_pair_through_the_real_readers(
     assert image.id == cube.id == mocks.ids[1]
     assert real.side("images").default_kind == "images" and real.side("cube").name == "subset"
     np.testing.assert_allclose(image.images.data, mocks[1][0].images.data, rtol=1e-6)
+
+
+def test_cli_embed_picks_the_tower_from_the_survey(fitted_on_mocks, tmp_path, capsys):
+    """`astro-cl embed` of a CLIP model: cubes go through the cube tower, images through the
+    image tower; options the model does not take are refused, not ignored."""
+    from astropy.table import QTable
+
+    from astro_cl.cli import main
+
+    model, _ = fitted_on_mocks
+    path = tmp_path / "clip.pt"
+    model.save(path)
+    assert main(["embed", str(path), "ecalifa-mock", "--set", "n=3", "--set", "size=16",
+                 "--out", str(tmp_path / "cubes")]) == 0
+    cubes = QTable.read(tmp_path / "cubes.ecsv")
+    assert cubes.meta["modality"] == "cube" and len(cubes) == 3
+    assert main(["embed", str(path), "sdss-mock", "--set", "n=2", "--set", "size=16",
+                 "--modality", "image", "--out", str(tmp_path / "images")]) == 0
+    assert QTable.read(tmp_path / "images.ecsv").meta["modality"] == "image"
+    capsys.readouterr()
+    assert main(["embed", str(path), "ecalifa-mock", "--set", "n=3", "--set", "size=16",
+                 "--n-views", "3", "--out", str(tmp_path / "x")]) != 0
+    err = capsys.readouterr().err
+    assert "--n-views 3: the 'clip' model's embed takes no n_views" in err

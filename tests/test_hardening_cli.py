@@ -159,3 +159,18 @@ def test_simulate_refuses_no_galaxies(capsys, tmp_path, n):
 def test_valid_configuration_still_trains(capsys, config):
     status, err = run_cli(capsys, ["train", config, "--set", "training.schedule='constant'"])
     assert status == 0, err
+
+
+def test_embed_refuses_a_modality_for_a_one_tower_model(tmp_path, capsys):
+    """--modality is for two-tower models; a SimCLR model says so instead of ignoring it."""
+    import astro_cl
+    from astro_cl.models.simclr import SimCLR
+
+    survey = astro_cl.get_survey("sdss-mock", n=4, size=16, seed=0)
+    model = SimCLR(width=0.125, hidden=(8,), embedding_dim=4, kind="images").fit(
+        survey, trainer={"epochs": 1, "batch_size": 4, "progress": False})
+    model.save(tmp_path / "m.pt")
+    status = main(["embed", str(tmp_path / "m.pt"), "sdss-mock", "--set", "n=4",
+                   "--set", "size=16", "--modality", "cube", "--out", str(tmp_path / "e")])
+    assert_one_line_error(status, capsys.readouterr().err,
+                          "--modality cube: the 'simclr' model's embed takes no modality")

@@ -1,6 +1,6 @@
 """``astro-cl embed MODEL SURVEY [PATH]``: the embedding table of a survey."""
 
-__all__ = ["HELP", "add_arguments", "run", "write_embeddings"]
+__all__ = ["HELP", "add_arguments", "embed_options", "run", "write_embeddings"]
 
 HELP = "Write the embedding table (ECSV and FITS) of a survey for a trained encoder."
 
@@ -25,6 +25,9 @@ def add_arguments(parser):
     parser.add_argument("--readout", choices=("embedding", "features"), default="embedding",
                         help="SimCLR: the trained embedding (default), or the pooled features "
                              "of the convolutional trunk before the dense head")
+    parser.add_argument("--modality", choices=("image", "cube"), default=None,
+                        help="two-tower (CLIP) models: the tower that embeds the survey "
+                             "(default: cube for a survey of cubes, else image)")
     parser.add_argument("--cache-dir", default=None,
                         help="cache the preprocessed inputs here (default: a temporary folder)")
     from astro_cl.cli.preprocess import add_executor_arguments
@@ -64,6 +67,52 @@ def write_embeddings(table, out):
     return stem
 
 
+def embed_options(model, args, survey):
+    """Return the keyword arguments of ``model.embed`` that the command line sets.
+
+    Options the model's ``embed`` does not take are refused when set to
+    anything but their default (a CLIP model has no augmented views, a
+    SimCLR model no modality), so that no setting is silently ignored.
+
+    Parameters
+    ----------
+    model : `~astro_cl.models.base.Encoder`
+    args : `argparse.Namespace`
+    survey : `~astro_cl.surveys.base.Survey`
+        Its ``default_kind`` picks a two-tower model's tower when
+        ``--modality`` is not given.
+
+    Returns
+    -------
+    options : dict
+
+    Raises
+    ------
+    astro_cl.exceptions.ValidationError
+        If an option is set that the model does not take.
+    """
+    import inspect
+
+    from astro_cl.exceptions import ValidationError
+
+    takes = inspect.signature(model.embed).parameters
+    options = {}
+    for name, value, default in (("n_views", args.n_views, 1), ("seed", args.seed, 0),
+                                 ("readout", args.readout, "embedding"),
+                                 ("modality", args.modality, None)):
+        flag = "--" + name.replace("_", "-")
+        if name in takes:
+            if value is not None:
+                options[name] = value
+        elif value != default:
+            msg = f"{flag} {value}: the {model.name!r} model's embed takes no {name}"
+            raise ValidationError(msg)
+    if "modality" in takes and "modality" not in options:
+        options["modality"] = "cube" if getattr(survey, "default_kind", None) == "cube" \
+            else "image"
+    return options
+
+
 def run(args):
     """Embed and write the tables.
 
@@ -87,21 +136,13 @@ def run(args):
     if args.n_views < 1:
         msg = f"--n-views: expected a positive integer, got {args.n_views}"
         raise ValidationError(msg)
-    readout = {}
-    if args.readout != "embedding":
-        import inspect
-
-        if "readout" not in inspect.signature(model.embed).parameters:
-            msg = (f"--readout {args.readout}: the {model.name!r} model has one readout, "
-                   "its embedding")
-            raise ValidationError(msg)
-        readout = {"readout": args.readout}
+    survey = survey_from_args(args)
+    options = embed_options(model, args, survey)
     if args.executor is None:
         if args.scheduler is not None:
             msg = "--scheduler: needs --executor dask"
             raise ValidationError(msg)
-        table = model.embed(survey_from_args(args), n_views=args.n_views, seed=args.seed,
-                            cache_dir=args.cache_dir, **readout)
+        table = model.embed(survey, cache_dir=args.cache_dir, **options)
         stem = write_embeddings(table, args.out)
     else:
         import shutil
@@ -112,11 +153,14 @@ def run(args):
         out = Path(args.out)
         work = (out.with_suffix("") if out.suffix in (".ecsv", ".fits") else out)
         work = work.with_name(f"{work.name}.parts")  # resumed from, removed once written
-        table, summary = embed_survey(args.model, survey_from_args(args), work_dir=work,
+        if "modality" in options:
+            msg = (f"--executor: a {model.name!r} model embeds in one process (leave out "
+                   "--executor)")
+            raise ValidationError(msg)
+        table, summary = embed_survey(args.model, survey, work_dir=work,
                                       executor=args.executor, workers=args.workers,
-                                      scheduler=args.scheduler, n_views=args.n_views,
-                                      seed=args.seed, cache_dir=args.cache_dir,
-                                      on_error=args.on_error, **readout)
+                                      scheduler=args.scheduler, cache_dir=args.cache_dir,
+                                      on_error=args.on_error, **options)
         print(summary)
         stem = write_embeddings(table, args.out)
         shutil.rmtree(work, ignore_errors=True)
