@@ -35,3 +35,27 @@ def fresh_registry():
     reset_registry()
     yield
     reset_registry()
+
+
+@pytest.fixture(scope="session")
+def docs_script():
+    """Return a loader of the science scripts in ``docs/science`` (not a package).
+
+    ``docs_script("gz1_search")`` imports ``docs/science/gz1_search.py`` once per
+    session under a private module name.
+    """
+    import importlib.util
+
+    folder = Path(__file__).resolve().parents[1] / "docs" / "science"
+    loaded = {}
+
+    def load(name):
+        if name not in loaded:
+            spec = importlib.util.spec_from_file_location(f"_docs_science_{name}",
+                                                          folder / f"{name}.py")
+            module = importlib.util.module_from_spec(spec)
+            spec.loader.exec_module(module)
+            loaded[name] = module
+        return loaded[name]
+
+    return load

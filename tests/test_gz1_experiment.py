@@ -1,22 +1,14 @@
 """Fast checks of the GZ1 experiment's scoring helpers on synthetic images."""
 
-import importlib.util
-from pathlib import Path
 
 import numpy as np
 import pytest
 
 torch = pytest.importorskip("torch")
 
-_SCRIPT = Path(__file__).resolve().parents[1] / "docs" / "science" / "gz1_experiment.py"
-
-
 @pytest.fixture(scope="module")
-def experiment():
-    spec = importlib.util.spec_from_file_location("gz1_experiment_fast", _SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def experiment(docs_script):
+    return docs_script("gz1_experiment")
 
 
 def _toy_sample(n_per_class=24, size=16, seed=0):

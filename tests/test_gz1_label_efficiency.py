@@ -1,20 +1,13 @@
 """Fast checks of the GZ1 label-efficiency experiment (splitter, augmentations, tiny run)."""
 
-import importlib.util
-from pathlib import Path
 
 import numpy as np
 import pytest
 
-_SCRIPT = Path(__file__).resolve().parents[1] / "docs" / "science" / "gz1_label_efficiency.py"
-
 
 @pytest.fixture(scope="module")
-def le():
-    spec = importlib.util.spec_from_file_location("gz1_label_efficiency_fast", _SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def le(docs_script):
+    return docs_script("gz1_label_efficiency")
 
 
 def _labels():

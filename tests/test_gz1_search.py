@@ -1,21 +1,14 @@
 """The GZ1 search script: query choice, neighbour precision, and the CLI path on 20 real images."""
 
-import importlib.util
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
 
-_SCRIPT = Path(__file__).resolve().parents[1] / "docs" / "science" / "gz1_search.py"
-
 
 @pytest.fixture(scope="module")
-def search():
-    spec = importlib.util.spec_from_file_location("gz1_search_fast", _SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def search(docs_script):
+    return docs_script("gz1_search")
 
 
 def test_query_ids_are_one_per_class_and_seeded(search):

@@ -1,21 +1,14 @@
 """The map-skill ceiling script (docs/science/map_skill_ceiling.py) at a tiny size."""
 
-import importlib.util
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
 
-_SCRIPT = Path(__file__).resolve().parents[1] / "docs" / "science" / "map_skill_ceiling.py"
-
 
 @pytest.fixture(scope="module")
-def ceiling():
-    spec = importlib.util.spec_from_file_location("map_skill_ceiling_tiny", _SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def ceiling(docs_script):
+    return docs_script("map_skill_ceiling")
 
 
 def test_annulus_features_are_colours_and_fluxes(ceiling):
