@@ -18,6 +18,7 @@ that is interrupted resumes: the store keeps the galaxies already
 preprocessed, and shards with a part file are not run again.
 """
 
+import inspect
 import json
 from pathlib import Path
 
@@ -123,11 +124,12 @@ def _run_shard(ctx, shard):
         ctx["_source"] = source
     view = SourceView(source, rows=np.arange(int(shard[1]), int(shard[2])))
     if ctx["mode"] == "embed":
-        # the encoder's default readout is left implicit: encoders without readouts embed too
-        extra = {} if ctx.get("readout", "embedding") == "embedding" else {
-            "readout": ctx["readout"]}
-        table = model.embed(view, n_views=ctx["n_views"], seed=ctx["seed"],
-                            batch_size=ctx["batch_size"], **extra)
+        # only what this encoder's embed takes: not every encoder has views or readouts
+        takes = inspect.signature(model.embed).parameters
+        extra = {k: v for k, v in (("n_views", ctx["n_views"]), ("seed", ctx["seed"]),
+                                   ("readout", ctx.get("readout", "embedding")))
+                 if k in takes}
+        table = model.embed(view, batch_size=ctx["batch_size"], **extra)
         with atomic_path(part) as tmp, open(tmp, "wb") as fh:
             np.savez(fh, ids=np.asarray(table["id"], dtype=str),
                      embedding=np.asarray(table["embedding"], dtype=np.float32))
@@ -184,6 +186,13 @@ def _sharded(mode, model, survey, work_dir, *, executor, workers, scheduler, cli
         msg = (f"{model_path} holds a {loaded.name!r} model, which predicts "
                f"{getattr(loaded, 'output_type', '?')}, not {wanted}")
         raise ValidationError(msg)
+    if mode == "embed":
+        takes = inspect.signature(loaded.embed).parameters
+        for name, value, default in (("n_views", n_views, 1), ("seed", seed, 0),
+                                     ("readout", readout, "embedding")):
+            if name not in takes and value != default:
+                msg = f"{name} = {value!r}: the {loaded.name!r} model's embed takes no {name}"
+                raise ValidationError(msg)
     contract = getattr(loaded, "contract_", None)
     if contract is not None and len(survey):
         contract.check_record(survey[0], source=f"survey {survey.name!r}")

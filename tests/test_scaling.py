@@ -321,6 +321,17 @@ def test_cli_preprocess_then_train_reads_the_store(tmp_path, monkeypatch, capsys
     np.testing.assert_allclose(np.asarray(sharded["embedding"]), np.asarray(plain["embedding"]),
                                atol=1e-6)
     assert not Path("sharded.parts").exists()
+    # the trunk's features, in shards and not: the same table, recorded as such
+    for out, extra in (("feat", []), ("feat_sharded", ["--executor", "threads",
+                                                        "--workers", "2"])):
+        assert main(["embed", "run/model.pt", "ecalifa-mock", "--set", "n=8", "--set",
+                     "size=16", "--set", "seed=1", "--readout", "features", "--out", out,
+                     *extra]) == 0
+    feat, feat_sharded = QTable.read("feat.ecsv"), QTable.read("feat_sharded.ecsv")
+    assert feat_sharded.meta["readout"] == feat.meta["readout"] == "features"
+    assert feat["embedding"].shape[1] != plain["embedding"].shape[1]
+    np.testing.assert_allclose(np.asarray(feat_sharded["embedding"]),
+                               np.asarray(feat["embedding"]), atol=1e-6)
 
 
 TORCHRUN = textwrap.dedent("""
