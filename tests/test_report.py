@@ -317,3 +317,23 @@ def test_map_metrics_figure():
     pred = {"stellar_mass": truth["stellar_mass"] * 1.2}
     fig = F.plot_map_metrics(MapMetrics().fit(pred, truth).evaluate())
     assert isinstance(fig, Figure) and len(fig.axes[0].patches) == 3
+
+
+def test_thumbnail_colours_follow_the_band_names():
+    """An image-folder cutout stores i, r, g (the JPEG's red, green, blue): shown as stored;
+    a stack named blue to red (g, r, i) is reversed; ugriz shows i, r, g."""
+    from astropy.nddata import NDData
+
+    from astro_cl.report.figures import _rgb
+
+    red = np.zeros((3, 4, 4))
+    red[0] = 0.8  # the i band: the reddest
+    shown = _rgb(NDData(red, meta={"bands": ("i", "r", "g")}))
+    assert shown[..., 0].max() == pytest.approx(0.8) and shown[..., 2].max() == 0
+    shown = _rgb(NDData(red[::-1].copy(), meta={"bands": ("g", "r", "i")}))
+    assert shown[..., 0].max() == pytest.approx(0.8) and shown[..., 2].max() == 0
+    ugriz = np.zeros((5, 4, 4))
+    ugriz[3] = 0.5  # i
+    assert _rgb(ugriz)[..., 0].max() == pytest.approx(0.5)
+    # unnamed three-band stacks keep the old convention (blue to red)
+    assert _rgb(red)[..., 2].max() == pytest.approx(0.8)

@@ -352,15 +352,36 @@ def plot_environment(embedding2d, environments, *, results=None, projection="pro
     return fig
 
 
+#: Photometric bands from blue to red: a three-band stack is shown reddest as red.
+_BAND_ORDER = "ugrizyJHK"
+
+
+def _colour_channels(n, bands):
+    """Indices of the (red, green, blue) display channels of an ``n``-band stack."""
+    if n >= 5:
+        return [3, 2, 1]  # i, r, g of ugriz
+    if n < 3:
+        return [0, 0, 0]
+    bands = [str(b) for b in bands or ()]
+    if len(bands) == n and all(len(b) == 1 and b in _BAND_ORDER for b in bands):
+        by_wavelength = sorted(range(n), key=lambda i: _BAND_ORDER.index(bands[i]))
+        return by_wavelength[::-1][:3]  # reddest first
+    return [2, 1, 0]  # unnamed bands: assumed blue to red, as survey stacks are
+
+
 def _rgb(image):
-    """Display array in [0, 1] from a band stack, an RGB image or a 2-D image."""
+    """Display array in [0, 1] from a band stack, an RGB image or a 2-D image.
+
+    A band stack's channels are put in display order by their ``meta["bands"]``
+    when it names them (e.g. an ``image-folder`` cutout stores i, r, g, which is
+    already red, green, blue).
+    """
     data = np.asarray(getattr(image, "data", image), dtype=float)
+    meta = getattr(image, "meta", None) or {}
     if data.ndim == 3 and data.shape[-1] in (3, 4) and data.shape[0] not in (3, 4, 5):
         data = np.moveaxis(data[..., :3], -1, 0)
     if data.ndim == 3:
-        n = data.shape[0]
-        idx = [3, 2, 1] if n >= 5 else ([2, 1, 0] if n >= 3 else [0, 0, 0])
-        data = data[idx]
+        data = data[_colour_channels(data.shape[0], meta.get("bands"))]
     else:
         data = np.stack([data] * 3)
     data = np.nan_to_num(data)
