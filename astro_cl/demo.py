@@ -27,18 +27,8 @@ import numpy as np
 from astro_cl.exceptions import AstroCLError, ValidationError
 from astro_cl.studies.report import ACCEPTANCE, ACCEPTANCE_MEDIUM
 
-__all__ = [
-    "ACCEPTANCE",
-    "ACCEPTANCE_MEDIUM",
-    "CALIFA_FIELD_ARCSEC",
-    "PLUMBING_SIZES",
-    "SIZES",
-    "AcceptanceError",
-    "acceptance_for",
-    "format_summary",
-    "run_demo",
-    "twin_pixel_scale",
-]
+__all__ = ["ACCEPTANCE", "ACCEPTANCE_MEDIUM", "PLUMBING_SIZES", "SIZES", "AcceptanceError",
+           "acceptance_for", "format_summary", "run_demo"]
 
 #: Sizes that only check that every step runs: their models are too small and
 #: too briefly trained for their numbers to mean anything.
@@ -231,34 +221,6 @@ def _plumbing_note(size_name):
             "expected (--check still turns them into exit status 1).")
 
 
-#: The PPak field of the CALIFA cubes (arcsec across the hexagon's flats).
-CALIFA_FIELD_ARCSEC = 64.0
-
-
-def twin_pixel_scale(size):
-    """Return the spaxel size (arcsec) that gives a twin of ``size`` spaxels the CALIFA field.
-
-    A twin keeps each real galaxy's size and redshift; at the eCALIFA cubes'
-    0.5 arcsec a 32-spaxel mock spans 16 arcsec, and the effective radius of
-    72 per cent of the 895 eCALIFA galaxies (median 11.6 arcsec) falls outside
-    it. Coarser spaxels keep the field: on the twin at 32 spaxels, 2 arcsec
-    lifted the morphology's R^2 from 0.46-0.50 to 0.57-0.58 and Kendall's tau
-    against the study's order from -0.24...0.05 to 0.14 (seeds 0-2).
-
-    Parameters
-    ----------
-    size : int
-        Spaxels per side.
-
-    Returns
-    -------
-    pixel_scale : float
-        ``64 / size`` between 0.5 (the eCALIFA spaxel, once the cube is large
-        enough) and 5 (the largest the mock takes).
-    """
-    return min(5.0, max(0.5, CALIFA_FIELD_ARCSEC / int(size)))
-
-
 def run_demo(out, *, size="small", seed=0, catalogue=None, check=False, progress=True):
     """Run both studies end to end on simulated surveys and write the report.
 
@@ -302,8 +264,7 @@ def run_demo(out, *, size="small", seed=0, catalogue=None, check=False, progress
         Seed of the mocks, the networks and every random step.
     catalogue : str or `~pathlib.Path`, optional
         A real eCALIFA catalogue (e.g. ``ecalifa_global.csv``) to twin: one
-        mock galaxy per row, with the real galaxies' properties, on spaxels
-        that keep the CALIFA field (`twin_pixel_scale`).
+        mock galaxy per row, with the real galaxies' properties.
     check : bool, optional
         Raise `AcceptanceError` (after writing everything) when an
         `ACCEPTANCE` threshold is missed, at any size.
@@ -376,9 +337,7 @@ def run_demo(out, *, size="small", seed=0, catalogue=None, check=False, progress
         stage("simulating the eCALIFA-like mock survey")
         twin = None if catalogue is None else str(catalogue)
         ecalifa = ECALIFAMockSurvey(n=int(cfg["n_ecalifa"]), seed=seed,
-                                    size=int(cfg["cube_size"]), twin=twin,
-                                    pixel_scale=twin_pixel_scale(int(cfg["cube_size"]))
-                                    if twin else ECALIFAMockSurvey.pixel_scale)
+                                    size=int(cfg["cube_size"]), twin=twin)
         provenance = {"demo_size": size_name, "seed": seed, "torch_threads": threads}
         if catalogue is not None:
             provenance.update(catalogue=str(catalogue), catalogue_sha256=file_checksum(catalogue))

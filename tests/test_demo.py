@@ -225,29 +225,3 @@ def test_timing_table_never_shows_negative_setup_time():
     assert list(table["stage"]) == ["a", "b", "imports and setup", "total"]
     assert table["wall_time"][2].value == 0.0
     assert table["cpu_time"][-1].value == pytest.approx(0.8)
-
-
-def test_twin_keeps_the_califa_field(tmp_path, monkeypatch, shared_data):
-    """With a catalogue, the demo's mock spans the CALIFA field (64 arcsec) at its cube size;
-    without one, it keeps the eCALIFA spaxel."""
-    import astro_cl.surveys.ecalifa_mock as ecalifa_mock
-    from astro_cl.demo import twin_pixel_scale
-
-    assert twin_pixel_scale(32) == 2.0 and twin_pixel_scale(48) == pytest.approx(4 / 3)
-    assert twin_pixel_scale(128) == twin_pixel_scale(256) == 0.5 and twin_pixel_scale(8) == 5.0
-    built = []
-
-    class Stop(Exception):
-        pass
-
-    class Recorder(ecalifa_mock.ECALIFAMockSurvey):
-        def __init__(self, **kwargs):
-            built.append(kwargs)
-            raise Stop
-
-    monkeypatch.setattr(ecalifa_mock, "ECALIFAMockSurvey", Recorder)
-    catalogue = shared_data / "ecalifa" / "ecalifa_global.csv"
-    for cat, expected in ((catalogue, 64 / 16), (None, 0.5)):
-        with pytest.raises(Stop):
-            run_demo(tmp_path, size=_TINY, seed=0, catalogue=cat, progress=False)
-        assert built[-1]["pixel_scale"] == expected and built[-1]["size"] == 16
