@@ -357,7 +357,7 @@ _BAND_ORDER = "ugrizyJHK"
 
 
 def _colour_channels(n, bands):
-    """Indices of the (red, green, blue) display channels of an ``n``-band stack."""
+    """Return the indices of the (red, green, blue) display channels of an ``n``-band stack."""
     if n >= 5:
         return [3, 2, 1]  # i, r, g of ugriz
     if n < 3:
