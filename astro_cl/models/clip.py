@@ -599,57 +599,33 @@ class CLIPEncoder(TorchEncoder):
         return float(self.module_.logit_scale().detach())
 
     # -- files --------------------------------------------------------------------------------
-    def save(self, path):
-        """Write the fitted model, with both modalities' preprocessing and contracts.
+    def _extra_artefact_state(self):
+        """Return the cube side's preprocessor and contract for the model file.
 
-        Parameters
-        ----------
-        path : str or `~pathlib.Path`
+        The base class saves the image side as the model's own preprocessor
+        and contract; the cube side is this entry.
         """
-        from astro_cl.models.artefact import artefact_state, write_model_card
-        from astro_cl.training.checkpoints import save_checkpoint
+        from astro_cl.models.artefact import artefact_state
 
-        self._check_fitted()
-        state = {k: v.detach().cpu() for k, v in self.module_.state_dict().items()}
-        cube = _SideView(self.preprocessors_.get("cube"), self.contracts_.get("cube"))
-        cube_state = artefact_state(cube)
-        save_checkpoint(path, {"model_state": state, "extra": {"info": dict(self.info_)},
-                               "history": [dict(r) for r in getattr(self, "history_", [])],
-                               **artefact_state(self),
-                               "cube_side": {"preprocessor": cube_state["preprocessor"],
-                                             "contract": cube_state["contract"]}},
-                        self._header())
-        write_model_card(self, path)
+        cube = artefact_state(_SideView(self.preprocessors_.get("cube"),
+                                        self.contracts_.get("cube")))
+        return {"cube_side": {"preprocessor": cube["preprocessor"],
+                              "contract": cube["contract"]}}
 
-    @classmethod
-    def load(cls, path, *, device="cpu", trainer=None, **overrides):
-        """Build a fitted model from its file.
+    def _restore_extra_artefact_state(self, checkpoint, path):
+        """Restore the cube side and both modalities' maps from a loaded model file.
 
-        Parameters
-        ----------
-        path : str or `~pathlib.Path`
-        device : str, optional
-        trainer : dict, optional
-            Settings replacing the saved ones.
-        **overrides
-            Model parameters replacing the saved ones.
-
-        Returns
-        -------
-        model : `CLIPEncoder`
+        A trainer's ``last.pt`` has no cube side: it is then None, as the
+        image side is for other models.
 
         Raises
         ------
         astro_cl.exceptions.CheckpointError
-            If the file belongs to another model or its weights do not fit.
+            If the saved cube side is malformed.
         """
         from astro_cl.models.artefact import restore_artefact
-        from astro_cl.training.checkpoints import load_checkpoint
 
-        self = super().load(path, device=device, trainer=trainer, **overrides)
-        # the base class restores the image side; the cube side is this model's own entry
-        # (a trainer's last.pt has neither: both are then None, as for other models)
-        side = load_checkpoint(path, model_name=cls.name).get("cube_side") or {}
+        side = checkpoint.get("cube_side") or {}
         if not isinstance(side, dict):
             msg = f"{path}: the saved cube side is malformed (got {type(side).__name__})"
             raise CheckpointError(msg)
@@ -659,7 +635,6 @@ class CLIPEncoder(TorchEncoder):
                          source=f"{path} (cube side)")
         self.preprocessors_ = {"image": self.preprocessor_, "cube": cube.preprocessor_}
         self.contracts_ = {"image": self.contract_, "cube": cube.contract_}
-        return self
 
 
 class _SideView:

@@ -618,9 +618,29 @@ class TorchEncoder(Encoder):
         state = {k: v.detach().cpu() for k, v in self.module_.state_dict().items()}
         save_checkpoint(path, {"model_state": state, "extra": {"info": dict(self.info_)},
                                "history": [dict(r) for r in getattr(self, "history_", [])],
-                               **artefact_state(self)},
+                               **artefact_state(self), **self._extra_artefact_state()},
                         self._header())
         write_model_card(self, path)
+
+    def _extra_artefact_state(self):
+        """Return more entries for the model file (plain types); none by default.
+
+        A subclass that keeps more fitted state than one preprocessor and one
+        contract (`~astro_cl.models.clip.CLIPEncoder`: its cube side) adds
+        it here and reads it back in `_restore_extra_artefact_state`.
+        """
+        return {}
+
+    def _restore_extra_artefact_state(self, checkpoint, path):
+        """Read back what `_extra_artefact_state` wrote; nothing by default.
+
+        Parameters
+        ----------
+        checkpoint : dict
+            The loaded model file.
+        path : str or `~pathlib.Path`
+            Its path, for messages.
+        """
 
     @classmethod
     def load(cls, path, *, device="cpu", trainer=None, **overrides):
@@ -681,4 +701,5 @@ class TorchEncoder(Encoder):
         self.info_ = info
         self.history_ = list(ckpt.get("history", []))
         restore_artefact(self, ckpt, source=str(path))
+        self._restore_extra_artefact_state(ckpt, path)
         return self
