@@ -27,7 +27,52 @@ import numpy as np
 from astro_cl.exceptions import ValidationError
 from astro_cl.utils.io import atomic_path
 
-__all__ = ["embed_survey", "predict_survey", "preprocess_from_config"]
+__all__ = ["EMBED_DEFAULTS", "embed_options", "embed_survey", "predict_survey",
+           "preprocess_from_config"]
+
+#: Options of an encoder's ``embed`` and the values that mean "not set" (not every
+#: encoder has augmented views, readouts or towers).
+EMBED_DEFAULTS = {"n_views": 1, "seed": 0, "readout": "embedding", "modality": None}
+
+
+def embed_options(model, values, *, labels=None):
+    """Return the options of ``values`` that ``model.embed`` takes.
+
+    An option the model's ``embed`` does not take is dropped when it has its
+    `EMBED_DEFAULTS` value and refused otherwise, so that no setting is
+    silently ignored (a CLIP model has no augmented views, a SimCLR model
+    no modality); None values are dropped.
+
+    Parameters
+    ----------
+    model : `~astro_cl.models.base.Encoder`
+    values : dict
+        Option name to value.
+    labels : dict, optional
+        How a message names each option (e.g. ``{"n_views": "--n-views"}``);
+        default ``"<name> ="``.
+
+    Returns
+    -------
+    options : dict
+
+    Raises
+    ------
+    astro_cl.exceptions.ValidationError
+        If an option is set that the model does not take.
+    """
+    takes = inspect.signature(model.embed).parameters
+    options = {}
+    for name, value in values.items():
+        if name in takes:
+            if value is not None:
+                options[name] = value
+        elif value != EMBED_DEFAULTS.get(name):
+            label = (labels or {}).get(name, f"{name} =")
+            msg = f"{label} {value}: the {model.name!r} model's embed takes no {name}"
+            raise ValidationError(msg)
+    return options
+
 
 #: Models loaded in this worker process, by (path, modification time).
 _MODELS = {}
@@ -124,12 +169,7 @@ def _run_shard(ctx, shard):
         ctx["_source"] = source
     view = SourceView(source, rows=np.arange(int(shard[1]), int(shard[2])))
     if ctx["mode"] == "embed":
-        # only what this encoder's embed takes: not every encoder has views or readouts
-        takes = inspect.signature(model.embed).parameters
-        extra = {k: v for k, v in (("n_views", ctx["n_views"]), ("seed", ctx["seed"]),
-                                   ("readout", ctx.get("readout", "embedding")))
-                 if k in takes}
-        table = model.embed(view, batch_size=ctx["batch_size"], **extra)
+        table = model.embed(view, batch_size=ctx["batch_size"], **ctx["embed_options"])
         with atomic_path(part) as tmp, open(tmp, "wb") as fh:
             np.savez(fh, ids=np.asarray(table["id"], dtype=str),
                      embedding=np.asarray(table["embedding"], dtype=np.float32))
@@ -186,13 +226,8 @@ def _sharded(mode, model, survey, work_dir, *, executor, workers, scheduler, cli
         msg = (f"{model_path} holds a {loaded.name!r} model, which predicts "
                f"{getattr(loaded, 'output_type', '?')}, not {wanted}")
         raise ValidationError(msg)
-    if mode == "embed":
-        takes = inspect.signature(loaded.embed).parameters
-        for name, value, default in (("n_views", n_views, 1), ("seed", seed, 0),
-                                     ("readout", readout, "embedding")):
-            if name not in takes and value != default:
-                msg = f"{name} = {value!r}: the {loaded.name!r} model's embed takes no {name}"
-                raise ValidationError(msg)
+    options = (embed_options(loaded, {"n_views": n_views, "seed": seed, "readout": readout})
+               if mode == "embed" else {})
     contract = getattr(loaded, "contract_", None)
     if contract is not None and len(survey):
         contract.check_record(survey[0], source=f"survey {survey.name!r}")
@@ -216,7 +251,7 @@ def _sharded(mode, model, survey, work_dir, *, executor, workers, scheduler, cli
         ctx = {"mode": mode, "suffix": "npz" if mode == "embed" else "json",
                "model": str(model_path.resolve()), "entry": str(source.directory.resolve()),
                "parts": str(parts), "n_views": int(n_views), "seed": int(seed),
-               "readout": readout,
+               "embed_options": options,
                "batch_size": batch_size, "out": None if out is None else str(out),
                "survey": survey if mode == "predict" else None,
                "torch_threads": 1 if runner.n_workers > 1 or executor != "threads" else None}

@@ -1,6 +1,6 @@
 """``astro-cl embed MODEL SURVEY [PATH]``: the embedding table of a survey."""
 
-__all__ = ["HELP", "add_arguments", "embed_options", "run", "write_embeddings"]
+__all__ = ["HELP", "add_arguments", "run", "write_embeddings"]
 
 HELP = "Write the embedding table (ECSV and FITS) of a survey for a trained encoder."
 
@@ -67,47 +67,21 @@ def write_embeddings(table, out):
     return stem
 
 
-def embed_options(model, args, survey):
+def _embed_options(model, args, survey):
     """Return the keyword arguments of ``model.embed`` that the command line sets.
 
-    Options the model's ``embed`` does not take are refused when set to
-    anything but their default (a CLIP model has no augmented views, a
-    SimCLR model no modality), so that no setting is silently ignored.
-
-    Parameters
-    ----------
-    model : `~astro_cl.models.base.Encoder`
-    args : `argparse.Namespace`
-    survey : `~astro_cl.surveys.base.Survey`
-        Its ``default_kind`` picks a two-tower model's tower when
-        ``--modality`` is not given.
-
-    Returns
-    -------
-    options : dict
-
-    Raises
-    ------
-    astro_cl.exceptions.ValidationError
-        If an option is set that the model does not take.
+    `~astro_cl.scaling.embed_options` refuses those the model does not take;
+    a two-tower model's tower defaults to the one the survey's data need.
     """
     import inspect
 
-    from astro_cl.exceptions import ValidationError
+    from astro_cl.scaling import embed_options
 
-    takes = inspect.signature(model.embed).parameters
-    options = {}
-    for name, value, default in (("n_views", args.n_views, 1), ("seed", args.seed, 0),
-                                 ("readout", args.readout, "embedding"),
-                                 ("modality", args.modality, None)):
-        flag = "--" + name.replace("_", "-")
-        if name in takes:
-            if value is not None:
-                options[name] = value
-        elif value != default:
-            msg = f"{flag} {value}: the {model.name!r} model's embed takes no {name}"
-            raise ValidationError(msg)
-    if "modality" in takes and "modality" not in options:
+    values = {"n_views": args.n_views, "seed": args.seed, "readout": args.readout,
+              "modality": args.modality}
+    options = embed_options(model, values,
+                            labels={k: "--" + k.replace("_", "-") for k in values})
+    if "modality" in inspect.signature(model.embed).parameters and "modality" not in options:
         options["modality"] = "cube" if getattr(survey, "default_kind", None) == "cube" \
             else "image"
     return options
@@ -137,7 +111,7 @@ def run(args):
         msg = f"--n-views: expected a positive integer, got {args.n_views}"
         raise ValidationError(msg)
     survey = survey_from_args(args)
-    options = embed_options(model, args, survey)
+    options = _embed_options(model, args, survey)
     if args.executor is None:
         if args.scheduler is not None:
             msg = "--scheduler: needs --executor dask"
