@@ -271,7 +271,7 @@ class TrainerConfig(Component):
         return Trainer(
             module, loss, optimizer=self.optimizer, lr=self.lr, weight_decay=self.weight_decay,
             schedule=self.schedule_table(), epochs=self.epochs, batch_size=self.batch_size,
-            validation_fraction=self.validation_fraction, patience=self.patience or None,
+            validation_fraction=self.validation_fraction, patience=self.patience,
             seed=self.seed, device=self.resolve_device(),
             checkpoint_dir=None if max_batches else self.checkpoint_dir, header=header,
             extra_state=extra_state, progress=self.progress, num_threads=self.num_threads,

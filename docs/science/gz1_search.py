@@ -204,7 +204,6 @@ def results_rst(result):
     -------
     text : str
     """
-    names = CLASS_NAMES
     lines = [f"Precision at k = {result['k']} ({result['n_galaxies']} galaxies, every labelled "
              "galaxy a query once, itself left out):", "",
              "=====================  =====  =========  ======  ======",
@@ -212,7 +211,7 @@ def results_rst(result):
              "=====================  =====  =========  ======  ======"]
     three = {r["class"]: r for r in result["precision_3"]}
     for r in result["precision_5"]:
-        lines.append(f"{names[r['class']]:<21s}  {r['n']:<5d}  {r['precision']:<9.3f}  "
+        lines.append(f"{CLASS_NAMES[r['class']]:<21s}  {r['n']:<5d}  {r['precision']:<9.3f}  "
                      f"{r['chance']:<6.3f}  {r['lift']:.2f}")
     spiral = three.get(1)
     if spiral is not None:
