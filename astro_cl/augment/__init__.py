@@ -25,6 +25,8 @@ _LAZY = {
     "StarMask": "astro_cl.augment.masking",
     "RandomCutout": "astro_cl.augment.masking",
     "Rebin": "astro_cl.augment.rebin",
+    "PCASpaceNoise": "astro_cl.augment.pca_space",
+    "PCASpaceRebin": "astro_cl.augment.pca_space",
     "VelocityShift": "astro_cl.augment.spectral",
     "PreprocessedViews": "astro_cl.augment.preprocessed",
     "build_augmenter": "astro_cl.augment.config",

@@ -16,6 +16,7 @@ def astro_cl_register_augmenters(register):
         RandomTranslation,
     )
     from astro_cl.augment.masking import RandomCutout, StarMask
+    from astro_cl.augment.pca_space import PCASpaceNoise, PCASpaceRebin
     from astro_cl.augment.photometric import (
         GaussianBlur,
         MultiplicativeNoise,
@@ -30,5 +31,5 @@ def astro_cl_register_augmenters(register):
     for cls in (Compose, RandomRotation, RandomFlip, RandomRot90, RandomTranslation, CropResize,
                 GaussianBlur, MultiplicativeNoise, PSFDegradation, NoiseToDepth, Reddening,
                 SurfaceBrightnessDimming, StarMask, RandomCutout, Rebin, VelocityShift,
-                ColourJitter):
+                ColourJitter, PCASpaceNoise, PCASpaceRebin):
         register(cls)

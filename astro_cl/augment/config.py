@@ -188,9 +188,12 @@ def build_training_augmenter(augment, *, preprocessor=None, kind=None, where="co
     if preprocessor is None:
         if not (steps or cube_steps):
             return None
-        return _build(cube_steps + steps, f"{where}: [[augment.cube_steps]] + [[augment.steps]]")
+        chain = _build(cube_steps + steps, f"{where}: [[augment.cube_steps]] + [[augment.steps]]")
+        _bind_preprocessor(chain, None, where)
+        return chain
     image = _build(steps, f"{where}: [[augment.steps]]") if steps else None
     if image is not None:
+        _bind_preprocessor(image, preprocessor, where)
         for i, (aug, _) in enumerate(image.normalised_steps()):
             if aug.space == "cube":
                 msg = (f"{where}: [[augment.steps]] step {i} ({aug.name!r}) works on the "
@@ -210,6 +213,41 @@ def build_training_augmenter(augment, *, preprocessor=None, kind=None, where="co
                              image_augmenter=image)
 
 
+def _leaf_steps(chain):
+    """Yield the augmenters of a chain, nested chains included."""
+    for step in getattr(chain, "steps", ()):
+        aug = step[0] if isinstance(step, tuple) else step
+        if getattr(aug, "steps", None) is not None:
+            yield from _leaf_steps(aug)
+        else:
+            yield aug
+
+
+def _bind_preprocessor(chain, preprocessor, where):
+    """Give the run's preprocessor to the steps that act through it (``pca-space-*``).
+
+    Such a step reads the preprocessor's fitted state when it augments a
+    batch, so it holds the run's own (not yet fitted) preprocessor object.
+    """
+    for aug in _leaf_steps(chain):
+        if "preprocessor" not in type(aug)._param_names() or aug.preprocessor is not None:
+            continue
+        if preprocessor is None:
+            msg = (f"{where}: the {aug.name!r} step augments the images of a cube-pca "
+                   "preprocessor, but the configuration has no [preprocess] table; add one "
+                   "(name = \"cube-pca\") or use the flux-image step instead "
+                   "(multiplicative-noise, rebin)")
+            raise ValidationError(msg)
+        from astro_cl.preprocess.cube_pca import CubePCA
+
+        if not isinstance(preprocessor, CubePCA):
+            msg = (f"{where}: the {aug.name!r} step augments the images of a cube-pca "
+                   f"preprocessor, but [preprocess] is {preprocessor.name!r}; use the "
+                   "flux-image step instead (multiplicative-noise, rebin)")
+            raise ValidationError(msg)
+        aug.preprocessor = preprocessor
+
+
 def augmenter_spec(chain):
     """Return the plain specification of a chain, the inverse of `build_augmenter`.
 
@@ -226,8 +264,9 @@ def augmenter_spec(chain):
     for step in chain.steps:
         aug, p = step if isinstance(step, tuple) else (step, 1.0)
         params = aug.get_params(deep=False)
+        # a preprocessor is the run's own object, bound when the run is built
         params = {k: (list(v) if isinstance(v, tuple) else v) for k, v in params.items()
-                  if v is not None}
+                  if v is not None and k != "preprocessor"}
         if aug.name == "compose":
             params["steps"] = augmenter_spec(aug)
         out.append({"name": aug.name, "p": float(p), **params})

@@ -3,7 +3,8 @@
 __all__ = ["ecalifa_views", "picasso_augmentations"]
 
 
-def ecalifa_views(*, noise_p=0.5, blur_p=0.5, star_p=0.5, rebin_p=0.5, max_shift=16):
+def ecalifa_views(*, noise_p=0.5, blur_p=0.5, star_p=0.5, rebin_p=0.5, max_shift=16,
+                  preprocessor=None):
     """Return the eCALIFA contrastive-learning augmentation chain.
 
     Martinez-Solaeche et al. (2024, A&A 688, A160): every view is rotated by
@@ -15,12 +16,23 @@ def ecalifa_views(*, noise_p=0.5, blur_p=0.5, star_p=0.5, rebin_p=0.5, max_shift
     otherwise) and the "redshift" block-sum rebinning by 1-5 are applied
     with the given probabilities (the paper does not state them).
 
+    The study adds the noise and rebins the data cubes before the PCA. On
+    images of a `~astro_cl.preprocess.CubePCA` (the usual, cached path) pass
+    that preprocessor: the noise and the rebinning are then
+    `~astro_cl.augment.PCASpaceNoise` and `~astro_cl.augment.PCASpaceRebin`,
+    which carry the cube operations through the PCA. Without it they are
+    `~astro_cl.augment.MultiplicativeNoise` and `~astro_cl.augment.Rebin`,
+    right for images whose channels are fluxes (or for raw cubes).
+
     Parameters
     ----------
     noise_p, blur_p, star_p, rebin_p : float, optional
         Per-galaxy probabilities of the noise, blur, star-mask and rebinning steps.
     max_shift : int, optional
         Largest translation in pixels.
+    preprocessor : `~astro_cl.preprocess.CubePCA`, optional
+        The (fitted, or fitted before the first batch) preprocessor whose
+        images are augmented.
 
     Returns
     -------
@@ -30,12 +42,18 @@ def ecalifa_views(*, noise_p=0.5, blur_p=0.5, star_p=0.5, rebin_p=0.5, max_shift
     from astro_cl.augment.compose import Compose
     from astro_cl.augment.geometric import RandomRotation, RandomTranslation
     from astro_cl.augment.masking import StarMask
+    from astro_cl.augment.pca_space import PCASpaceNoise, PCASpaceRebin
     from astro_cl.augment.photometric import GaussianBlur, MultiplicativeNoise
     from astro_cl.augment.rebin import Rebin
 
+    if preprocessor is None:
+        noise, rebin = MultiplicativeNoise(sn=(1, 10)), Rebin(factor=(1, 5))
+    else:
+        noise = PCASpaceNoise(preprocessor=preprocessor, sn=(1, 10))
+        rebin = PCASpaceRebin(preprocessor=preprocessor, factor=(1, 5))
     return Compose(steps=[
-        (MultiplicativeNoise(sn=(1, 10)), noise_p),
-        (Rebin(factor=(1, 5)), rebin_p),
+        (noise, noise_p),
+        (rebin, rebin_p),
         (RandomRotation(angle=(1.0, 359.0), flip=True, mode="bicubic"), 1.0),
         (RandomTranslation(max_shift=max_shift), 1.0),
         (GaussianBlur(sigma=1.0), blur_p),

@@ -23,6 +23,7 @@ the report::
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -126,7 +127,9 @@ def run_ecalifa_study(survey: Survey, out: str | os.PathLike[str], *,
         Augmented views per galaxy in the embedding (their median, as the study).
     augmenter : `~astro_cl.augment.Augmenter`, optional
         The augmentations (default: the study's,
-        `~astro_cl.augment.ecalifa_views` with ``max_shift``).
+        `~astro_cl.augment.ecalifa_views` with ``max_shift`` and the fitted
+        `~astro_cl.preprocess.CubePCA`, so that the noise and the rebinning
+        act as they would on the cubes).
     max_shift : int, optional
         Largest translation of the default augmentations in pixels (default:
         a twelfth of the image side, the study's 16 px on 192-px cubes).
@@ -194,7 +197,8 @@ def run_ecalifa_study(survey: Survey, out: str | os.PathLike[str], *,
 
     stage("training SimCLR with the eCALIFA augmentations")
     shift = max(1, int(cubes.shape[-1]) // 12) if max_shift is None else int(max_shift)
-    views = ecalifa_views(max_shift=shift) if augmenter is None else augmenter
+    views = (ecalifa_views(max_shift=shift, preprocessor=cube_pca) if augmenter is None
+             else augmenter)
     simclr_params, settings = SimCLR.split_settings(dict(simclr or {}))
     trainer = {**model_args, **settings}
     encoder = SimCLR(augmenter=views, **simclr_params)
@@ -231,7 +235,13 @@ def run_ecalifa_study(survey: Survey, out: str | os.PathLike[str], *,
         n_chan = int(cubes.shape[1])
         no_lum = SourceView(cubes, channels=list(range(1, n_chan)),
                             meta={"channels_dropped": [0]})
-        encoder_nl = SimCLR(augmenter=views, **simclr_params).fit(no_lum, trainer=trainer)
+        views_nl = views
+        if augmenter is None:
+            # the same fitted PCA, read as making images without channel 0
+            pca_nl = copy.copy(cube_pca)
+            pca_nl.luminosity_channel = False
+            views_nl = ecalifa_views(max_shift=shift, preprocessor=pca_nl)
+        encoder_nl = SimCLR(augmenter=views_nl, **simclr_params).fit(no_lum, trainer=trainer)
         emb_nl = encoder_nl.embed(no_lum, n_views=int(n_views), seed=seed)
         corr_nl = PropertyCorrelation(**{**params["property-correlation"], "projection": None})
         corr_nl.fit(emb_nl, cat)
