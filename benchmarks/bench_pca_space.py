@@ -20,8 +20,8 @@ import argparse
 import statistics
 
 import torch
-
 from _clock import Clock, context_line
+
 from astro_cl.augment import ecalifa_views, make_generator
 from astro_cl.data.batch import TensorBatch
 from astro_cl.preprocess.cube_pca import CubePCA
@@ -50,7 +50,7 @@ def main():
     for n, size in ((64, 32), (64, 64)):
         batch = _batch(n, size, 30)
         times = {name: [] for name in chains}
-        for name, chain in chains.items():  # warm-up
+        for chain in chains.values():  # warm-up
             chain.two_views(batch, generator=make_generator(0))
         for r in range(args.repeats):
             for name, chain in chains.items():

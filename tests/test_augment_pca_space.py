@@ -20,7 +20,7 @@ from astro_cl.augment import (
     ecalifa_views,
     make_generator,
 )
-from astro_cl.augment.config import augmenter_spec, build_training_augmenter
+from astro_cl.augment.config import augmenter_spec, bind_preprocessor, build_training_augmenter
 from astro_cl.data.batch import TensorBatch
 from astro_cl.exceptions import ValidationError
 from astro_cl.preprocess.cube_pca import CubePCA
@@ -103,6 +103,18 @@ def test_noise_matches_noise_on_the_cube(cubes_and_images):
     assert torch.equal(out.data[masked], images.data[masked])
 
 
+def test_as_many_images_as_channels(cubes_and_images):
+    """Shapes are built per axis: a batch of C images of C channels is not special."""
+    pca, _, images = cubes_and_images
+    n = images.data.shape[1]
+    batch = images.index([i % len(images) for i in range(n)])
+    for layout in (torch.contiguous_format, torch.channels_last):
+        data = batch.data.contiguous(memory_format=layout)
+        out = PCASpaceNoise(preprocessor=pca)(batch.replace(data=data),
+                                              generator=make_generator(0))
+        assert out.data.shape == batch.data.shape
+
+
 def test_seeded_and_factor_one(cubes_and_images):
     pca, _, images = cubes_and_images
     for step in (PCASpaceNoise(preprocessor=pca), PCASpaceRebin(preprocessor=pca)):
@@ -169,3 +181,42 @@ def test_ecalifa_views_with_a_preprocessor():
                                                                   "rebin"]
     # shown with the preprocessor by name (the report's one-line description)
     assert repr(PCASpaceRebin(preprocessor=pre)) == "PCASpaceRebin(preprocessor=<cube-pca>, factor=(1, 5))"
+
+
+def test_bind_preprocessor_keeps_or_replaces():
+    first, second = CubePCA(), CubePCA(luminosity_channel=False)
+    chain = build_augmenter([{"name": "pca-space-noise"}, {"name": "random-flip"}])
+    assert bind_preprocessor(chain, first) is chain
+    assert chain.steps[0][0].preprocessor is first
+    bind_preprocessor(chain, second)  # a bound step keeps its preprocessor
+    assert chain.steps[0][0].preprocessor is first
+    bind_preprocessor(chain, second, replace=True)
+    assert chain.steps[0][0].preprocessor is second
+
+
+def test_study_binds_its_fitted_pca_to_a_users_chain(tmp_path):
+    """run_ecalifa_study gives its CubePCA to pca-space steps, and the ablation its copy."""
+    import warnings
+
+    from astro_cl.augment import Compose, RandomFlip
+    from astro_cl.exceptions import AstroCLWarning
+    from astro_cl.studies import run_ecalifa_study
+
+    chain = Compose(steps=[(PCASpaceNoise(), 1.0), (PCASpaceRebin(factor=2), 0.5),
+                           (RandomFlip(), 1.0)])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", AstroCLWarning)  # tiny samples: some tasks are skipped
+        study = run_ecalifa_study(
+            ECALIFAMockSurvey(n=24, size=16, seed=1), tmp_path,
+            pca={"n_components": 5, "fit_snr": 5.0, "max_spectra_per_galaxy": 30,
+                 "standardize": True},
+            pca_fit_galaxies=6, augmenter=chain, ablation=True, progress=False,
+            simclr={"width": 0.125, "hidden": (16,), "embedding_dim": 8, "epochs": 1,
+                    "batch_size": 24},
+            properties=["EW_Ha_cen", "log_Mass"],
+            task_params={"property-correlation": {"n_bootstrap": 5, "projection": None,
+                                                  "cv": 3, "n_neighbors": 3}})
+    assert chain.steps[0][0].preprocessor is study.pca
+    ablation_steps = study.encoder_no_luminosity.augmenter.steps
+    assert ablation_steps[0][0].preprocessor.luminosity_channel is False
+    assert study.pca.luminosity_channel is True

@@ -31,6 +31,7 @@ _LAZY = {
     "PreprocessedViews": "astro_cl.augment.preprocessed",
     "build_augmenter": "astro_cl.augment.config",
     "augmenter_spec": "astro_cl.augment.config",
+    "bind_preprocessor": "astro_cl.augment.config",
     "build_training_augmenter": "astro_cl.augment.config",
     "ecalifa_views": "astro_cl.augment.presets",
     "picasso_augmentations": "astro_cl.augment.presets",

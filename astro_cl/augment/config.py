@@ -30,7 +30,8 @@ from pathlib import Path
 
 from astro_cl.exceptions import UnknownComponentError, ValidationError
 
-__all__ = ["AUGMENT_KEYS", "augmenter_spec", "build_augmenter", "build_training_augmenter"]
+__all__ = ["AUGMENT_KEYS", "augmenter_spec", "bind_preprocessor", "build_augmenter",
+           "build_training_augmenter"]
 
 #: Keys of the ``[augment]`` table of a training configuration.
 AUGMENT_KEYS = ("steps", "cube_steps")
@@ -189,11 +190,11 @@ def build_training_augmenter(augment, *, preprocessor=None, kind=None, where="co
         if not (steps or cube_steps):
             return None
         chain = _build(cube_steps + steps, f"{where}: [[augment.cube_steps]] + [[augment.steps]]")
-        _bind_preprocessor(chain, None, where)
+        bind_preprocessor(chain, None, where=where)
         return chain
     image = _build(steps, f"{where}: [[augment.steps]]") if steps else None
     if image is not None:
-        _bind_preprocessor(image, preprocessor, where)
+        bind_preprocessor(image, preprocessor, where=where)
         for i, (aug, _) in enumerate(image.normalised_steps()):
             if aug.space == "cube":
                 msg = (f"{where}: [[augment.steps]] step {i} ({aug.name!r}) works on the "
@@ -223,14 +224,40 @@ def _leaf_steps(chain):
             yield aug
 
 
-def _bind_preprocessor(chain, preprocessor, where):
-    """Give the run's preprocessor to the steps that act through it (``pca-space-*``).
+def bind_preprocessor(chain, preprocessor, *, replace=False, where="augmenter"):
+    """Give a run's preprocessor to the steps of a chain that act through it.
 
-    Such a step reads the preprocessor's fitted state when it augments a
-    batch, so it holds the run's own (not yet fitted) preprocessor object.
+    Steps with a ``preprocessor`` parameter left unset (``pca-space-noise``,
+    ``pca-space-rebin``) read the fitted preprocessor when they augment a
+    batch, so they can hold the run's own preprocessor object before it is
+    fitted. Steps given a preprocessor keep theirs unless ``replace``.
+
+    Parameters
+    ----------
+    chain : `~astro_cl.augment.Augmenter`
+        A chain (nested chains included) or a single step; changed in place.
+    preprocessor : `~astro_cl.preprocess.CubePCA` or None
+        The preprocessor whose images the chain augments.
+    replace : bool, optional
+        Also replace the preprocessor of steps that have one.
+    where : str, optional
+        Name of the configuration, for error messages.
+
+    Returns
+    -------
+    chain : `~astro_cl.augment.Augmenter`
+        The same chain.
+
+    Raises
+    ------
+    astro_cl.exceptions.ValidationError
+        If a step needs a preprocessor and ``preprocessor`` is None or not a
+        `~astro_cl.preprocess.CubePCA`.
     """
-    for aug in _leaf_steps(chain):
-        if "preprocessor" not in type(aug)._param_names() or aug.preprocessor is not None:
+    steps = list(_leaf_steps(chain)) if getattr(chain, "steps", None) is not None else [chain]
+    for aug in steps:
+        if "preprocessor" not in type(aug)._param_names() or (
+                aug.preprocessor is not None and not replace):
             continue
         if preprocessor is None:
             msg = (f"{where}: the {aug.name!r} step augments the images of a cube-pca "
@@ -246,6 +273,7 @@ def _bind_preprocessor(chain, preprocessor, where):
                    "flux-image step instead (multiplicative-noise, rebin)")
             raise ValidationError(msg)
         aug.preprocessor = preprocessor
+    return chain
 
 
 def augmenter_spec(chain):

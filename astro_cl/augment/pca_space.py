@@ -169,7 +169,7 @@ class PCASpaceNoise(_ThroughPCA):
             chan = (1, c, 1)
             good = (~batch.mask.any(dim=1)).reshape(b, 1, h * w)
         good = good.to(data.dtype)
-        one = tuple(1 if n == c else n for n in (b, *x.shape[1:]))
+        one = (b, h * w, 1) if pixel_major else (b, 1, h * w)  # one value per spaxel
         # draw order: the normalisation errors, then the coefficient noise
         rel = randn_like(torch.empty(one, dtype=data.dtype, device=data.device), generator,
                          std=median_error * inv_sn)

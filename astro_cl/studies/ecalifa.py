@@ -98,6 +98,7 @@ def run_ecalifa_study(survey: Survey, out: str | os.PathLike[str], *,
                       pca: Mapping[str, Any] | None = None, pca_fit_galaxies: int = 30,
                       simclr: Mapping[str, Any] | None = None, n_views: int = 1,
                       augmenter: Augmenter | None = None, max_shift: int | None = None,
+                      view_params: Mapping[str, Any] | None = None,
                       properties: Sequence[str] | None = None,
                       task_params: Mapping[str, Mapping[str, Any]] | None = None,
                       ablation: bool = True, seed: int = 0, threads: int | None = None,
@@ -129,10 +130,15 @@ def run_ecalifa_study(survey: Survey, out: str | os.PathLike[str], *,
         The augmentations (default: the study's,
         `~astro_cl.augment.ecalifa_views` with ``max_shift`` and the fitted
         `~astro_cl.preprocess.CubePCA`, so that the noise and the rebinning
-        act as they would on the cubes).
+        act as they would on the cubes). Its ``pca-space-*`` steps without a
+        preprocessor get the fitted `~astro_cl.preprocess.CubePCA`
+        (`~astro_cl.augment.config.bind_preprocessor`).
     max_shift : int, optional
         Largest translation of the default augmentations in pixels (default:
         a twelfth of the image side, the study's 16 px on 192-px cubes).
+    view_params : dict, optional
+        Other parameters of the default augmentations
+        (`~astro_cl.augment.ecalifa_views`, e.g. ``{"star_p": 0.2}``).
     properties : list of str, optional
         Catalogue properties to rank and regress (default: those of
         `ECALIFA_PROPERTIES` the catalogue has).
@@ -162,6 +168,7 @@ def run_ecalifa_study(survey: Survey, out: str | os.PathLike[str], *,
 
     from tqdm.auto import tqdm
 
+    from astro_cl.augment.config import bind_preprocessor
     from astro_cl.augment.presets import ecalifa_views
     from astro_cl.models.simclr import SimCLR
     from astro_cl.preprocess.cache import PreprocessedCache
@@ -197,8 +204,11 @@ def run_ecalifa_study(survey: Survey, out: str | os.PathLike[str], *,
 
     stage("training SimCLR with the eCALIFA augmentations")
     shift = max(1, int(cubes.shape[-1]) // 12) if max_shift is None else int(max_shift)
-    views = (ecalifa_views(max_shift=shift, preprocessor=cube_pca) if augmenter is None
-             else augmenter)
+    view_params = dict(view_params or {})
+    if augmenter is None:
+        views = ecalifa_views(**{"max_shift": shift, **view_params}, preprocessor=cube_pca)
+    else:
+        views = bind_preprocessor(augmenter, cube_pca, where="run_ecalifa_study: augmenter")
     simclr_params, settings = SimCLR.split_settings(dict(simclr or {}))
     trainer = {**model_args, **settings}
     encoder = SimCLR(augmenter=views, **simclr_params)
@@ -235,12 +245,15 @@ def run_ecalifa_study(survey: Survey, out: str | os.PathLike[str], *,
         n_chan = int(cubes.shape[1])
         no_lum = SourceView(cubes, channels=list(range(1, n_chan)),
                             meta={"channels_dropped": [0]})
-        views_nl = views
+        # the same fitted PCA, read as making images without channel 0
+        pca_nl = copy.copy(cube_pca)
+        pca_nl.luminosity_channel = False
         if augmenter is None:
-            # the same fitted PCA, read as making images without channel 0
-            pca_nl = copy.copy(cube_pca)
-            pca_nl.luminosity_channel = False
-            views_nl = ecalifa_views(max_shift=shift, preprocessor=pca_nl)
+            views_nl = ecalifa_views(**{"max_shift": shift, **view_params},
+                                     preprocessor=pca_nl)
+        else:
+            views_nl = bind_preprocessor(copy.deepcopy(views), pca_nl, replace=True,
+                                         where="run_ecalifa_study: augmenter")
         encoder_nl = SimCLR(augmenter=views_nl, **simclr_params).fit(no_lum, trainer=trainer)
         emb_nl = encoder_nl.embed(no_lum, n_views=int(n_views), seed=seed)
         corr_nl = PropertyCorrelation(**{**params["property-correlation"], "projection": None})

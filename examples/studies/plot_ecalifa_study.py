@@ -101,7 +101,8 @@ print(cube.flux.shape, cube.flux.unit, cube.spectral_axis[[0, -1]].to("Angstrom"
 # channel: 30 channels, cached on disk); trains `~astro_cl.models.simclr.SimCLR`
 # with the study's augmentations (`~astro_cl.augment.ecalifa_views`: rotation
 # and flip, translation, noise with S/N 1-10, blur, foreground-star masks and
-# the "redshift" rebinning; here with more stars than the default); embeds
+# the "redshift" rebinning, the noise and rebinning carried through the PCA as
+# they would act on the cubes; here with fewer star masks than the default); embeds
 # every galaxy as the median of 3 augmented views; runs every downstream task
 # through `~astro_cl.studies.run_tasks`; and trains the encoder again without
 # the luminosity channel. The encoder is the study's (four convolution blocks,
@@ -110,7 +111,6 @@ print(cube.flux.shape, cube.flux.unit, cube.spectral_axis[[0, -1]].to("Angstrom"
 import tempfile
 import warnings
 
-from astro_cl.augment import ecalifa_views
 from astro_cl.exceptions import AstroCLWarning
 from astro_cl.studies import run_ecalifa_study
 
@@ -122,7 +122,7 @@ with warnings.catch_warnings():
     study = run_ecalifa_study(
         survey, out, pca={"max_spectra_per_galaxy": 60}, pca_fit_galaxies=len(survey),
         simclr={"width": 0.25, "epochs": 6, "batch_size": None}, n_views=3,
-        augmenter=ecalifa_views(max_shift=2, star_p=0.2),
+        max_shift=2, view_params={"star_p": 0.2},
         properties=["EW_Ha_cen", "type", "ZH_LW_Re_fit", "Age_LW_Re_fit", "Sigma_Mass_cen",
                     "log_NII_Ha_cen", "log_Mass", "log_SFR_Ha", "Re_kpc"],
         task_params={"property-correlation": {"n_neighbors": 5, "cv": 4, "n_bootstrap": 50,
