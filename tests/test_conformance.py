@@ -180,6 +180,22 @@ for _info in BUILTINS:
         factory("augmenter", _info.name)(_augmenter(_info.name))
 
 
+def _pca_space(name):
+    """The pca-space steps read a fitted CubePCA: one of 2 components + log L, 3 channels."""
+    def make(tmp_path):
+        from astro_cl.plugins.registry import get_augmenter
+        from astro_cl.preprocess import CubePCA
+
+        pca = CubePCA(n_components=2, max_spectra_per_galaxy=10, standardize=True)
+        pca.fit(_cube_survey())
+        return get_augmenter(name, preprocessor=pca), (_galaxy_batch(),), {}
+    return make
+
+
+for _name in ("pca-space-noise", "pca-space-rebin"):
+    factory("augmenter", _name)(_pca_space(_name))
+
+
 @factory("augmenter", "compose")
 def _compose(tmp_path):
     from astro_cl.augment import Compose, GaussianBlur, RandomFlip, RandomRot90

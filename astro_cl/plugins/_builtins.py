@@ -37,6 +37,8 @@ BUILTIN_COMPONENTS = (
     ('augmenter', 'astro_cl.augment.photometric.GaussianBlur'),
     ('augmenter', 'astro_cl.augment.photometric.MultiplicativeNoise'),
     ('augmenter', 'astro_cl.augment.photometric.NoiseToDepth'),
+    ('augmenter', 'astro_cl.augment.pca_space.PCASpaceNoise'),
+    ('augmenter', 'astro_cl.augment.pca_space.PCASpaceRebin'),
     ('augmenter', 'astro_cl.augment.photometric.PSFDegradation'),
     ('augmenter', 'astro_cl.augment.masking.RandomCutout'),
     ('augmenter', 'astro_cl.augment.geometric.RandomFlip'),
