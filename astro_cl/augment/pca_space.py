@@ -109,6 +109,12 @@ class PCASpaceNoise(_ThroughPCA):
     sn : int or (int, int), optional
         Signal-to-noise ratio, or an inclusive range drawn per image.
 
+    Notes
+    -----
+    The noise is drawn in the batch's memory layout (channels-last batches
+    pixel by pixel, others channel by channel): the same seed gives the same
+    views for a batch of the same layout, as the trainer's batches always are.
+
     Examples
     --------
     >>> from astro_cl.augment import PCASpaceNoise
