@@ -146,3 +146,26 @@ def test_bars_and_arms_by_type(population):
     assert (arms[spiral] >= 2).all()
     pitch = np.array([p["arm_pitch"] for p in population])
     assert pitch[np.isin(types, ["Sa", "Sab"])].mean() + 5 < pitch[np.isin(types, ["Sd", "Sdm"])].mean()
+
+
+def test_twin_reads_ellip_as_the_eccentricity():
+    """eCALIFA's ``ellip`` is sqrt(1 - (b/a)**2) (the study's table calls it ``ecc``).
+
+    Read as 1 - b/a it made the median twin galaxy 80 degrees inclined; the mock
+    catalogue writes the same definition, so a mock's row twins back to its
+    own axis ratio.
+    """
+    from astropy.table import QTable
+
+    from astro_cl.surveys.ecalifa_mock import ECALIFAMockSurvey
+    from astro_cl.surveys.mock.population import twin_population
+
+    ellip = [0.0, 0.6, 0.8]
+    cat = QTable({"log_Mass": [10.5] * 3, "z": [0.02] * 3, "type": ["Sc"] * 3, "ellip": ellip})
+    q = [p["q_disc"] for p in twin_population(cat, seed=0)]
+    np.testing.assert_allclose(q, np.sqrt(1 - np.square(ellip)), atol=1e-6)
+    mock = ECALIFAMockSurvey(n=6, size=16, seed=4).catalogue
+    again = twin_population(mock, seed=4)
+    observed_q = np.sqrt(1 - np.asarray(mock["ellip"], float) ** 2)
+    np.testing.assert_allclose([p["q_disc"] for p in again], np.clip(observed_q, 0.2, 1),
+                               atol=0.02)

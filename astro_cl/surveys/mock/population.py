@@ -349,7 +349,8 @@ def draw_galaxy(seed, index, *, fov_arcsec=32.0, overrides=None, selection="diam
         Field of view of the renderer (for the diameter selection).
     overrides : dict, optional
         Values fixed by a twin catalogue row: ``log_mass``, ``log_sfr``, ``type``,
-        ``re_kpc``, ``z``, ``pa``, ``ellip``, ``name``.
+        ``re_kpc``, ``z``, ``pa``, ``ellip`` (the eccentricity of the isophotes,
+        ``sqrt(1 - (b/a)**2)``, as in the eCALIFA catalogue), ``name``.
     selection : {"diameter", "flux"}, optional
         eCALIFA-like or SDSS-like population (see the module notes).
 
@@ -436,7 +437,9 @@ def draw_galaxy(seed, index, *, fov_arcsec=32.0, overrides=None, selection="diam
     ellip = ov.get("ellip")
     cos_i = float(rng.uniform(0, 1))
     if ellip is not None and np.isfinite(ellip):
-        q_obs = float(np.clip(1 - ellip, 0.2, 1.0))
+        # the eCALIFA catalogue's ``ellip`` is the eccentricity sqrt(1 - (b/a)**2)
+        # (it equals the ``ecc`` of the study's label table), not 1 - b/a
+        q_obs = float(np.clip(np.sqrt(max(1.0 - float(ellip) ** 2, 0.0)), 0.2, 1.0))
         cos_i = float(np.sqrt(np.clip((q_obs**2 - 0.04) / (1 - 0.04), 0, 1)))
     q_disc = float(np.sqrt(0.2**2 + (1 - 0.2**2) * cos_i**2))
     pa = ov.get("pa")

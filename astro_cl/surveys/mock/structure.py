@@ -448,7 +448,8 @@ def _summarise(state, r_re, light, cont_ha):
         "Sigma_Mass_cen": float(np.log10(np.mean(t["stellar_mass"].ravel()[cen]) / 1e6)),
         "Av_gas_Re": float(np.mean(t["av"].ravel()[ring])),
         "sfms_class": str(sfms_class(log_mass, log_sfr)), "DL": dl,
-        "ellip": float(1 - q_obs),
+        # as the eCALIFA catalogue writes it: the eccentricity, not 1 - b/a
+        "ellip": float(np.sqrt(max(1.0 - q_obs**2, 0.0))),
     }
 
 
