@@ -320,28 +320,43 @@ def test_prefetch_threads_set_in_the_prefetch_thread_only():
 
 
 def test_history_times_the_validation_pass(tmp_path, monkeypatch):
-    """``val_seconds`` shows what validation costs beside the epoch's training steps.
+    """``val_seconds`` brackets the validation pass, and nothing else of the epoch.
 
-    A fake clock (each reading one second after the last) makes the recorded
-    times exact, so the test checks what is timed, not how fast this machine is.
+    The clock and the validation pass are recorded in the order they run: the
+    test checks which code the two clock readings enclose, not any duration
+    (speed belongs in ``benchmarks/bench_validation.py``).
     """
     import csv
-    import itertools
 
     from astro_cl.training import trainer as trainer_module
 
-    clock = itertools.count()
-    monkeypatch.setattr(trainer_module.time, "perf_counter", lambda: float(next(clock)))
+    events = []
+    real_clock, real_validate = trainer_module.time.perf_counter, Trainer._validate
+
+    def clock():
+        events.append("clock")
+        return real_clock()
+
+    def validate(self, run):
+        events.append("validate")
+        return real_validate(self, run)
+
+    monkeypatch.setattr(trainer_module.time, "perf_counter", clock)
+    monkeypatch.setattr(Trainer, "_validate", validate)
     src = _source()
     for fraction in (0.25, 0.0):
+        events.clear()
         tr = Trainer(_Net(), _SplitLoss(), epochs=2, batch_size=5, lr=1e-2, seed=3,
                      progress=False, validation_fraction=fraction,
                      checkpoint_dir=tmp_path / str(fraction))
         history = tr.fit(src)
-        # the validation pass is read between two readings of the fake clock: one tick of
-        # it, not a measured time; none without validation
-        ticks = 1.0 if fraction > 0 else 0.0
-        assert [h["val_seconds"] for h in history] == [ticks, ticks]
+        passes = [i for i, e in enumerate(events) if e == "validate"]
+        assert len(passes) == 2
+        if fraction > 0:  # each epoch's validation pass sits between two clock readings
+            assert all(events[i - 1] == "clock" and events[i + 1] == "clock" for i in passes)
         with open(tmp_path / str(fraction) / "history.csv", newline="") as fh:
             rows = list(csv.DictReader(fh))
-        assert [float(r["val_seconds"]) for r in rows] == [ticks, ticks]
+        recorded = [h["val_seconds"] for h in history] + [float(r["val_seconds"]) for r in rows]
+        assert all(np.isfinite(v) and v >= 0 for v in recorded)
+        if fraction == 0.0:  # no validation set: nothing is timed, the column says 0
+            assert not any(recorded)
