@@ -250,8 +250,7 @@ def _sharded(mode, model, survey, work_dir, *, executor, workers, scheduler, cli
         shards = _shards(len(source), shard_size)
         ctx = {"mode": mode, "suffix": "npz" if mode == "embed" else "json",
                "model": str(model_path.resolve()), "entry": str(source.directory.resolve()),
-               "parts": str(parts), "n_views": int(n_views), "seed": int(seed),
-               "embed_options": options,
+               "parts": str(parts), "embed_options": options,
                "batch_size": batch_size, "out": None if out is None else str(out),
                "survey": survey if mode == "predict" else None,
                "torch_threads": 1 if runner.n_workers > 1 or executor != "threads" else None}

@@ -172,7 +172,9 @@ class SimCLR(TorchEncoder):
         self._check_fitted()
         aug = self.resolve_augmenter() if n_views > 1 else None
         if n_views > 1 and aug is None:
-            msg = "embed: n_views > 1 needs an augmenter (set the 'augmenter' parameter)"
+            msg = ("embed: n_views > 1 needs an augmenter (set the 'augmenter' parameter; a "
+                   "model read from its file keeps none: load_model(path, augmenter=...) "
+                   "from Python, or --n-views 1)")
             raise ValidationError(msg)
         forward = self.network()
         self.module_.eval()
